@@ -1,0 +1,73 @@
+package tokens_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/levqor/levqor/tokens"
+)
+
+// clock is a settable time source; tests advance it instead of sleeping.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{t: t} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef-test-only")
+
+func hmacKey(t testing.TB, kid string) tokens.Key {
+	t.Helper()
+	k, err := tokens.NewHMACKey(kid, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func edKey(t testing.TB) tokens.Key {
+	t.Helper()
+	k, err := tokens.GenerateEd25519Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func keySet(t testing.TB, signing tokens.Key, accepted ...tokens.Key) *tokens.KeySet {
+	t.Helper()
+	ks, err := tokens.NewKeySet(signing, accepted...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+func memStore(t testing.TB) *tokens.MemoryStore {
+	s := tokens.NewMemoryStore(tokens.MemoryConfig{})
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newManager(t testing.TB, cfg tokens.Config) *tokens.Manager {
+	t.Helper()
+	m, err := tokens.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

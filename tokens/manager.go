@@ -1,0 +1,376 @@
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultIssuer         = "levqor"
+	DefaultAudience       = "levqor-api"
+	DefaultClientID       = "levqor"
+	DefaultAccessTTL      = 15 * time.Minute
+	DefaultRefreshTTL     = 7 * 24 * time.Hour
+	DefaultLeeway         = 30 * time.Second
+	DefaultRefreshGrace   = 5 * time.Second
+	DefaultMaxTokenLength = 4096
+)
+
+// Config configures a Manager. Zero fields take the documented defaults.
+type Config struct {
+	// Keys signs new tokens and verifies presented ones. Required.
+	Keys *KeySet
+	// Store records revocations and refresh families. Required.
+	Store Store
+
+	// Issuer is the iss claim of every token and the aud of refresh tokens,
+	// which only this issuer consumes. Default DefaultIssuer.
+	Issuer string
+	// Audience is the aud claim of access tokens. Default DefaultAudience.
+	Audience string
+	// ClientID is the client_id claim of access tokens (RFC 9068 §2.2).
+	// Default DefaultClientID.
+	ClientID string
+	// AccessTTL is the lifetime of access tokens. Default DefaultAccessTTL (15m).
+	AccessTTL time.Duration
+	// RefreshTTL is the lifetime of each refresh token. Default DefaultRefreshTTL (7d).
+	RefreshTTL time.Duration
+	// Leeway tolerates clock skew on exp, nbf and iat. Default DefaultLeeway
+	// (30s); negative means none.
+	Leeway time.Duration
+	// RefreshGrace is how long after a rotation the previous refresh token may
+	// be exchanged again, so concurrent refreshes by one client do not count
+	// as reuse. Default DefaultRefreshGrace (5s); negative disables it.
+	RefreshGrace time.Duration
+	// MaxTokenLength caps the length of a presented token; longer input is
+	// rejected with ErrTooLarge before any parsing. Default DefaultMaxTokenLength.
+	MaxTokenLength int
+	// FailOpen accepts a correctly signed, unexpired access token when the
+	// Store cannot be asked whether it was revoked. Default false: Verify
+	// returns ErrStore and the middleware answers 503.
+	FailOpen bool
+	// Logger receives reuse detections and fail-open events (never tokens).
+	// Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Manager issues, verifies, rotates and revokes tokens. Safe for concurrent use.
+type Manager struct {
+	cfg     Config
+	grace   time.Duration
+	access  *jwt.Parser
+	refresh *jwt.Parser
+	anyAud  *jwt.Parser
+	keyFunc jwt.Keyfunc
+}
+
+// Pair is the result of Issue and Refresh.
+type Pair struct {
+	AccessToken      string
+	RefreshToken     string
+	TokenType        string // always "Bearer"
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+	Family           string
+}
+
+// ExpiresIn is the access token lifetime in whole seconds, for the OAuth
+// expires_in field.
+func (p Pair) ExpiresIn(now time.Time) int64 {
+	return int64(p.AccessExpiresAt.Sub(now).Round(time.Second) / time.Second)
+}
+
+// New validates cfg and returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Keys == nil {
+		return nil, fmt.Errorf("tokens: Config.Keys is required")
+	}
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("tokens: Config.Store is required")
+	}
+	if cfg.AccessTTL < 0 || cfg.RefreshTTL < 0 || cfg.MaxTokenLength < 0 {
+		return nil, fmt.Errorf("tokens: AccessTTL, RefreshTTL and MaxTokenLength must not be negative")
+	}
+	setDefault(&cfg.Issuer, DefaultIssuer)
+	setDefault(&cfg.Audience, DefaultAudience)
+	setDefault(&cfg.ClientID, DefaultClientID)
+	setDefault(&cfg.AccessTTL, DefaultAccessTTL)
+	setDefault(&cfg.RefreshTTL, DefaultRefreshTTL)
+	setDefault(&cfg.Leeway, DefaultLeeway)
+	setDefault(&cfg.RefreshGrace, DefaultRefreshGrace)
+	setDefault(&cfg.MaxTokenLength, DefaultMaxTokenLength)
+	if cfg.Leeway < 0 {
+		cfg.Leeway = 0
+	}
+	if cfg.AccessTTL > cfg.RefreshTTL {
+		return nil, fmt.Errorf("tokens: AccessTTL (%v) longer than RefreshTTL (%v)", cfg.AccessTTL, cfg.RefreshTTL)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := &Manager{cfg: cfg, grace: max(cfg.RefreshGrace, 0)}
+	m.keyFunc = m.lookupKey
+	common := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{AlgEdDSA, AlgHS256}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	m.access = jwt.NewParser(append(common, jwt.WithAudience(cfg.Audience))...)
+	m.refresh = jwt.NewParser(append(common, jwt.WithAudience(cfg.Issuer))...)
+	m.anyAud = jwt.NewParser(append(common, jwt.WithoutClaimsValidation())...)
+	return m, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Issue starts a new refresh family for subject and returns its first pair.
+func (m *Manager) Issue(ctx context.Context, subject string) (Pair, error) {
+	if subject == "" {
+		return Pair{}, fmt.Errorf("%w: empty subject", ErrMissingClaim)
+	}
+	now := m.cfg.Now()
+	family, jti := newID(), newID()
+	if err := m.cfg.Store.CreateFamily(ctx, family, subject, jti, now.Add(m.cfg.RefreshTTL)); err != nil {
+		return Pair{}, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return m.mint(subject, family, jti, now)
+}
+
+// Verify checks an access token (signature, algorithm, kid, type, issuer,
+// audience, times, required claims) and asks the Store, in one round trip,
+// whether it or its family was revoked.
+func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := m.parse(m.access, token, TypeAccess)
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := m.cfg.Store.Revoked(ctx, c.Family, c.ID)
+	if err != nil {
+		if m.cfg.FailOpen && ctx.Err() == nil {
+			m.cfg.Logger.WarnContext(ctx, "tokens: revocation check failed; accepting token (FailOpen)", "subject", c.Subject, "err", err)
+			return c, nil
+		}
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if revoked {
+		return nil, ErrRevoked
+	}
+	return c, nil
+}
+
+// Refresh exchanges a refresh token for a new pair in the same family and
+// retires the one presented. Presenting a retired refresh token (outside the
+// grace period) revokes the whole family and returns ErrReused.
+func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Pair, error) {
+	c, err := m.parse(m.refresh, refreshToken, TypeRefresh)
+	if err != nil {
+		return Pair{}, err
+	}
+	now := m.cfg.Now()
+	jti, err := m.cfg.Store.Rotate(ctx, c.Family, c.ID, newID(), now, m.grace, now.Add(m.cfg.RefreshTTL))
+	switch {
+	case errors.Is(err, ErrReused):
+		m.cfg.Logger.WarnContext(ctx, "tokens: refresh token reuse detected; family revoked", "subject", c.Subject, "family", c.Family)
+		return Pair{}, err
+	case errors.Is(err, ErrRevoked), errors.Is(err, ErrUnknownFamily):
+		return Pair{}, err
+	case err != nil:
+		return Pair{}, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return m.mint(c.Subject, c.Family, jti, now)
+}
+
+// Revoke revokes a token issued by this Manager: an access token by its jti,
+// a refresh token with its whole family. An expired token needs no
+// revocation and returns nil.
+func (m *Manager) Revoke(ctx context.Context, token string) error {
+	c, err := m.parse(m.anyAud, token, "")
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	now := m.cfg.Now()
+	if c.ExpiresAt == nil || !c.ExpiresAt.Add(m.cfg.Leeway).After(now) {
+		return nil
+	}
+	if c.Type == TypeRefresh {
+		return m.RevokeFamily(ctx, c.Family)
+	}
+	return m.RevokeClaims(ctx, c)
+}
+
+// RevokeClaims revokes the single token described by verified claims, such
+// as those FromContext returns.
+func (m *Manager) RevokeClaims(ctx context.Context, c *Claims) error {
+	if c == nil || c.ID == "" || c.ExpiresAt == nil {
+		return fmt.Errorf("%w: jti or exp", ErrMissingClaim)
+	}
+	if err := m.cfg.Store.RevokeToken(ctx, c.Family, c.ID, c.ExpiresAt.Add(m.cfg.Leeway)); err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return nil
+}
+
+// RevokeFamily revokes a refresh family: every refresh and access token
+// issued in it is rejected from now on.
+func (m *Manager) RevokeFamily(ctx context.Context, family string) error {
+	if family == "" {
+		return fmt.Errorf("%w: fid", ErrMissingClaim)
+	}
+	// No token of the family can outlive a refresh token minted now.
+	until := m.cfg.Now().Add(m.cfg.RefreshTTL + m.cfg.Leeway)
+	if err := m.cfg.Store.RevokeFamily(ctx, family, until); err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return nil
+}
+
+// CleanupExpired asks the Store to drop records of tokens that expired.
+func (m *Manager) CleanupExpired(ctx context.Context) (int, error) {
+	return m.cfg.Store.CleanupExpired(ctx, m.cfg.Now())
+}
+
+func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair, error) {
+	key := m.cfg.Keys.Signing()
+	iat := jwt.NewNumericDate(now)
+	p := Pair{
+		TokenType:        "Bearer",
+		AccessExpiresAt:  now.Add(m.cfg.AccessTTL),
+		RefreshExpiresAt: now.Add(m.cfg.RefreshTTL),
+		Family:           family,
+	}
+	var err error
+	p.AccessToken, err = sign(key, TypeAccess, &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: m.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{m.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(p.AccessExpiresAt), IssuedAt: iat, ID: newID(),
+		},
+		ClientID: m.cfg.ClientID,
+		Family:   family,
+	})
+	if err != nil {
+		return Pair{}, err
+	}
+	p.RefreshToken, err = sign(key, TypeRefresh, &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: m.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{m.cfg.Issuer},
+			ExpiresAt: jwt.NewNumericDate(p.RefreshExpiresAt), IssuedAt: iat, ID: refreshJTI,
+		},
+		Family: family,
+	})
+	if err != nil {
+		return Pair{}, err
+	}
+	return p, nil
+}
+
+func sign(key Key, typ Type, c *Claims) (string, error) {
+	t := jwt.NewWithClaims(key.method, c)
+	t.Header["typ"] = string(typ)
+	t.Header["kid"] = key.id
+	s, err := t.SignedString(key.sign)
+	if err != nil {
+		return "", fmt.Errorf("tokens: sign %s token: %w", typ, err)
+	}
+	return s, nil
+}
+
+func (m *Manager) lookupKey(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	k, ok := m.cfg.Keys.Lookup(kid)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	// The kid decides the algorithm: an EdDSA key's public bytes are never
+	// used as an HMAC secret, whatever alg the token claims.
+	if t.Method.Alg() != k.Algorithm() {
+		return nil, ErrAlgorithm
+	}
+	return k.verify, nil
+}
+
+// parse verifies token with p and checks its typ header (any type when want is "").
+func (m *Manager) parse(p *jwt.Parser, token string, want Type) (*Claims, error) {
+	if len(token) > m.cfg.MaxTokenLength {
+		return nil, ErrTooLarge
+	}
+	if token == "" {
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	c := new(Claims)
+	t, err := p.ParseWithClaims(token, c, m.keyFunc)
+	if err != nil {
+		return nil, classify(t, err)
+	}
+	typ, _ := t.Header["typ"].(string)
+	c.Type = Type(strings.TrimPrefix(strings.ToLower(typ), "application/"))
+	switch {
+	case c.Type != TypeAccess && c.Type != TypeRefresh:
+		return nil, fmt.Errorf("%w: typ %q", ErrWrongType, typ)
+	case want != "" && c.Type != want:
+		return nil, fmt.Errorf("%w: got %s, want %s", ErrWrongType, c.Type, want)
+	}
+	return c, nil
+}
+
+// classify maps golang-jwt's errors onto this package's sentinels.
+func classify(t *jwt.Token, err error) error {
+	for _, own := range []error{ErrUnknownKey, ErrAlgorithm, ErrMissingClaim} {
+		if errors.Is(err, own) {
+			return own
+		}
+	}
+	if t != nil && t.Method != nil {
+		if alg := t.Method.Alg(); alg != AlgEdDSA && alg != AlgHS256 {
+			return fmt.Errorf("%w: %q", ErrAlgorithm, alg)
+		}
+	}
+	for _, m := range []struct{ theirs, ours error }{
+		{jwt.ErrTokenMalformed, ErrMalformed},
+		{jwt.ErrTokenUnverifiable, ErrAlgorithm}, // unknown alg name
+		{jwt.ErrTokenSignatureInvalid, ErrSignature},
+		{jwt.ErrTokenExpired, ErrExpired},
+		{jwt.ErrTokenNotValidYet, ErrNotYetValid},
+		{jwt.ErrTokenUsedBeforeIssued, ErrNotYetValid},
+		{jwt.ErrTokenInvalidIssuer, ErrIssuer},
+		{jwt.ErrTokenInvalidAudience, ErrAudience},
+		{jwt.ErrTokenRequiredClaimMissing, ErrMissingClaim},
+		{jwt.ErrInvalidType, ErrMalformed},
+	} {
+		if errors.Is(err, m.theirs) {
+			return fmt.Errorf("%w: %v", m.ours, err)
+		}
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
+}
+
+// newID returns 128 random bits, base64url encoded.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
