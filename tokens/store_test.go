@@ -2,7 +2,6 @@ package tokens_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"sync"
 	"testing"
@@ -367,16 +366,13 @@ func TestSQLStoreConfig(t *testing.T) {
 	if _, err := tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: db, TablePrefix: "x; DROP TABLE y"}); err == nil {
 		t.Fatal("unsafe table prefix accepted")
 	}
-	s, err := tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: db, TablePrefix: "app_"})
-	if err != nil {
+	if _, err := tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: db, TablePrefix: "app_"}); err != nil {
 		t.Fatal(err)
 	}
 	var name string
 	if err := db.QueryRow(`SELECT name FROM sqlite_master WHERE name = 'app_token_families'`).Scan(&name); err != nil {
 		t.Fatalf("prefixed table missing: %v", err)
 	}
-	_ = s
-	var _ *sql.DB = db
 }
 
 func jti(t *testing.T, token string) string {

@@ -1,0 +1,82 @@
+package tokens_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/levqor/levqor/tokens"
+)
+
+func benchKeys(b *testing.B) map[string]tokens.Key {
+	return map[string]tokens.Key{"HS256": hmacKey(b, "hs"), "EdDSA": edKey(b)}
+}
+
+func BenchmarkIssue(b *testing.B) {
+	for alg, k := range benchKeys(b) {
+		b.Run(alg, func(b *testing.B) {
+			m := newManager(b, tokens.Config{Keys: keySet(b, k), Store: memStore(b)})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Issue(ctx, "user"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkVerify is Levqor's full verification: pinned algorithms, kid
+// lookup, typ, iss/aud/exp/iat/jti checks and the memory revocation check.
+// BenchmarkBareParse is golang-jwt alone on the same token with the same
+// validation options; the ratio of the two is the cost Levqor adds.
+func BenchmarkVerify(b *testing.B) {
+	for alg, k := range benchKeys(b) {
+		b.Run(alg, func(b *testing.B) {
+			m := newManager(b, tokens.Config{Keys: keySet(b, k), Store: memStore(b)})
+			ctx := context.Background()
+			p, _ := m.Issue(ctx, "user")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Verify(ctx, p.AccessToken); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkBareParse(b *testing.B) {
+	for alg, k := range benchKeys(b) {
+		b.Run(alg, func(b *testing.B) {
+			ks := keySet(b, k)
+			m := newManager(b, tokens.Config{Keys: ks, Store: memStore(b)})
+			p, _ := m.Issue(context.Background(), "user")
+			verifyKey := publicKey(b, k)
+			parser := jwt.NewParser(
+				jwt.WithValidMethods([]string{k.Algorithm()}),
+				jwt.WithIssuer(tokens.DefaultIssuer),
+				jwt.WithAudience(tokens.DefaultAudience),
+				jwt.WithExpirationRequired(),
+				jwt.WithIssuedAt(),
+				jwt.WithLeeway(tokens.DefaultLeeway),
+			)
+			keyFunc := func(*jwt.Token) (any, error) { return verifyKey, nil }
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parser.ParseWithClaims(p.AccessToken, &jwt.RegisteredClaims{}, keyFunc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func publicKey(b *testing.B, k tokens.Key) any {
+	if priv, ok := k.Ed25519PrivateKey(); ok {
+		return priv.Public()
+	}
+	return testSecret
+}
