@@ -26,8 +26,8 @@ var (
 
 // Key and configuration errors.
 var (
-	ErrWeakSecret = errors.New("tokens: HMAC secret shorter than 32 bytes")
-	ErrKeyInUse   = errors.New("tokens: cannot retire the current signing key")
-	ErrNoKeys     = errors.New("tokens: key set has no signing key")
+	ErrWeakSecret   = errors.New("tokens: HMAC secret shorter than 32 bytes")
+	ErrKeyInUse     = errors.New("tokens: cannot retire the current signing key")
+	ErrNoKeys       = errors.New("tokens: key set has no signing key")
 	ErrDuplicateKey = errors.New("tokens: duplicate key id")
 )
