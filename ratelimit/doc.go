@@ -1,0 +1,26 @@
+// Package ratelimit limits requests per key with the Generic Cell Rate
+// Algorithm (GCRA): exact, one timestamp per key, no background refill.
+//
+// Three Limiters share one Rate ("Limit per Period, Burst at once"; default
+// 60 per minute, burst 60) and take identical decisions:
+//
+//   - Memory: in-process, sharded by key so parallel callers on different
+//     keys do not contend, zero allocations per decision on an existing key,
+//     exact under contention (one shard mutex per decision). A key whose
+//     burst is full again carries no state; a sweeper goroutine (stopped by
+//     Close) drops such keys, and MaxKeys caps the total. Memory per key is
+//     about 50 bytes plus the key's own bytes (BenchmarkMemoryBytesPerKey).
+//   - Redis: shared by replicas; one EVALSHA per decision (EVAL after
+//     NOSCRIPT), atomic, on one key (Redis Cluster safe), timed by Redis
+//     TIME so skewed app clocks agree; keys expire when idle.
+//   - Fallback: Redis first, Memory while Redis errors or times out, with a
+//     circuit breaker that probes Redis again after a cool-down. While it
+//     falls back each replica limits on its own, so N replicas admit up to N
+//     times the Rate. When both fail, FailOpen decides.
+//
+// Middleware sets the RateLimit-Policy and RateLimit headers of
+// draft-ietf-httpapi-ratelimit-headers-11 and the legacy X-RateLimit-*
+// headers, answers 429 with Retry-After, and follows its FailOpen setting on
+// limiter errors. ClientIP finds the client behind trusted proxies without
+// believing anything a client can forge.
+package ratelimit

@@ -1,0 +1,129 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// DefaultPolicyName names the policy in the RateLimit headers.
+const DefaultPolicyName = "default"
+
+// KeyFunc returns the rate-limit key of a request.
+type KeyFunc func(r *http.Request) string
+
+// KeyByIP keys requests by client address ("ip:203.0.113.7").
+func KeyByIP(c *ClientIP) KeyFunc {
+	return func(r *http.Request) string { return "ip:" + c.Key(r) }
+}
+
+// KeyBySubject keys authenticated requests by subject ("sub:<id>") and
+// falls back to the given KeyFunc (usually KeyByIP) for anonymous ones.
+// subject reads the authenticated identity from the context, for example
+// tokens.SubjectFromContext; "" means anonymous.
+func KeyBySubject(subject func(context.Context) string, fallback KeyFunc) KeyFunc {
+	return func(r *http.Request) string {
+		if s := subject(r.Context()); s != "" {
+			return "sub:" + s
+		}
+		return fallback(r)
+	}
+}
+
+// MiddlewareConfig configures Middleware.
+type MiddlewareConfig struct {
+	// Limiter decides. Required.
+	Limiter Limiter
+	// KeyFunc picks the key. Default: KeyByIP with RemoteAddr only (no
+	// trusted proxies).
+	KeyFunc KeyFunc
+	// PolicyName names the policy in RateLimit-Policy and RateLimit.
+	// Default DefaultPolicyName. It must be a structured-field token
+	// character string (letters, digits, "-", "_", ".").
+	PolicyName string
+	// FailOpen lets requests through when the Limiter errors. Default false:
+	// 503 with a JSON body, the handler is not called.
+	FailOpen bool
+	// Logger receives Limiter errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Middleware limits requests per key. Every response carries
+//
+//	RateLimit-Policy: "<name>";q=<burst>;w=<seconds to refill the burst>
+//	RateLimit: "<name>";r=<remaining>;t=<seconds until the burst is full>
+//	X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset
+//
+// (draft-ietf-httpapi-ratelimit-headers-11; X-RateLimit-Reset is the same
+// delta-seconds as t, not a Unix time). A refused request gets 429 with
+// Retry-After (seconds, rounded up) and a JSON body; the handler is not called.
+func Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
+	if cfg.Limiter == nil {
+		return nil, fmt.Errorf("ratelimit: MiddlewareConfig.Limiter is required")
+	}
+	if cfg.PolicyName == "" {
+		cfg.PolicyName = DefaultPolicyName
+	}
+	for _, r := range cfg.PolicyName {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return nil, fmt.Errorf("ratelimit: PolicyName %q has a character outside [A-Za-z0-9._-]", cfg.PolicyName)
+		}
+	}
+	if cfg.KeyFunc == nil {
+		ip, _ := NewClientIP(IPConfig{})
+		cfg.KeyFunc = KeyByIP(ip)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rate := cfg.Limiter.Rate()
+	window := ceilSeconds(time.Duration(rate.Burst) * time.Duration(rate.interval()) * time.Microsecond)
+	// Header values that never change are built once.
+	policy := []string{`"` + cfg.PolicyName + `";q=` + strconv.Itoa(rate.Burst) + ";w=" + strconv.FormatInt(window, 10)}
+	limit := []string{strconv.Itoa(rate.Burst)}
+	prefix := `"` + cfg.PolicyName + `";r=`
+
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			res, err := cfg.Limiter.Allow(r.Context(), cfg.KeyFunc(r))
+			if err != nil {
+				cfg.Logger.ErrorContext(r.Context(), "ratelimit: limiter failed", "err", err, "fail_open", cfg.FailOpen)
+				if cfg.FailOpen {
+					next.ServeHTTP(w, r)
+					return
+				}
+				writeJSON(w, http.StatusServiceUnavailable, `{"error":"rate limiter unavailable"}`)
+				return
+			}
+			h := w.Header()
+			reset := strconv.FormatInt(ceilSeconds(res.ResetAfter), 10)
+			remaining := strconv.Itoa(res.Remaining)
+			h["Ratelimit-Policy"] = policy
+			h["Ratelimit"] = []string{prefix + remaining + ";t=" + reset}
+			h["X-Ratelimit-Limit"] = limit
+			h["X-Ratelimit-Remaining"] = []string{remaining}
+			h["X-Ratelimit-Reset"] = []string{reset}
+			if !res.Allowed {
+				retry := strconv.FormatInt(max(1, ceilSeconds(res.RetryAfter)), 10)
+				h["Retry-After"] = []string{retry}
+				writeJSON(w, http.StatusTooManyRequests, `{"error":"rate limit exceeded","retry_after":`+retry+`}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
+}
