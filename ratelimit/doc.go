@@ -9,7 +9,7 @@
 //     exact under contention (one shard mutex per decision). A key whose
 //     burst is full again carries no state; a sweeper goroutine (stopped by
 //     Close) drops such keys, and MaxKeys caps the total. Memory per key is
-//     about 50 bytes plus the key's own bytes (BenchmarkMemoryBytesPerKey).
+//     about 60 bytes plus the key's own bytes (BenchmarkMemoryBytesPerKey).
 //   - Redis: shared by replicas; one EVALSHA per decision (EVAL after
 //     NOSCRIPT), atomic, on one key (Redis Cluster safe), timed by Redis
 //     TIME so skewed app clocks agree; keys expire when idle.

@@ -63,9 +63,9 @@ func TestMemoryExactUnderContention(t *testing.T) {
 		at   time.Duration
 		want int64
 	}{
-		{0, 60},                       // the full burst
-		{0, 0},                        // nothing more at the same instant
-		{30 * time.Second, 30},        // half a minute refills 30
+		{0, 60},                // the full burst
+		{0, 0},                 // nothing more at the same instant
+		{30 * time.Second, 30}, // half a minute refills 30
 		{30*time.Second + 999*time.Millisecond, 0},
 		{31 * time.Second, 1},
 		{10 * time.Minute, 60}, // idle: full burst, never more
