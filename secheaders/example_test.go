@@ -1,0 +1,47 @@
+package secheaders_test
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+
+	"github.com/levqor/levqor/secheaders"
+)
+
+func Example() {
+	h, _ := secheaders.New(secheaders.Config{})
+	page := template.Must(template.New("p").Parse(`<script nonce="{{.}}">hello()</script>`))
+	handler := h.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = page.Execute(w, secheaders.Nonce(r.Context()))
+	}))
+
+	w := httptest.NewRecorder()
+	handler.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	nonce := strings.TrimSuffix(strings.TrimPrefix(w.Body.String(), `<script nonce="`), `">hello()</script>`)
+	fmt.Println("nonce in CSP:", strings.Contains(w.Header().Get("Content-Security-Policy"), "'nonce-"+nonce+"'"))
+	fmt.Println("X-Frame-Options:", w.Header().Get("X-Frame-Options"))
+	fmt.Println("HSTS on plain HTTP:", w.Header().Get("Strict-Transport-Security") != "")
+	// Output:
+	// nonce in CSP: true
+	// X-Frame-Options: DENY
+	// HSTS on plain HTTP: false
+}
+
+func ExampleCSP() {
+	csp := secheaders.DefaultCSP().
+		Add(secheaders.ImgSrc, "https://cdn.example.com").
+		WithNonce(). // no nonce: a fully static policy
+		UpgradeInsecureRequests(false)
+	h, err := secheaders.New(secheaders.Config{CSP: csp})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	w := httptest.NewRecorder()
+	h.Handler(http.NotFoundHandler()).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	fmt.Println(w.Header().Get("Content-Security-Policy"))
+	// Output: default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; script-src 'self'; script-src-attr 'none'; style-src 'self'; img-src 'self' data: https://cdn.example.com; font-src 'self'; connect-src 'self'
+}

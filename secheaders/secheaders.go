@@ -1,0 +1,329 @@
+package secheaders
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Omit, as the value of a string header field in Config, means "do not send
+// this header"; the empty string means "send the default".
+const Omit = "-"
+
+// Defaults for Config's string fields.
+const (
+	DefaultFrameOptions              = "DENY"
+	DefaultReferrerPolicy            = "no-referrer"
+	DefaultCrossOriginOpenerPolicy   = "same-origin"
+	DefaultCrossOriginResourcePolicy = "same-origin"
+	// DefaultPermissionsPolicy denies every powerful feature except
+	// fullscreen and WebAuthn for the page's own origin.
+	DefaultPermissionsPolicy = "accelerometer=(), autoplay=(), camera=(), display-capture=(), " +
+		"encrypted-media=(), fullscreen=(self), geolocation=(), gyroscope=(), hid=(), " +
+		"idle-detection=(), magnetometer=(), microphone=(), midi=(), payment=(), " +
+		"picture-in-picture=(), publickey-credentials-get=(self), screen-wake-lock=(), " +
+		"serial=(), usb=(), web-share=(), xr-spatial-tracking=()"
+	DefaultHSTSMaxAge = 2 * 365 * 24 * time.Hour // 63072000 seconds
+)
+
+// Config configures the security headers. The zero Config is the secure
+// default: every header listed below is sent with its default value.
+type Config struct {
+	// CSP is the Content-Security-Policy. Default DefaultCSP() (when the
+	// zero CSP{} is given). Set DisableCSP to send none.
+	CSP        CSP
+	DisableCSP bool
+	// CSPReportOnly sends the policy as Content-Security-Policy-Report-Only:
+	// violations are reported, nothing is blocked. Default false.
+	CSPReportOnly bool
+	// ReportingEndpoints is sent verbatim as the Reporting-Endpoints header
+	// (e.g. `csp="/csp-report"`), naming the groups CSP report-to refers to.
+	// Default: not sent.
+	ReportingEndpoints string
+
+	// HSTS: Strict-Transport-Security, sent only on HTTPS requests (RFC 6797
+	// §7.2). HSTSMaxAge defaults to DefaultHSTSMaxAge (2 years); includeSubDomains
+	// and preload are on unless HSTSNoSubdomains / HSTSNoPreload. DisableHSTS
+	// sends none.
+	HSTSMaxAge       time.Duration
+	HSTSNoSubdomains bool
+	HSTSNoPreload    bool
+	DisableHSTS      bool
+	// IsHTTPS reports whether the client reached us over HTTPS. Default:
+	// r.TLS != nil. Behind a TLS-terminating proxy use TrustForwardedProto.
+	IsHTTPS func(*http.Request) bool
+	// RedirectHTTPS answers plain-HTTP requests with 308 Permanent Redirect
+	// to the https:// URL (308 keeps the method and body). Default false.
+	RedirectHTTPS bool
+
+	// String headers: "" sends the default, Omit sends nothing.
+	FrameOptions              string // X-Frame-Options, default DefaultFrameOptions
+	ReferrerPolicy            string // Referrer-Policy, default DefaultReferrerPolicy
+	CrossOriginOpenerPolicy   string // default DefaultCrossOriginOpenerPolicy
+	CrossOriginResourcePolicy string // default DefaultCrossOriginResourcePolicy
+	PermissionsPolicy         string // default DefaultPermissionsPolicy
+	// CrossOriginEmbedderPolicy is opt-in ("require-corp" or
+	// "credentialless"): it breaks cross-origin embeds that do not opt in.
+	// Default: not sent.
+	CrossOriginEmbedderPolicy string
+}
+
+// Headers is the built middleware. Build it with New; derive per-route
+// variants with With.
+// header is one precomputed header; value is shared by every response
+// (len == cap == 1, so an Add by a handler copies instead of writing into it).
+type header struct {
+	name  string
+	value []string
+}
+
+type Headers struct {
+	cfg      Config
+	fixed    []header // computed once
+	hsts     []string
+	cspName  string
+	cspParts []string // the CSP split around nonce positions
+	isHTTPS  func(*http.Request) bool
+}
+
+// New validates cfg and computes every header value that does not depend
+// on the request.
+func New(cfg Config) (*Headers, error) {
+	h := &Headers{cfg: cfg, isHTTPS: cfg.IsHTTPS}
+	if h.isHTTPS == nil {
+		h.isHTTPS = func(r *http.Request) bool { return r.TLS != nil }
+	}
+	add := func(name, value, def string) error {
+		if value == Omit {
+			return nil
+		}
+		if value == "" {
+			value = def
+		}
+		if value == "" {
+			return nil
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			return fmt.Errorf("secheaders: %s value contains a control character", name)
+		}
+		h.fixed = append(h.fixed, header{http.CanonicalHeaderKey(name), []string{value}})
+		return nil
+	}
+	for _, x := range []struct{ name, value, def string }{
+		{"X-Content-Type-Options", "", "nosniff"},
+		{"X-Frame-Options", cfg.FrameOptions, DefaultFrameOptions},
+		{"Referrer-Policy", cfg.ReferrerPolicy, DefaultReferrerPolicy},
+		{"Cross-Origin-Opener-Policy", cfg.CrossOriginOpenerPolicy, DefaultCrossOriginOpenerPolicy},
+		{"Cross-Origin-Resource-Policy", cfg.CrossOriginResourcePolicy, DefaultCrossOriginResourcePolicy},
+		{"Cross-Origin-Embedder-Policy", cfg.CrossOriginEmbedderPolicy, ""},
+		{"Origin-Agent-Cluster", "", "?1"},
+		{"X-Permitted-Cross-Domain-Policies", "", "none"},
+		{"X-DNS-Prefetch-Control", "", "off"},
+		{"X-Download-Options", "", "noopen"},
+		{"X-XSS-Protection", "", "0"}, // disables the legacy, exploitable XSS auditor
+		{"Permissions-Policy", cfg.PermissionsPolicy, DefaultPermissionsPolicy},
+		{"Reporting-Endpoints", cfg.ReportingEndpoints, ""},
+	} {
+		if err := add(x.name, x.value, x.def); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.DisableCSP {
+		csp := cfg.CSP
+		if len(csp.directives) == 0 {
+			csp = DefaultCSP()
+		}
+		parts, err := csp.compile()
+		if err != nil {
+			return nil, err
+		}
+		h.cspParts = parts
+		h.cspName = "Content-Security-Policy"
+		if cfg.CSPReportOnly {
+			h.cspName = "Content-Security-Policy-Report-Only"
+		}
+		if len(parts) == 1 {
+			h.fixed = append(h.fixed, header{h.cspName, []string{parts[0]}})
+			h.cspParts = nil
+		}
+	}
+	if !cfg.DisableHSTS {
+		maxAge := cfg.HSTSMaxAge
+		if maxAge == 0 {
+			maxAge = DefaultHSTSMaxAge
+		}
+		if maxAge < 0 {
+			return nil, fmt.Errorf("secheaders: negative HSTSMaxAge")
+		}
+		v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+		if !cfg.HSTSNoSubdomains {
+			v += "; includeSubDomains"
+		}
+		if !cfg.HSTSNoPreload {
+			v += "; preload"
+		}
+		h.hsts = []string{v}
+	}
+	return h, nil
+}
+
+// With builds a variant of h for one route: mutate receives a copy of h's
+// Config to change (typically CSP, e.g. c.CSP = c.CSP.Add(ImgSrc, "https:")).
+func (h *Headers) With(mutate func(*Config)) (*Headers, error) {
+	cfg := h.cfg
+	if len(cfg.CSP.directives) == 0 {
+		cfg.CSP = DefaultCSP()
+	}
+	mutate(&cfg)
+	return New(cfg)
+}
+
+// Handler wraps next. It has the shape of Middleware.
+func (h *Headers) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		https := h.isHTTPS(r)
+		if h.cfg.RedirectHTTPS && !https {
+			redirectHTTPS(w, r)
+			return
+		}
+		hdr := w.Header()
+		for i := range h.fixed {
+			hdr[h.fixed[i].name] = h.fixed[i].value
+		}
+		if https && h.hsts != nil {
+			hdr["Strict-Transport-Security"] = h.hsts
+		}
+		if h.cspParts != nil {
+			nc := &nonceCtx{Context: r.Context()}
+			nc.nonce, nc.header[0] = h.nonceCSP()
+			hdr[h.cspName] = nc.header[:]
+			r = r.WithContext(nc)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Middleware returns h.Handler as a func(http.Handler) http.Handler.
+func (h *Headers) Middleware() func(http.Handler) http.Handler { return h.Handler }
+
+// NonceBytes is the nonce's entropy: 128 bits, as CSP3 §7.1 recommends.
+const NonceBytes = 16
+
+// nonceCSP makes a fresh nonce and the CSP containing it in one allocation;
+// the nonce returned is a substring of that header value.
+func (h *Headers) nonceCSP() (nonce, csp string) {
+	var raw [NonceBytes]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+	const encLen = (NonceBytes + 2) / 3 * 4
+	var enc [encLen]byte
+	base64.StdEncoding.Encode(enc[:], raw[:])
+	n := 0
+	for _, p := range h.cspParts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n + encLen*(len(h.cspParts)-1))
+	first := 0
+	for i, p := range h.cspParts {
+		b.WriteString(p)
+		if i < len(h.cspParts)-1 {
+			if i == 0 {
+				first = b.Len()
+			}
+			b.Write(enc[:])
+		}
+	}
+	csp = b.String()
+	return csp[first : first+encLen], csp
+}
+
+type nonceKey struct{}
+
+// nonceCtx carries the nonce and holds the CSP header slice, so a request
+// costs one allocation for both instead of three (WithValue, boxing, slice).
+type nonceCtx struct {
+	context.Context
+	nonce  string
+	header [1]string
+}
+
+func (c *nonceCtx) Value(key any) any {
+	if key == (nonceKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// Nonce returns the request's CSP nonce for templates
+// (<script nonce="{{.Nonce}}">), or "" when the policy uses none.
+func Nonce(ctx context.Context) string {
+	if c, ok := ctx.Value(nonceKey{}).(*nonceCtx); ok {
+		return c.nonce
+	}
+	return ""
+}
+
+func redirectHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h // drop the plain-HTTP port; HTTPS is on its default port
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	if !validHost(host) {
+		http.Error(w, "bad host", http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		_, err := netip.ParseAddr(h[1 : len(h)-1])
+		return err == nil
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// TrustForwardedProto returns an IsHTTPS hook for a TLS-terminating proxy:
+// a request is HTTPS if it arrived over TLS, or if its TCP peer is in
+// trusted and it carries "X-Forwarded-Proto: https". The header of any
+// other peer is ignored, since a client can send anything.
+func TrustForwardedProto(trusted []netip.Prefix) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		if r.TLS != nil {
+			return true
+		}
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return false
+		}
+		peer, err := netip.ParseAddr(host)
+		if err != nil {
+			return false
+		}
+		peer = peer.Unmap()
+		for _, p := range trusted {
+			if p.Contains(peer) {
+				return strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
+			}
+		}
+		return false
+	}
+}
