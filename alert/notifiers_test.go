@@ -1,0 +1,254 @@
+package alert_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/levqor/levqor/alert"
+)
+
+// recorder is a Notifier that keeps what it was given.
+type recorder struct {
+	mu     sync.Mutex
+	alerts []alert.Alert
+	err    error
+}
+
+func (r *recorder) Notify(_ context.Context, a alert.Alert) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alerts = append(r.alerts, a)
+	return r.err
+}
+
+func (r *recorder) got() []alert.Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]alert.Alert(nil), r.alerts...)
+}
+
+func TestSlog(t *testing.T) {
+	var buf bytes.Buffer
+	n := alert.NewSlog(slog.New(slog.NewJSONHandler(&buf, nil)))
+	for _, sev := range []alert.Severity{alert.SeverityInfo, alert.SeveritySuccess, alert.SeverityWarning, alert.SeverityCritical} {
+		if err := n.Notify(context.Background(), alert.Alert{Severity: sev, Title: "t", Fields: []alert.Field{{"k", "v"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var levels []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		levels = append(levels, rec["level"].(string))
+		if rec["fields"].(map[string]any)["k"] != "v" {
+			t.Fatalf("fields lost: %s", line)
+		}
+	}
+	if strings.Join(levels, ",") != "INFO,INFO,WARN,ERROR" {
+		t.Fatalf("levels %v", levels)
+	}
+}
+
+func TestMulti(t *testing.T) {
+	ok, broken := &recorder{}, &recorder{err: errors.New("down")}
+	err := alert.Multi(broken, ok).Notify(context.Background(), alert.Alert{Title: "x"})
+	if err == nil || !strings.Contains(err.Error(), "down") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(ok.got()) != 1 || len(broken.got()) != 1 {
+		t.Fatal("a failing notifier stopped the others")
+	}
+}
+
+// blocker blocks every delivery until released.
+type blocker struct {
+	recorder
+	release chan struct{}
+	started chan struct{} // closed when the first delivery begins
+	once    sync.Once
+}
+
+func newBlocker() *blocker {
+	return &blocker{release: make(chan struct{}), started: make(chan struct{})}
+}
+
+func (b *blocker) Notify(ctx context.Context, a alert.Alert) error {
+	b.once.Do(func() { close(b.started) })
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.recorder.Notify(ctx, a)
+}
+
+func TestQueue(t *testing.T) {
+	b := newBlocker()
+	q, err := alert.NewQueue(alert.QueueConfig{Next: b, Size: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// One alert is taken by the worker (blocked), two wait, the rest drop.
+	if err := q.Notify(ctx, alert.Alert{Title: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	<-b.started
+	for i := range 5 {
+		err := q.Notify(ctx, alert.Alert{Title: "queued"})
+		if full := errors.Is(err, alert.ErrQueueFull); full != (i >= 2) {
+			t.Fatalf("alert %d: err = %v", i, err)
+		}
+	}
+	if q.Dropped() != 3 {
+		t.Fatalf("Dropped = %d, want 3", q.Dropped())
+	}
+	close(b.release)
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(b.got()); got != 3 || q.Delivered() != 3 {
+		t.Fatalf("delivered %d (%d), want the blocked one and the two queued", got, q.Delivered())
+	}
+	if err := q.Notify(ctx, alert.Alert{}); !errors.Is(err, alert.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if err := q.Close(ctx); err != nil {
+		t.Fatal("second Close:", err)
+	}
+}
+
+func TestQueueCloseDeadline(t *testing.T) {
+	b := newBlocker() // never released
+	q, _ := alert.NewQueue(alert.QueueConfig{Next: b, Size: 8})
+	for range 5 {
+		_ = q.Notify(context.Background(), alert.Alert{})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := q.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v", err)
+	}
+	if q.Delivered() != 0 || q.Failed()+q.Dropped() != 5 {
+		t.Fatalf("delivered %d failed %d dropped %d", q.Delivered(), q.Failed(), q.Dropped())
+	}
+}
+
+func TestHistory(t *testing.T) {
+	now := at
+	next := &recorder{}
+	h, _ := alert.NewHistory(alert.HistoryConfig{Next: next, Size: 3, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	for i, sev := range []alert.Severity{alert.SeverityInfo, alert.SeverityCritical, alert.SeverityWarning, alert.SeverityInfo} {
+		now = at.Add(time.Duration(i) * time.Minute)
+		if i == 2 {
+			next.err = errors.New("telegram down")
+		} else {
+			next.err = nil
+		}
+		_ = h.Notify(ctx, alert.Alert{Severity: sev, Title: string(rune('a' + i))})
+	}
+	titles := func(rs []alert.Record) string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, r.Alert.Title)
+		}
+		return strings.Join(s, "")
+	}
+	if got := titles(h.Records(alert.Query{})); got != "dcb" {
+		t.Fatalf("all = %q, want newest first, oldest evicted: dcb", got)
+	}
+	if got := titles(h.Records(alert.Query{MinSeverity: alert.SeverityWarning})); got != "cb" {
+		t.Fatalf("warning+ = %q", got)
+	}
+	failed := h.Records(alert.Query{FailedOnly: true})
+	if titles(failed) != "c" || failed[0].Err != "telegram down" || failed[0].Delivered() {
+		t.Fatalf("failed = %+v", failed)
+	}
+	if got := titles(h.Records(alert.Query{Since: at.Add(2 * time.Minute), Limit: 1})); got != "d" {
+		t.Fatalf("since+limit = %q", got)
+	}
+}
+
+func TestDedup(t *testing.T) {
+	now := at
+	next := &recorder{}
+	d, _ := alert.NewDedup(alert.DedupConfig{Next: next, RepeatInterval: time.Hour, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	down := alert.SystemDown("db", errors.New("connection refused"))
+	for range 5 {
+		if err := d.Notify(ctx, down); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(next.got()) != 1 || d.Suppressed(down.DedupKey()) != 4 {
+		t.Fatalf("sent %d, suppressed %d; want 1 and 4", len(next.got()), d.Suppressed(down.DedupKey()))
+	}
+	_ = d.Notify(ctx, alert.SystemDown("cache", nil)) // another key is not held back
+	if len(next.got()) != 2 {
+		t.Fatal("different key suppressed")
+	}
+	now = now.Add(time.Hour)
+	_ = d.Notify(ctx, down)
+	sent := next.got()
+	last := sent[len(sent)-1]
+	if len(sent) != 3 || len(last.Fields) != 1 || last.Fields[0].Key != "Repeated" || !strings.HasPrefix(last.Fields[0].Value, "4 more times") {
+		t.Fatalf("repeat after interval: %+v", last)
+	}
+	// A failed delivery is not remembered: the next occurrence is tried.
+	next.err = errors.New("down")
+	flaky := alert.Alert{Title: "flaky"}
+	_ = d.Notify(ctx, flaky)
+	_ = d.Notify(ctx, flaky)
+	if n := len(next.got()); n != 5 {
+		t.Fatalf("after failures sent %d, want both attempts (5 total)", n)
+	}
+}
+
+func TestNewDefault(t *testing.T) {
+	n, err := alert.New(alert.TelegramConfig{}, nil)
+	if _, ok := n.(*alert.Slog); err != nil || !ok {
+		t.Fatalf("unconfigured: %T, %v; want *Slog", n, err)
+	}
+	if _, err := alert.New(alert.TelegramConfig{Token: testToken}, nil); err == nil {
+		t.Fatal("token without chat accepted")
+	}
+	n, err = alert.New(alert.TelegramConfig{Token: testToken, ChatID: "1"}, nil)
+	if _, ok := n.(*alert.Telegram); err != nil || !ok {
+		t.Fatalf("configured: %T, %v", n, err)
+	}
+}
+
+func TestTemplates(t *testing.T) {
+	for _, tc := range []struct {
+		a    alert.Alert
+		sev  alert.Severity
+		text string
+	}{
+		{alert.SystemDown("api", errors.New("timeout")), alert.SeverityCritical, "api is down"},
+		{alert.Recovered("api"), alert.SeveritySuccess, "api recovered"},
+		{alert.SpendBreach("$40.00", "$50.00", 80), alert.SeverityWarning, "80%"},
+		{alert.SpendBreach("$51.00", "$50.00", 100), alert.SeverityCritical, "100%"},
+		{alert.SLOBreach("latency p99", "350ms", "200ms"), alert.SeverityCritical, "latency p99"},
+		{alert.PayoutDone("acme", "$120.00", "tr_1"), alert.SeveritySuccess, "acme"},
+	} {
+		if tc.a.Severity != tc.sev || !strings.Contains(tc.a.Title, tc.text) || tc.a.Key == "" {
+			t.Errorf("%+v", tc.a)
+		}
+	}
+	if s, err := alert.ParseSeverity("WARNING"); err != nil || s != alert.SeverityWarning {
+		t.Error("ParseSeverity")
+	}
+	if _, err := alert.ParseSeverity("panic"); err == nil {
+		t.Error("unknown severity accepted")
+	}
+}

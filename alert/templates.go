@@ -1,0 +1,70 @@
+package alert
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+)
+
+// SystemDown reports that a component stopped working.
+func SystemDown(component string, cause error) Alert {
+	a := Alert{Severity: SeverityCritical, Title: component + " is down", Key: "down|" + component}
+	if cause != nil {
+		a.Message = cause.Error()
+	}
+	return a
+}
+
+// Recovered reports that a component works again.
+func Recovered(component string) Alert {
+	return Alert{Severity: SeveritySuccess, Title: component + " recovered", Key: "recovered|" + component}
+}
+
+// SpendBreach reports daily spend crossing a threshold percentage of the
+// limit: critical at 100% and over, warning below.
+func SpendBreach(spent, limit string, percent int) Alert {
+	sev := SeverityWarning
+	if percent >= 100 {
+		sev = SeverityCritical
+	}
+	return Alert{
+		Severity: sev,
+		Title:    "Daily spend at " + strconv.Itoa(percent) + "% of limit",
+		Fields:   []Field{{"Spent", spent}, {"Limit", limit}},
+		Key:      "spend|" + strconv.Itoa(percent),
+	}
+}
+
+// SLOBreach reports a service level objective being missed.
+func SLOBreach(slo, observed, objective string) Alert {
+	return Alert{
+		Severity: SeverityCritical,
+		Title:    "SLO breach: " + slo,
+		Fields:   []Field{{"Observed", observed}, {"Objective", objective}},
+		Key:      "slo|" + slo,
+	}
+}
+
+// PayoutDone reports a completed partner payout.
+func PayoutDone(partner, amount, reference string) Alert {
+	return Alert{
+		Severity: SeveritySuccess,
+		Title:    "Payout sent to " + partner,
+		Fields:   []Field{{"Amount", amount}, {"Reference", reference}},
+		Key:      "payout|" + reference,
+	}
+}
+
+// New returns the notifier for a deployment: Telegram when both token and
+// chat id are set, the slog notifier when neither is (graceful degradation:
+// alerts are logged, nothing is lost, no error). Only one of the two set is
+// a configuration mistake and returns an error.
+func New(tg TelegramConfig, logger *slog.Logger) (Notifier, error) {
+	switch {
+	case tg.Token == "" && tg.ChatID == "":
+		return NewSlog(logger), nil
+	case tg.Token == "" || tg.ChatID == "":
+		return nil, fmt.Errorf("alert: Telegram needs both a bot token and a chat id")
+	}
+	return NewTelegram(tg)
+}
