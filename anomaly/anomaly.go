@@ -1,0 +1,215 @@
+package anomaly
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Direction selects which deviations count.
+type Direction int
+
+// Directions. The zero value flags both.
+const (
+	Both   Direction = iota // above or below the baseline
+	Spikes                  // only above (latency, error rate)
+	Drops                   // only below (throughput, sign-ups)
+)
+
+// Severity grades an anomaly by |z|.
+type Severity int
+
+// Severities. None means not an anomaly.
+const (
+	None Severity = iota
+	Low
+	Medium
+	High
+)
+
+func (s Severity) String() string {
+	switch s {
+	case None:
+		return "none"
+	case Low:
+		return "low"
+	case Medium:
+		return "medium"
+	case High:
+		return "high"
+	}
+	return fmt.Sprintf("severity(%d)", int(s))
+}
+
+// Result is the verdict on one observation.
+type Result struct {
+	Value   float64
+	Anomaly bool
+	// Z is the (modified, for Robust) z-score against the baseline before
+	// this value; 0 while warming up.
+	Z        float64
+	Severity Severity
+	// Mean and StdDev describe the baseline the value was judged against
+	// (for Robust: the median and the scaled MAD). StdDev is after the floor.
+	Mean, StdDev float64
+	// WarmingUp is true until MinSamples values are in the baseline; no
+	// value is judged before.
+	WarmingUp bool
+	// Rebaselined is true when this value completed RebaselineAfter
+	// anomalies in a row and the baseline was reset to them: a level shift
+	// is accepted rather than flagged forever.
+	Rebaselined bool
+}
+
+// Detector judges a stream of values. Implementations are safe for
+// concurrent use.
+type Detector interface {
+	Observe(x float64) Result
+}
+
+// Defaults for Config.
+const (
+	DefaultWindow          = 20
+	DefaultThreshold       = 3.0
+	DefaultRobustThreshold = 3.5
+	DefaultRebaselineAfter = 5
+	DefaultMinRelStdDev    = 0.01
+)
+
+// Config configures every detector. Zero fields take the defaults.
+type Config struct {
+	// Window is how many recent values form the baseline (for EWMA, the
+	// smoothing is alpha = 2/(Window+1)). Default DefaultWindow (20).
+	Window int
+	// Threshold is the |z| at which a value is an anomaly. Default
+	// DefaultThreshold (3) for ZScore and EWMA, DefaultRobustThreshold (3.5,
+	// Iglewicz & Hoaglin) for Robust.
+	Threshold float64
+	// Bands are the |z| at which severity becomes Medium and High (Low
+	// starts at Threshold). Default Threshold+1 and Threshold+2.
+	MediumAt, HighAt float64
+	// MinSamples is the warm-up: values needed before judging. Default
+	// Window/2 (at least 2).
+	MinSamples int
+	// MinStdDev and MinRelStdDev floor the baseline's standard deviation at
+	// max(MinStdDev, MinRelStdDev×|mean|), so a flat series does not turn
+	// noise into an infinite z. Defaults 0 and DefaultMinRelStdDev (1%); a
+	// series whose mean is 0 needs MinStdDev.
+	MinStdDev, MinRelStdDev float64
+	// Direction selects spikes, drops or both. Default Both.
+	Direction Direction
+	// RebaselineAfter: after this many anomalies in a row the baseline is
+	// replaced by them (a level shift). Default DefaultRebaselineAfter (5);
+	// negative never rebaselines.
+	RebaselineAfter int
+	// IncludeAnomalies lets flagged values enter the baseline. Default
+	// false: an anomaly does not contaminate the baseline it is judged by.
+	IncludeAnomalies bool
+}
+
+func (c Config) withDefaults(threshold float64) (Config, error) {
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Threshold == 0 {
+		c.Threshold = threshold
+	}
+	if c.MediumAt == 0 {
+		c.MediumAt = c.Threshold + 1
+	}
+	if c.HighAt == 0 {
+		c.HighAt = c.Threshold + 2
+	}
+	if c.MinSamples == 0 {
+		c.MinSamples = max(2, c.Window/2)
+	}
+	if c.MinRelStdDev == 0 {
+		c.MinRelStdDev = DefaultMinRelStdDev
+	}
+	if c.RebaselineAfter == 0 {
+		c.RebaselineAfter = DefaultRebaselineAfter
+	}
+	switch {
+	case c.Window < 2:
+		return c, fmt.Errorf("anomaly: Window %d must be at least 2", c.Window)
+	case c.Threshold <= 0 || math.IsNaN(c.Threshold) || math.IsInf(c.Threshold, 0):
+		return c, fmt.Errorf("anomaly: Threshold must be a positive number")
+	case !(c.Threshold <= c.MediumAt && c.MediumAt <= c.HighAt):
+		return c, fmt.Errorf("anomaly: need Threshold <= MediumAt <= HighAt")
+	case c.MinSamples < 2 || c.MinSamples > c.Window:
+		return c, fmt.Errorf("anomaly: MinSamples must be between 2 and Window")
+	case c.MinStdDev < 0 || c.MinRelStdDev < 0:
+		return c, fmt.Errorf("anomaly: negative MinStdDev or MinRelStdDev")
+	case c.Direction < Both || c.Direction > Drops:
+		return c, fmt.Errorf("anomaly: unknown Direction %d", c.Direction)
+	case c.RebaselineAfter > c.Window:
+		return c, fmt.Errorf("anomaly: RebaselineAfter %d exceeds Window %d", c.RebaselineAfter, c.Window)
+	}
+	return c, nil
+}
+
+// judge fills the verdict for value x against a baseline; sd is before the floor.
+func (c *Config) judge(x, mean, sd float64) Result {
+	sd = max(sd, c.MinStdDev, c.MinRelStdDev*math.Abs(mean))
+	r := Result{Value: x, Mean: mean, StdDev: sd}
+	if sd == 0 {
+		// Flat series with a zero mean and no MinStdDev: only an exact
+		// repeat is normal.
+		switch {
+		case x == mean:
+			return r
+		case x > mean:
+			r.Z = math.Inf(1)
+		default:
+			r.Z = math.Inf(-1)
+		}
+	} else {
+		r.Z = (x - mean) / sd
+	}
+	c.grade(&r)
+	return r
+}
+
+func (c *Config) grade(r *Result) {
+	z := r.Z
+	switch c.Direction {
+	case Spikes:
+		if z < 0 {
+			return
+		}
+	case Drops:
+		if z > 0 {
+			return
+		}
+	}
+	a := math.Abs(z)
+	switch {
+	case a >= c.HighAt:
+		r.Severity = High
+	case a >= c.MediumAt:
+		r.Severity = Medium
+	case a >= c.Threshold:
+		r.Severity = Low
+	default:
+		return
+	}
+	r.Anomaly = true
+}
+
+// streak tracks consecutive anomalies for re-baselining.
+type streak struct {
+	vals []float64 // the last anomalies, oldest first
+}
+
+// push records an anomaly and reports whether the streak is complete.
+func (s *streak) push(x float64, k int) bool {
+	if k <= 0 {
+		return false
+	}
+	s.vals = append(s.vals, x)
+	return len(s.vals) >= k
+}
+
+func (s *streak) reset() { s.vals = s.vals[:0] }
+
+func errorf(msg string) error { return errors.New("anomaly: " + msg) }
