@@ -2,6 +2,7 @@ package secheaders_test
 
 import (
 	"fmt"
+	"html"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,8 @@ func Example() {
 
 	w := httptest.NewRecorder()
 	handler.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-	nonce := strings.TrimSuffix(strings.TrimPrefix(w.Body.String(), `<script nonce="`), `">hello()</script>`)
+	attr := strings.TrimSuffix(strings.TrimPrefix(w.Body.String(), `<script nonce="`), `">hello()</script>`)
+	nonce := html.UnescapeString(attr) // html/template writes "+" as "&#43;"; browsers decode it
 	fmt.Println("nonce in CSP:", strings.Contains(w.Header().Get("Content-Security-Policy"), "'nonce-"+nonce+"'"))
 	fmt.Println("X-Frame-Options:", w.Header().Get("X-Frame-Options"))
 	fmt.Println("HSTS on plain HTTP:", w.Header().Get("Strict-Transport-Security") != "")
