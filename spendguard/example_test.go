@@ -1,0 +1,41 @@
+package spendguard_test
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/levqor/levqor/spendguard"
+)
+
+// revenue is a stand-in source reporting the day's sales.
+type revenue struct{}
+
+func (revenue) Name() string { return "sales" }
+func (revenue) Lines(context.Context, spendguard.Period) ([]spendguard.Line, error) {
+	return []spendguard.Line{
+		{Label: "revenue", Kind: spendguard.KindRevenue, Amount: spendguard.Money{Amount: 12500, Currency: "USD"}},
+		{Label: "stripe fees", Kind: spendguard.KindCost, Amount: spendguard.Money{Amount: 393, Currency: "USD"}},
+		{Label: "paying users", Kind: spendguard.KindMetric, Count: 42},
+	}, nil
+}
+
+func ExampleReport_WriteText() {
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	sources := []spendguard.Source{
+		revenue{},
+		spendguard.Fixed{Label: "hosting", Monthly: spendguard.Money{Amount: 30000, Currency: "USD"}},
+	}
+	r := spendguard.BuildReport(context.Background(), sources, spendguard.Period{Start: day, End: day.AddDate(0, 0, 1)}, day)
+	_ = r.WriteText(os.Stdout)
+	// Output:
+	// Cost report 2026-11-01 00:00 to 2026-11-02 00:00
+	// SOURCE     ITEM          KIND     AMOUNT
+	// sales      revenue       revenue  $125.00
+	// sales      stripe fees   cost     $3.93
+	// sales      paying users  metric   42
+	// hosting    hosting       cost     $10.00
+	// TOTAL USD  costs                  $13.93
+	// TOTAL USD  revenue                $125.00
+	// TOTAL USD  net                    $111.07
+}

@@ -1,0 +1,218 @@
+package spendguard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Pauser stops billable work when the daily limit is reached. Resume is
+// an operator's decision: the Guard never calls it.
+type Pauser interface {
+	Pause(ctx context.Context, reason string) error
+}
+
+// PauseState says whether billing is paused.
+type PauseState struct {
+	Paused   bool      `json:"billing_paused"`
+	Reason   string    `json:"pause_reason,omitempty"`
+	Since    time.Time `json:"paused_at,omitzero"`
+	Resumed  time.Time `json:"resumed_at,omitzero"`
+	Operator string    `json:"resumed_by,omitempty"`
+}
+
+// PauseFunc adapts a function to Pauser.
+type PauseFunc func(ctx context.Context, reason string) error
+
+// Pause calls f.
+func (f PauseFunc) Pause(ctx context.Context, reason string) error { return f(ctx, reason) }
+
+// FlagsFile keeps the pause state in a JSON billing-flags file that other
+// processes (workers, cron jobs) can read. Keys it does not own are kept.
+// Every write is atomic: a temporary file, fsync, rename, directory fsync,
+// so a crash leaves either the old file or the new one, never half.
+type FlagsFile struct {
+	Path string
+	// Now stamps pauses and resumes. Default time.Now.
+	Now func() time.Time
+
+	mu     sync.Mutex
+	cached PauseState
+	stamp  fileStamp
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+var _ Pauser = (*FlagsFile)(nil)
+
+func (f *FlagsFile) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// Pause implements Pauser.
+func (f *FlagsFile) Pause(_ context.Context, reason string) error {
+	return f.update(func(st *PauseState) {
+		if !st.Paused {
+			st.Since = f.now().UTC()
+		}
+		st.Paused, st.Reason = true, reason
+	})
+}
+
+// Resume lifts the pause; operator is recorded.
+func (f *FlagsFile) Resume(_ context.Context, operator string) error {
+	return f.update(func(st *PauseState) {
+		st.Paused, st.Reason, st.Resumed, st.Operator = false, "", f.now().UTC(), operator
+	})
+}
+
+// State reads the file, re-parsing it only when its size or modification
+// time changed, so it is cheap enough for every request. A missing file
+// means not paused; an unreadable one is an error.
+func (f *FlagsFile) State() (PauseState, error) {
+	fi, err := os.Stat(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return PauseState{}, nil
+	}
+	if err != nil {
+		return PauseState{}, err
+	}
+	stamp := fileStamp{fi.ModTime(), fi.Size(), true}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if stamp == f.stamp {
+		return f.cached, nil
+	}
+	_, st, err := f.read()
+	if err != nil {
+		return PauseState{}, err
+	}
+	f.cached, f.stamp = st, stamp
+	return st, nil
+}
+
+func (f *FlagsFile) read() (map[string]json.RawMessage, PauseState, error) {
+	raw := map[string]json.RawMessage{}
+	var st PauseState
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return raw, st, nil
+	}
+	if err != nil {
+		return nil, st, err
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, st, fmt.Errorf("spendguard: flags file %s is not a JSON object: %w", f.Path, err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, st, fmt.Errorf("spendguard: flags file %s: %w", f.Path, err)
+	}
+	return raw, st, nil
+}
+
+func (f *FlagsFile) update(change func(*PauseState)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	raw, st, err := f.read()
+	if err != nil {
+		return err
+	}
+	change(&st)
+	own, _ := json.Marshal(st)
+	var ownKeys map[string]json.RawMessage
+	_ = json.Unmarshal(own, &ownKeys)
+	for _, k := range []string{"billing_paused", "pause_reason", "paused_at", "resumed_at", "resumed_by"} {
+		delete(raw, k)
+	}
+	for k, v := range ownKeys {
+		raw[k] = v
+	}
+	b, err := json.MarshalIndent(raw, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(f.Path, append(b, '\n')); err != nil {
+		return fmt.Errorf("spendguard: write flags file: %w", err)
+	}
+	f.stamp = fileStamp{} // force a re-read
+	return nil
+}
+
+// writeAtomic replaces path with data through a fsynced temporary file.
+func writeAtomic(path string, data []byte) error {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path + ".tmp-" + hex.EncodeToString(rnd[:])
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if _, err := fh.Write(data); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// PauseChecker reports the pause state; *FlagsFile implements it.
+type PauseChecker interface {
+	State() (PauseState, error)
+}
+
+// BlockWhilePaused returns middleware for billable routes: while billing
+// is paused they answer 503 with Retry-After and a JSON explanation. If
+// the state cannot be read the route is blocked too (fail closed: money
+// is at stake).
+func BlockWhilePaused(p PauseChecker) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st, err := p.State()
+			if err == nil && !st.Paused {
+				next.ServeHTTP(w, r)
+				return
+			}
+			body := map[string]any{"error": "billing is paused"}
+			if err != nil {
+				body["reason"] = "billing state unavailable"
+			} else {
+				body["reason"] = st.Reason
+				body["paused_at"] = st.Since
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(body)
+		})
+	}
+}

@@ -1,0 +1,98 @@
+package spendguard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the cost dashboard: every source's figures for a period, with
+// totals and net per currency.
+type Report struct {
+	Period      Period                   `json:"period"`
+	GeneratedAt time.Time                `json:"generated_at"`
+	Sources     []SourceReport           `json:"sources"`
+	Totals      map[string]CurrencyTotal `json:"totals"`
+	// Complete is false when a source failed; its figures are then missing
+	// from the totals, which are lower bounds.
+	Complete bool `json:"complete"`
+}
+
+// SourceReport is one source's part of a Report.
+type SourceReport struct {
+	Name  string `json:"name"`
+	Lines []Line `json:"lines,omitempty"`
+	Err   string `json:"error,omitempty"`
+}
+
+// CurrencyTotal sums one currency.
+type CurrencyTotal struct {
+	Costs   Money `json:"costs"`
+	Revenue Money `json:"revenue"`
+	Net     Money `json:"net"`
+}
+
+// BuildReport asks every source for the period's figures.
+func BuildReport(ctx context.Context, sources []Source, p Period, now time.Time) Report {
+	r := Report{Period: p, GeneratedAt: now.UTC(), Totals: map[string]CurrencyTotal{}, Complete: true}
+	for _, src := range sources {
+		sr := SourceReport{Name: src.Name()}
+		lines, err := src.Lines(ctx, p)
+		if err != nil {
+			sr.Err = err.Error()
+			r.Complete = false
+		}
+		sr.Lines = lines
+		for _, l := range lines {
+			if l.Kind != KindCost && l.Kind != KindRevenue {
+				continue
+			}
+			t := r.Totals[l.Amount.Currency]
+			t.Costs.Currency, t.Revenue.Currency, t.Net.Currency = l.Amount.Currency, l.Amount.Currency, l.Amount.Currency
+			if l.Kind == KindCost {
+				t.Costs.Amount += l.Amount.Amount
+			} else {
+				t.Revenue.Amount += l.Amount.Amount
+			}
+			t.Net.Amount = t.Revenue.Amount - t.Costs.Amount
+			r.Totals[l.Amount.Currency] = t
+		}
+		r.Sources = append(r.Sources, sr)
+	}
+	return r
+}
+
+// WriteText prints the report as an aligned table.
+func (r Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Cost report %s to %s\n", r.Period.Start.UTC().Format("2006-01-02 15:04"), r.Period.End.UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintln(tw, "SOURCE\tITEM\tKIND\tAMOUNT")
+	for _, s := range r.Sources {
+		if s.Err != "" {
+			fmt.Fprintf(tw, "%s\t(failed: %s)\n", s.Name, s.Err)
+			continue
+		}
+		for _, l := range s.Lines {
+			v := l.Amount.String()
+			if l.Kind == KindMetric {
+				v = strconv.FormatInt(l.Count, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, l.Label, l.Kind, v)
+		}
+	}
+	for _, cur := range slices.Sorted(maps.Keys(r.Totals)) {
+		t := r.Totals[cur]
+		fmt.Fprintf(tw, "TOTAL %s\tcosts\t\t%s\n", cur, t.Costs)
+		fmt.Fprintf(tw, "TOTAL %s\trevenue\t\t%s\n", cur, t.Revenue)
+		fmt.Fprintf(tw, "TOTAL %s\tnet\t\t%s\n", cur, t.Net)
+	}
+	if !r.Complete {
+		fmt.Fprintln(tw, "INCOMPLETE: a source failed; totals are lower bounds")
+	}
+	return tw.Flush()
+}

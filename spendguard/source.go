@@ -1,0 +1,102 @@
+package spendguard
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind classifies a Line.
+type Kind string
+
+// Line kinds. Costs count against the Guard's limit; revenue and costs make
+// the report's net; balances and metrics are shown as they are.
+const (
+	KindCost    Kind = "cost"
+	KindRevenue Kind = "revenue"
+	KindBalance Kind = "balance"
+	KindMetric  Kind = "metric"
+)
+
+// Line is one figure a Source reports for a period.
+type Line struct {
+	Label  string `json:"label"`
+	Kind   Kind   `json:"kind"`
+	Amount Money  `json:"amount,omitzero"` // cost, revenue, balance
+	Count  int64  `json:"count,omitempty"` // metric
+}
+
+// Period is a half-open time range [Start, End).
+type Period struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Source reports figures for a period. An error means the figures are
+// unknown, never zero.
+type Source interface {
+	Name() string
+	Lines(ctx context.Context, p Period) ([]Line, error)
+}
+
+// Fixed is a configured monthly cost (hosting, SaaS subscriptions),
+// prorated to the period by the length of the month it starts in.
+type Fixed struct {
+	Label   string
+	Monthly Money
+}
+
+var _ Source = Fixed{}
+
+// Name implements Source.
+func (f Fixed) Name() string { return f.Label }
+
+// Lines implements Source.
+func (f Fixed) Lines(_ context.Context, p Period) ([]Line, error) {
+	if !p.End.After(p.Start) {
+		return []Line{{Label: f.Label, Kind: KindCost, Amount: Money{0, f.Monthly.Currency}}}, nil
+	}
+	y, m, _ := p.Start.Date()
+	monthStart := time.Date(y, m, 1, 0, 0, 0, 0, p.Start.Location())
+	month := int64(monthStart.AddDate(0, 1, 0).Sub(monthStart) / time.Second)
+	secs := int64(p.End.Sub(p.Start) / time.Second)
+	// Seconds keep the product far from int64 overflow; round half up.
+	amt := (f.Monthly.Amount*secs*2 + month) / (2 * month)
+	return []Line{{Label: f.Label, Kind: KindCost, Amount: Money{amt, f.Monthly.Currency}}}, nil
+}
+
+// SQLMetrics counts things in the application's own database (users,
+// partners, rows) for the dashboard. Each query returns one integer.
+type SQLMetrics struct {
+	Label   string
+	DB      *sql.DB
+	Queries []MetricQuery
+}
+
+// MetricQuery is one labelled counting query.
+type MetricQuery struct {
+	Label, SQL string
+}
+
+var _ Source = (*SQLMetrics)(nil)
+
+// Name implements Source.
+func (s *SQLMetrics) Name() string { return s.Label }
+
+// Lines implements Source.
+func (s *SQLMetrics) Lines(ctx context.Context, _ Period) ([]Line, error) {
+	if s.DB == nil {
+		return nil, errors.New("spendguard: SQLMetrics has no DB")
+	}
+	var out []Line
+	for _, q := range s.Queries {
+		var n int64
+		if err := s.DB.QueryRowContext(ctx, q.SQL).Scan(&n); err != nil {
+			return nil, fmt.Errorf("metric %s: %w", q.Label, err)
+		}
+		out = append(out, Line{Label: q.Label, Kind: KindMetric, Count: n})
+	}
+	return out, nil
+}
