@@ -1,0 +1,23 @@
+// Package payout pays partners their commissions exactly once.
+//
+// A Ledger (SQL; SQLite by default, schema created by the package) records
+// partners, the commissions they accrue (20% of a sale by default,
+// idempotent per source reference) and payouts with their states:
+// pending → sent → confirmed, or failed with a reason.
+//
+// Run pays every partner whose unpaid balance in a currency has reached
+// that currency's minimum ($50 by default). For each it first creates the
+// payout row (pending, with its own id) and reserves the commissions in one
+// transaction, then calls the Payouter with the payout id as idempotency
+// key, then records the result. A crash or error between any two steps is
+// repaired by the next Run: a pending payout is looked up at the provider
+// (Find) and otherwise retried with the same key, so a partner is never
+// paid twice and no commission is lost. A permanent failure releases the
+// commissions and alerts. Concurrent Runs (several replicas) cannot
+// reserve the same commissions twice — reservation is a conditional update
+// — and a lease keeps two Runs from working on one pending payout at once.
+//
+// StripeTransfers implements Payouter with Stripe Connect transfers
+// (POST /v1/transfers, Idempotency-Key, transfer_group = payout id),
+// mapping Stripe's errors to retryable or permanent.
+package payout

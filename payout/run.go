@@ -1,0 +1,399 @@
+package payout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/levqor/levqor/alert"
+)
+
+// Defaults for RunnerConfig.
+const DefaultLease = 5 * time.Minute
+
+// DefaultMinimums is the seed system's $50 threshold. Commissions in a
+// currency without a minimum are never paid out (and are reported), rather
+// than paid under a guessed threshold.
+var DefaultMinimums = map[string]int64{"USD": 5000}
+
+// Step names the points of a payout that the Hook observes.
+type Step string
+
+// Steps, in order.
+const (
+	StepReserved Step = "reserved" // payout row created, commissions reserved (committed)
+	StepPaid     Step = "paid"     // the Payouter accepted the transfer (not yet recorded)
+	StepRecorded Step = "recorded" // the ledger says sent
+)
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Ledger   *Ledger  // required
+	Payouter Payouter // required
+	// Minimums per currency (minor units). Default DefaultMinimums.
+	Minimums map[string]int64
+	// Lease is how long a Run owns a pending payout before another Run may
+	// take it over. Default DefaultLease.
+	Lease time.Duration
+	// Owner identifies this Runner in leases. Default: a random id.
+	Owner string
+	// DryRun reports what would be paid and changes nothing.
+	DryRun bool
+	// Notifier receives a success summary and failures. Optional.
+	Notifier alert.Notifier
+	// Hook, if set, is called after each Step; an error stops the Run at
+	// that point, exactly as a crash would (fault-injection tests use it).
+	Hook func(step Step, payoutID string) error
+	// Logger and Now. Defaults slog.Default() and time.Now.
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Runner pays out commissions.
+type Runner struct{ cfg RunnerConfig }
+
+// NewRunner validates cfg.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if cfg.Ledger == nil || cfg.Payouter == nil {
+		return nil, errors.New("payout: RunnerConfig needs Ledger and Payouter")
+	}
+	if cfg.Minimums == nil {
+		cfg.Minimums = DefaultMinimums
+	}
+	norm := map[string]int64{}
+	for cur, m := range cfg.Minimums {
+		if len(cur) != 3 || m <= 0 {
+			return nil, fmt.Errorf("payout: minimum %d for %q: need a 3-letter currency and a positive amount", m, cur)
+		}
+		norm[strings.ToUpper(cur)] = m
+	}
+	cfg.Minimums = norm
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = newID("run_")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Runner{cfg: cfg}, nil
+}
+
+// Planned is a payout a dry run would make.
+type Planned struct {
+	PartnerID string
+	Amount    int64
+	Currency  string
+}
+
+// Report is what a Run did.
+type Report struct {
+	Planned  []Planned // dry run only
+	Sent     []Payout
+	Retrying []Payout // retryable failure: still pending, retried by the next Run
+	Failed   []Payout // permanent failure: commissions released
+	// NoMinimum lists currencies with unpaid commissions but no minimum configured.
+	NoMinimum []string
+}
+
+// WriteText prints the report as a table.
+func (r Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tPARTNER\tAMOUNT\tPAYOUT")
+	for _, p := range r.Planned {
+		fmt.Fprintf(tw, "would pay\t%s\t%s\t\n", p.PartnerID, formatAmount(p.Amount, p.Currency))
+	}
+	for _, group := range []struct {
+		label string
+		list  []Payout
+	}{{"sent", r.Sent}, {"retrying", r.Retrying}, {"failed", r.Failed}} {
+		for _, p := range group.list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", group.label, p.PartnerID, formatAmount(p.Amount, p.Currency), p.ID)
+		}
+	}
+	for _, cur := range r.NoMinimum {
+		fmt.Fprintf(tw, "no minimum\t\t%s\t\n", cur)
+	}
+	return tw.Flush()
+}
+
+func formatAmount(a int64, cur string) string {
+	return fmt.Sprintf("%d.%02d %s", a/100, a%100, cur)
+}
+
+// errStopped marks a Run stopped by its Hook.
+var errStopped = errors.New("payout: run stopped by hook")
+
+// Run pays every eligible partner; see the package documentation for the
+// guarantees. It returns what it did and the errors it met; a payout that
+// failed does not stop the others.
+func (r *Runner) Run(ctx context.Context) (Report, error) {
+	var rep Report
+	var errs []error
+	// 1. Finish what an earlier Run left pending.
+	pending, err := r.cfg.Ledger.Payouts(ctx, StatePending)
+	if err != nil {
+		return rep, err
+	}
+	if !r.cfg.DryRun {
+		for _, p := range pending {
+			ok, err := r.lease(ctx, p.ID)
+			if err != nil {
+				return rep, err
+			}
+			if !ok {
+				continue // another Run holds it
+			}
+			if err := r.process(ctx, p, &rep); err != nil {
+				if errors.Is(err, errStopped) {
+					return rep, err
+				}
+				errs = append(errs, err)
+			}
+		}
+	}
+	// 2. Reserve and pay new balances.
+	due, noMin, err := r.eligible(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.NoMinimum = noMin
+	for _, d := range due {
+		if r.cfg.DryRun {
+			rep.Planned = append(rep.Planned, d)
+			continue
+		}
+		p, ok, err := r.reserve(ctx, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			continue // another Run reserved these commissions first
+		}
+		if err := r.hook(StepReserved, p.ID); err != nil {
+			return rep, err
+		}
+		if err := r.process(ctx, p, &rep); err != nil {
+			if errors.Is(err, errStopped) {
+				return rep, err
+			}
+			errs = append(errs, err)
+		}
+	}
+	r.summarise(ctx, rep)
+	return rep, errors.Join(errs...)
+}
+
+func (r *Runner) hook(step Step, id string) error {
+	if r.cfg.Hook == nil {
+		return nil
+	}
+	if err := r.cfg.Hook(step, id); err != nil {
+		return fmt.Errorf("%w at %s of %s: %w", errStopped, step, id, err)
+	}
+	return nil
+}
+
+func (r *Runner) eligible(ctx context.Context) ([]Planned, []string, error) {
+	rows, err := r.cfg.Ledger.db.QueryContext(ctx, `SELECT partner_id, currency, SUM(amount) FROM levqor_commissions
+		WHERE payout_id IS NULL GROUP BY partner_id, currency ORDER BY partner_id, currency`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var due []Planned
+	missing := map[string]bool{}
+	for rows.Next() {
+		var p Planned
+		if err := rows.Scan(&p.PartnerID, &p.Currency, &p.Amount); err != nil {
+			return nil, nil, err
+		}
+		min, ok := r.cfg.Minimums[p.Currency]
+		if !ok {
+			missing[p.Currency] = true
+			continue
+		}
+		if p.Amount >= min {
+			due = append(due, p)
+		}
+	}
+	var noMin []string
+	for cur := range missing {
+		noMin = append(noMin, cur)
+	}
+	sort.Strings(noMin)
+	return due, noMin, rows.Err()
+}
+
+// reserve creates the pending payout and attaches the partner's unpaid
+// commissions to it in one transaction. ok is false when another Run
+// reserved them first.
+func (r *Runner) reserve(ctx context.Context, d Planned) (Payout, bool, error) {
+	l := r.cfg.Ledger
+	now := r.cfg.Now()
+	p := Payout{ID: newID("po_"), PartnerID: d.PartnerID, Currency: d.Currency, State: StatePending, CreatedAt: now, UpdatedAt: now}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return p, false, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, l.q(`UPDATE levqor_commissions SET payout_id = ? WHERE partner_id = ? AND currency = ? AND payout_id IS NULL`),
+		p.ID, d.PartnerID, d.Currency); err != nil {
+		return p, false, fmt.Errorf("payout: reserve: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(amount), 0) FROM levqor_commissions WHERE payout_id = ?`), p.ID).Scan(&p.Amount); err != nil {
+		return p, false, fmt.Errorf("payout: reserve: %w", err)
+	}
+	if p.Amount < r.cfg.Minimums[d.Currency] {
+		return p, false, nil // raced: someone else took them
+	}
+	if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO levqor_payouts (id, partner_id, amount, currency, state, created_at, updated_at, lease_owner, lease_until)
+		VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`),
+		p.ID, p.PartnerID, p.Amount, p.Currency, stamp(now), stamp(now), r.cfg.Owner, stamp(now.Add(r.cfg.Lease))); err != nil {
+		return p, false, fmt.Errorf("payout: reserve: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return p, false, fmt.Errorf("payout: reserve: %w", err)
+	}
+	return p, true, nil
+}
+
+// lease takes a pending payout whose lease has expired.
+func (r *Runner) lease(ctx context.Context, id string) (bool, error) {
+	l := r.cfg.Ledger
+	now := r.cfg.Now()
+	res, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_payouts SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND state = 'pending' AND (lease_until < ? OR lease_owner = ?)`),
+		r.cfg.Owner, stamp(now.Add(r.cfg.Lease)), id, stamp(now), r.cfg.Owner)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (r *Runner) process(ctx context.Context, p Payout, rep *Report) error {
+	l := r.cfg.Ledger
+	var account string
+	if err := l.db.QueryRowContext(ctx, l.q(`SELECT account FROM levqor_partners WHERE id = ?`), p.PartnerID).Scan(&account); err != nil {
+		return fmt.Errorf("payout %s: partner %s: %w", p.ID, p.PartnerID, err)
+	}
+	if _, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_payouts SET attempts = attempts + 1, updated_at = ? WHERE id = ?`), stamp(r.cfg.Now()), p.ID); err != nil {
+		return err
+	}
+	transferID := ""
+	if p.Attempts > 0 {
+		// An earlier attempt may have paid before the crash.
+		id, found, err := r.cfg.Payouter.Find(ctx, p.ID)
+		if err != nil {
+			return r.failed(ctx, p, err, rep)
+		}
+		if found {
+			transferID = id
+		}
+	}
+	if transferID == "" {
+		id, err := r.cfg.Payouter.Pay(ctx, Transfer{
+			PayoutID: p.ID, Destination: account, Amount: p.Amount, Currency: p.Currency,
+			Description: "Levqor partner commission " + p.ID,
+		})
+		if err != nil {
+			return r.failed(ctx, p, err, rep)
+		}
+		transferID = id
+	}
+	if err := r.hook(StepPaid, p.ID); err != nil {
+		return err
+	}
+	now := r.cfg.Now()
+	if _, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_payouts SET state = 'sent', transfer_id = ?, failure = '', lease_owner = '', lease_until = '', updated_at = ?
+		WHERE id = ? AND state = 'pending'`), transferID, stamp(now), p.ID); err != nil {
+		return fmt.Errorf("payout %s: paid as %s but not recorded (the next Run will find it): %w", p.ID, transferID, err)
+	}
+	p.State, p.TransferID, p.UpdatedAt = StateSent, transferID, now
+	rep.Sent = append(rep.Sent, p)
+	r.cfg.Logger.InfoContext(ctx, "payout: sent", "payout", p.ID, "partner", p.PartnerID, "amount", p.Amount, "currency", p.Currency, "transfer", transferID)
+	return r.hook(StepRecorded, p.ID)
+}
+
+func (r *Runner) failed(ctx context.Context, p Payout, cause error, rep *Report) error {
+	l := r.cfg.Ledger
+	now := r.cfg.Now()
+	if IsRetryable(cause) {
+		// Keep it pending (same id, same idempotency key) and free the
+		// lease so the next Run retries at once.
+		_, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_payouts SET failure = ?, lease_owner = '', lease_until = '', updated_at = ? WHERE id = ?`),
+			cause.Error(), stamp(now), p.ID)
+		p.Failure = cause.Error()
+		rep.Retrying = append(rep.Retrying, p)
+		r.cfg.Logger.WarnContext(ctx, "payout: will retry", "payout", p.ID, "partner", p.PartnerID, "err", cause)
+		return errors.Join(fmt.Errorf("payout %s: %w", p.ID, cause), err)
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, l.q(`UPDATE levqor_payouts SET state = 'failed', failure = ?, lease_owner = '', lease_until = '', updated_at = ? WHERE id = ? AND state = 'pending'`),
+		cause.Error(), stamp(now), p.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, l.q(`UPDATE levqor_commissions SET payout_id = NULL WHERE payout_id = ?`), p.ID); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	p.State, p.Failure = StateFailed, cause.Error()
+	rep.Failed = append(rep.Failed, p)
+	r.cfg.Logger.ErrorContext(ctx, "payout: failed permanently; commissions released", "payout", p.ID, "partner", p.PartnerID, "err", cause)
+	r.notify(ctx, alert.Alert{
+		Severity: alert.SeverityCritical, Title: "Payout to " + p.PartnerID + " failed", Message: cause.Error(), Key: "payout-failed|" + p.ID,
+		Fields: []alert.Field{{Key: "Amount", Value: formatAmount(p.Amount, p.Currency)}, {Key: "Payout", Value: p.ID}, {Key: "Commissions", Value: "released; they will be paid by a later run once fixed"}},
+	})
+	return fmt.Errorf("payout %s: %w", p.ID, cause)
+}
+
+func (r *Runner) summarise(ctx context.Context, rep Report) {
+	if len(rep.Sent) == 0 && len(rep.Retrying) == 0 {
+		return
+	}
+	totals := map[string]int64{}
+	for _, p := range rep.Sent {
+		totals[p.Currency] += p.Amount
+	}
+	var parts []string
+	for cur, v := range totals {
+		parts = append(parts, formatAmount(v, cur))
+	}
+	sort.Strings(parts)
+	a := alert.Alert{Severity: alert.SeveritySuccess, Title: "Partner payouts: " + strconv.Itoa(len(rep.Sent)) + " sent", Key: "payout-run|" + r.cfg.Owner,
+		Fields: []alert.Field{{Key: "Total", Value: strings.Join(parts, ", ")}}}
+	if len(rep.Retrying) > 0 {
+		a.Severity = alert.SeverityWarning
+		a.Fields = append(a.Fields, alert.Field{Key: "Retrying", Value: strconv.Itoa(len(rep.Retrying)) + " (temporary errors; next run retries)"})
+	}
+	r.notify(ctx, a)
+}
+
+func (r *Runner) notify(ctx context.Context, a alert.Alert) {
+	if r.cfg.Notifier == nil {
+		return
+	}
+	a.Time = r.cfg.Now()
+	if err := r.cfg.Notifier.Notify(ctx, a); err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "payout: alert failed", "err", err)
+	}
+}

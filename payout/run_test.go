@@ -1,0 +1,302 @@
+package payout_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/sqlitetest"
+	"github.com/levqor/levqor/payout"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type alerts struct {
+	mu  sync.Mutex
+	got []alert.Alert
+}
+
+func (a *alerts) Notify(_ context.Context, al alert.Alert) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, al)
+	return nil
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type world struct {
+	path   string
+	db     *sql.DB
+	ledger *payout.Ledger
+	stripe *fakeStripe
+	clk    *clock
+}
+
+// newWorld: partners p1..pN with connected accounts acct_1..acct_N.
+func newWorld(t *testing.T, partners int) *world {
+	t.Helper()
+	w := &world{path: sqlitetest.Path(t), clk: &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}}
+	w.db = sqlitetest.Open(t, w.path)
+	var err error
+	if w.ledger, err = payout.NewLedger(context.Background(), w.db, false); err != nil {
+		t.Fatal(err)
+	}
+	var accts []string
+	for i := 1; i <= partners; i++ {
+		accts = append(accts, fmt.Sprintf("acct_%d", i))
+		if err := w.ledger.AddPartner(context.Background(), fmt.Sprintf("p%d", i), accts[i-1], w.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.stripe = newFakeStripe(t, accts...)
+	return w
+}
+
+func (w *world) accrue(t *testing.T, partner, ref string, amount int64, cur string) {
+	t.Helper()
+	if _, err := w.ledger.Accrue(context.Background(), partner, ref, amount, cur, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *world) runner(t *testing.T, cfg payout.RunnerConfig) *payout.Runner {
+	t.Helper()
+	if cfg.Ledger == nil {
+		cfg.Ledger = w.ledger
+	}
+	if cfg.Payouter == nil {
+		cfg.Payouter = stripePayouter(w.stripe)
+	}
+	cfg.Now, cfg.Logger = w.clk.Now, quiet
+	r, err := payout.NewRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// balanced checks the ledger against the provider: every commission is
+// unpaid or in exactly one sent payout, and Stripe received exactly the
+// sent amounts.
+func (w *world) balanced(t *testing.T, wantPaid map[string]int64) {
+	t.Helper()
+	if got := w.stripe.paid(); fmt.Sprint(got) != fmt.Sprint(wantPaid) {
+		t.Fatalf("stripe received %v, want %v", got, wantPaid)
+	}
+	sent, _ := w.ledger.Payouts(context.Background(), payout.StateSent)
+	if len(sent) != w.stripe.count() {
+		t.Fatalf("%d payouts sent in the ledger, %d transfers at Stripe", len(sent), w.stripe.count())
+	}
+	bals, _ := w.ledger.Balances(context.Background())
+	for _, b := range bals {
+		if b.Reserved != 0 {
+			t.Fatalf("commissions left reserved: %+v", b)
+		}
+		if got := wantPaid["acct_"+strings.TrimPrefix(b.PartnerID, "p")+" "+b.Currency]; got != b.Paid {
+			t.Fatalf("ledger says %s paid %d %s, Stripe got %d", b.PartnerID, b.Paid, b.Currency, got)
+		}
+	}
+}
+
+func TestRunThresholdsAndCurrencies(t *testing.T) {
+	w := newWorld(t, 4)
+	w.accrue(t, "p1", "inv-1", 3000, "usd")
+	w.accrue(t, "p1", "inv-2", 3000, "USD") // $60 ≥ $50
+	w.accrue(t, "p2", "inv-3", 4999, "USD") // just under
+	w.accrue(t, "p3", "inv-4", 6000, "EUR") // EUR minimum configured below
+	w.accrue(t, "p3", "inv-5", 5500, "USD")
+	w.accrue(t, "p4", "inv-6", 90000, "GBP") // no GBP minimum: not paid
+	if ok, _ := w.ledger.Accrue(context.Background(), "p1", "inv-1", 3000, "USD", w.clk.Now()); ok {
+		t.Fatal("the same source reference accrued twice")
+	}
+	al := &alerts{}
+	rep, err := w.runner(t, payout.RunnerConfig{Minimums: map[string]int64{"USD": 5000, "EUR": 5000}, Notifier: al}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Sent) != 3 || fmt.Sprint(rep.NoMinimum) != "[GBP]" {
+		t.Fatalf("report %+v", rep)
+	}
+	w.balanced(t, map[string]int64{"acct_1 USD": 6000, "acct_3 EUR": 6000, "acct_3 USD": 5500})
+	if len(al.got) != 1 || al.got[0].Severity != alert.SeveritySuccess {
+		t.Fatalf("alerts %+v", al.got)
+	}
+	// p2 crosses the threshold later.
+	w.accrue(t, "p2", "inv-7", 1, "USD")
+	if rep, _ := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); len(rep.Sent) != 1 || rep.Sent[0].Amount != 5000 {
+		t.Fatalf("%+v", rep)
+	}
+	if h, _ := w.ledger.History(context.Background(), "p1"); len(h) != 1 || h[0].State != payout.StateSent || h[0].TransferID == "" {
+		t.Fatalf("history %+v", h)
+	}
+}
+
+func TestCommission(t *testing.T) {
+	for _, tc := range []struct{ sale, want int64 }{{10000, 2000}, {999, 200}, {997, 199}, {1, 0}, {3, 1}} {
+		if got := payout.Commission(tc.sale, payout.DefaultCommissionBasisPoints); got != tc.want {
+			t.Errorf("20%% of %d = %d, want %d", tc.sale, got, tc.want)
+		}
+	}
+}
+
+var errCrash = errors.New("simulated crash")
+
+// TestCrashAfterEachStep stops a Run after each step (as a crash would),
+// then runs again: every partner is paid exactly once, nothing is lost.
+func TestCrashAfterEachStep(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		step  payout.Step
+		fail  []string // provider behaviour on the first run
+		crash bool
+	}{
+		{name: "after reserving, before the transfer", step: payout.StepReserved, crash: true},
+		{name: "after the transfer, before recording", step: payout.StepPaid, crash: true},
+		{name: "after recording", step: payout.StepRecorded, crash: true},
+		{name: "transfer made, answer lost", fail: []string{"drop"}},
+		{name: "stripe 500", fail: []string{"500"}},
+		{name: "stripe 429", fail: []string{"429"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 3)
+			for i := 1; i <= 3; i++ {
+				w.accrue(t, fmt.Sprintf("p%d", i), fmt.Sprintf("inv-%d", i), int64(5000*i), "USD")
+			}
+			w.stripe.fail = tc.fail
+			var hook func(payout.Step, string) error
+			if tc.crash {
+				hook = func(s payout.Step, _ string) error {
+					if s == tc.step {
+						return errCrash
+					}
+					return nil
+				}
+			}
+			_, err := w.runner(t, payout.RunnerConfig{Hook: hook}).Run(context.Background())
+			if tc.crash && !errors.Is(err, errCrash) {
+				t.Fatalf("first run: %v", err)
+			}
+			// The crashed run's lease must expire before another takes over.
+			w.clk.Advance(payout.DefaultLease + time.Second)
+			for range 2 {
+				if _, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.balanced(t, map[string]int64{"acct_1 USD": 5000, "acct_2 USD": 10000, "acct_3 USD": 15000})
+			// One idempotency key per payout, however many attempts.
+			for group, keys := range w.stripe.keysByGroup {
+				if len(keys) != 1 {
+					t.Fatalf("payout %s used keys %v", group, keys)
+				}
+			}
+		})
+	}
+}
+
+func TestConcurrentRuns(t *testing.T) {
+	w := newWorld(t, 20)
+	want := map[string]int64{}
+	for i := 1; i <= 20; i++ {
+		w.accrue(t, fmt.Sprintf("p%d", i), fmt.Sprintf("inv-%d", i), 6000, "USD")
+		want[fmt.Sprintf("acct_%d USD", i)] = 6000
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range 4 {
+		// Each replica has its own connection pool to the same database file.
+		db := sqlitetest.Open(t, w.path)
+		ledger, err := payout.NewLedger(context.Background(), db, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := w.runner(t, payout.RunnerConfig{Ledger: ledger})
+		wg.Go(func() { _, errs[i] = r.Run(context.Background()) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.balanced(t, want)
+}
+
+func TestPermanentFailureReleasesCommissions(t *testing.T) {
+	w := newWorld(t, 1)
+	_ = w.ledger.AddPartner(context.Background(), "p1", "acct_typo", w.clk.Now())
+	w.accrue(t, "p1", "inv-1", 7000, "USD")
+	al := &alerts{}
+	rep, err := w.runner(t, payout.RunnerConfig{Notifier: al}).Run(context.Background())
+	if err == nil || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Failure, "No such destination") {
+		t.Fatalf("report %+v err %v", rep, err)
+	}
+	if len(al.got) != 1 || al.got[0].Severity != alert.SeverityCritical {
+		t.Fatalf("alerts %+v", al.got)
+	}
+	bals, _ := w.ledger.Balances(context.Background())
+	if bals[0].Unpaid != 7000 {
+		t.Fatalf("commissions not released: %+v", bals)
+	}
+	_ = w.ledger.AddPartner(context.Background(), "p1", "acct_1", w.clk.Now()) // fixed
+	if _, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.balanced(t, map[string]int64{"acct_1 USD": 7000})
+	if f, _ := w.ledger.Payouts(context.Background(), payout.StateFailed); len(f) != 1 {
+		t.Fatal("the failed payout's record was lost")
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	w := newWorld(t, 2)
+	w.accrue(t, "p1", "inv-1", 8000, "USD")
+	rep, err := w.runner(t, payout.RunnerConfig{DryRun: true}).Run(context.Background())
+	if err != nil || len(rep.Planned) != 1 || rep.Planned[0].Amount != 8000 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	var out strings.Builder
+	_ = rep.WriteText(&out)
+	if !strings.Contains(out.String(), "would pay  p1       80.00 USD") {
+		t.Fatalf("dry-run output:\n%s", out.String())
+	}
+	if w.stripe.count() != 0 {
+		t.Fatal("dry run paid")
+	}
+	if p, _ := w.ledger.Payouts(context.Background()); len(p) != 0 {
+		t.Fatal("dry run wrote payouts")
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	w := newWorld(t, 1)
+	w.accrue(t, "p1", "inv-1", 8000, "USD")
+	rep, _ := w.runner(t, payout.RunnerConfig{}).Run(context.Background())
+	if err := w.ledger.Confirm(context.Background(), rep.Sent[0].TransferID, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := w.ledger.History(context.Background(), "p1"); h[0].State != payout.StateConfirmed {
+		t.Fatalf("%+v", h)
+	}
+	if err := w.ledger.Confirm(context.Background(), "tr_nope", w.clk.Now()); !errors.Is(err, payout.ErrNotFound) {
+		t.Fatalf("err %v", err)
+	}
+}
