@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +23,10 @@ type HandlerConfig struct {
 	MaxBody int64
 	// Filename names the export download. Default "personal-data.json".
 	Filename string
+	// Aliases returns other names of the subject (such as the account's
+	// email when the subject is a user id) that a request body may use to
+	// name them. Optional.
+	Aliases func(ctx context.Context, subject string) []string
 }
 
 // requestBody is what the endpoints accept. Subject (or email) may be given
@@ -81,7 +86,10 @@ func (s *Service) Handler(cfg HandlerConfig) http.Handler {
 				}
 			}
 			for _, named := range []string{body.Subject, body.Email} {
-				if named != "" && named != subject {
+				if named == "" || named == subject {
+					continue
+				}
+				if cfg.Aliases == nil || !slices.Contains(cfg.Aliases(r.Context(), subject), named) {
 					jsonError(w, http.StatusForbidden, "you can only request your own data")
 					return
 				}

@@ -374,3 +374,21 @@ func newID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// VerifyRefresh checks a refresh token (signature, type, issuer, times)
+// and its family's revocation without rotating it, e.g. to check who owns
+// a refresh token before revoking it.
+func (m *Manager) VerifyRefresh(ctx context.Context, refreshToken string) (*Claims, error) {
+	c, err := m.parse(m.refresh, refreshToken, TypeRefresh)
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := m.cfg.Store.Revoked(ctx, c.Family, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if revoked {
+		return nil, ErrRevoked
+	}
+	return c, nil
+}

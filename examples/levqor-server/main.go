@@ -1,0 +1,233 @@
+// Command levqor-server is the Levqor reference deployment: one net/http
+// service wiring every Levqor package, plus the operations CLI.
+//
+//	levqor-server [serve]                 run the HTTP service (default)
+//	levqor-server backup                  back up, verify, prune, upload
+//	levqor-server backup verify <file>    verify one backup
+//	levqor-server restore <file> <target> restore a backup
+//	levqor-server spend                   check the daily spend guard
+//	levqor-server costs [--json]          print the cost report
+//	levqor-server payouts [--dry-run]     pay partners
+//	levqor-server slo --url URL           run the deployment watchdog
+//	levqor-server anomaly                 flag unusual numbers from stdin
+//	levqor-server doctor                  check the installation
+//
+// Configuration comes from the environment; see --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+type command struct {
+	name, usage, help string
+	run               func(ctx context.Context, env *cliEnv, args []string) int
+}
+
+type cliEnv struct {
+	cfg    config
+	log    *slog.Logger
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "serve [--addr ADDR] [--data DIR]", "run the HTTP service", cmdServe},
+		{"backup", "backup | backup verify <file>", "back up the database (verify, prune to LEVQOR_BACKUP_KEEP, upload), or verify one backup", cmdBackup},
+		{"restore", "restore [--force] <file> <target>", "restore a verified backup to target (refuses to replace an existing file without --force)", cmdRestore},
+		{"spend", "spend", "check today's spend against DAILY_SPEND_LIMIT; exit 0 within limit, 1 breached, 2 unknown", cmdSpend},
+		{"costs", "costs [--json] [--days N]", "print the cost report (today, or the last N days)", cmdCosts},
+		{"payouts", "payouts [--dry-run]", "pay partners whose commissions reached the minimum", cmdPayouts},
+		{"slo", "slo --url URL [--rollback-cmd CMD] [--count N] [--interval D]", "probe a deployment and roll it back when it fails", cmdSLO},
+		{"anomaly", "anomaly [--window N] [--threshold Z]", "read one number per line from stdin and print the anomalous ones", cmdAnomaly},
+		{"doctor", "doctor", "check configuration, database, Redis, key files and backup freshness", cmdDoctor},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: levqor-server [command] [flags]  (default command: serve)\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-62s %s\n", c.usage, c.help)
+	}
+	fmt.Fprintln(w, "\nenvironment:")
+	for _, v := range envVars {
+		fmt.Fprintf(w, "  %-26s %s\n", v[0], v[1])
+	}
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	name := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		cfg, err := loadConfig(os.Getenv)
+		if err != nil && !isHelp(args) {
+			fmt.Fprintln(stderr, "levqor-server:", err)
+			return 2
+		}
+		log := slog.New(slog.NewTextHandler(stderr, nil))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return c.run(ctx, &cliEnv{cfg: cfg, log: log, stdin: stdin, stdout: stdout, stderr: stderr}, args)
+	}
+	fmt.Fprintf(stderr, "levqor-server: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+func isHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return true
+		}
+	}
+	return false
+}
+
+// newFlags returns a FlagSet whose --help prints the command's usage and
+// the environment.
+func newFlags(env *cliEnv, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		for _, c := range commands() {
+			if c.name == name {
+				fmt.Fprintf(env.stdout, "usage: levqor-server %s\n\n%s\n\nflags:\n", c.usage, c.help)
+			}
+		}
+		fs.SetOutput(env.stdout)
+		fs.PrintDefaults()
+		fmt.Fprintln(env.stdout, "\nenvironment:")
+		for _, v := range envVars {
+			fmt.Fprintf(env.stdout, "  %-26s %s\n", v[0], v[1])
+		}
+	}
+	return fs
+}
+
+// parse handles --help (exit 0) and bad flags (exit 2).
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "serve")
+	addr := fs.String("addr", env.cfg.Addr, "listen address (LEVQOR_ADDR)")
+	data := fs.String("data", env.cfg.DataDir, "data directory (LEVQOR_DATA_DIR)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg := env.cfg
+	cfg.Addr = *addr
+	if *data != cfg.DataDir {
+		cfg.DataDir = *data
+		if os.Getenv("LEVQOR_BACKUP_DIR") == "" {
+			cfg.BackupDir = *data + "/backups"
+		}
+	}
+	a, err := newApp(ctx, cfg, env.log)
+	if err != nil {
+		env.log.Error("start-up failed", "err", err)
+		return 1
+	}
+	defer a.close()
+	handler, err := a.routes()
+	if err != nil {
+		env.log.Error("start-up failed", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		env.log.Error("listen", "addr", cfg.Addr, "err", err)
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(env.log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.backgroundJobs(bg)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	env.log.Info("levqor-server listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "redis", cfg.RedisURL != "", "signing", a.keys.Signing().Algorithm())
+	code := 0
+	select {
+	case err := <-serveErr:
+		env.log.Error("server stopped", "err", err)
+		code = 1
+	case <-ctx.Done():
+		env.log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		if err := srv.Shutdown(sctx); err != nil {
+			env.log.Error("shutdown: requests still running after the grace period", "err", err)
+			code = 1
+		}
+		cancel()
+	}
+	stopBG()
+	<-done
+	env.log.Info("stopped")
+	return code
+}
+
+// backgroundJobs runs scheduled work until ctx ends: the SLO tracker's
+// evaluation runs in its own goroutine; backups run here when
+// LEVQOR_BACKUP_INTERVAL is set.
+func (a *app) backgroundJobs(ctx context.Context) {
+	if a.cfg.BackupInterval <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(a.cfg.BackupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
+				a.log.Error("scheduled backup failed", "err", err)
+			}
+		}
+	}
+}

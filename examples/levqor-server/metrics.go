@@ -1,0 +1,59 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/levqor/levqor/ratelimit"
+)
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	rateLimit  *prometheus.CounterVec
+	anomalies  prometheus.Counter
+	cspReports prometheus.Counter
+	panics     prometheus.Counter
+	handler    http.Handler
+}
+
+func newMetrics(a *app) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_http_requests_total", Help: "HTTP requests by route, method and status."},
+			[]string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "levqor_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"route"}),
+		rateLimit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_ratelimit_decisions_total", Help: "Rate-limit decisions."},
+			[]string{"decision"}),
+		anomalies:  prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_latency_anomalies_total", Help: "Requests flagged by the latency anomaly detector."}),
+		cspReports: prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_csp_reports_total", Help: "CSP violation reports received."}),
+		panics:     prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_http_panics_total", Help: "Handler panics recovered."}),
+	}
+	reg := a.reg
+	reg.MustRegister(m.requests, m.latency, m.rateLimit, m.anomalies, m.cspReports, m.panics,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_ratelimit_fallback_open", Help: "1 while rate limiting has fallen back from Redis to per-replica memory."},
+		func() float64 {
+			if f, ok := a.limiter.(*ratelimit.Fallback); ok && f.Open() {
+				return 1
+			}
+			return 0
+		}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_delivered_total", Help: "Alerts delivered."}, func() float64 { return float64(a.queue.Delivered()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_failed_total", Help: "Alerts whose delivery failed."}, func() float64 { return float64(a.queue.Failed()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_dropped_total", Help: "Alerts dropped by a full queue."}, func() float64 { return float64(a.queue.Dropped()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_slo_error_budget_remaining", Help: "Unspent fraction of the API SLO's error budget."},
+		func() float64 { return a.tracker.Status().BudgetRemaining }))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) observe(route, method string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+
+	"github.com/levqor/levqor/secheaders"
+)
+
+//go:embed templates/index.html
+var templates embed.FS
+
+type testimonial struct{ Quote, Name, Role string }
+
+var testimonials = []testimonial{
+	{"We replaced five half-configured libraries with Levqor and finally passed our security review.", "Priya N.", "CTO, a bookkeeping SaaS"},
+	{"The spend guard paused billing at 3 a.m. before a runaway job cost us a month of revenue.", "Marco D.", "Founder, an AI writing tool"},
+	{"Partner payouts used to be a spreadsheet and a prayer. Now they are exactly once, every time.", "Lena K.", "Head of Ops, a marketplace"},
+}
+
+func (a *app) landing() (http.Handler, error) {
+	tmpl, err := template.ParseFS(templates, "templates/index.html")
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, map[string]any{"Nonce": secheaders.Nonce(r.Context()), "Testimonials": testimonials}); err != nil {
+			a.log.ErrorContext(r.Context(), "render landing page", "err", err)
+			writeError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store") // the nonce changes every time
+		_, _ = w.Write(buf.Bytes())
+	}), nil
+}
+
+func (a *app) sitemap(w http.ResponseWriter, r *http.Request) {
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	base := scheme + "://" + r.Host
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	var buf bytes.Buffer
+	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">` + "\n")
+	for _, p := range []string{"/"} {
+		buf.WriteString("  <url><loc>")
+		template.HTMLEscape(&buf, []byte(base+p))
+		buf.WriteString("</loc></url>\n")
+	}
+	buf.WriteString("</urlset>\n")
+	_, _ = w.Write(buf.Bytes())
+}
