@@ -269,3 +269,24 @@ func kid(t *testing.T, token string) string {
 	s, _ := tok.Header["kid"].(string)
 	return s
 }
+
+func TestVerifyRefresh(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, tokens.Config{Keys: keySet(t, edKey(t)), Store: memStore(t)})
+	p, _ := m.Issue(ctx, "u")
+	c, err := m.VerifyRefresh(ctx, p.RefreshToken)
+	if err != nil || c.Subject != "u" || c.Family != p.Family || c.Type != tokens.TypeRefresh {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := m.VerifyRefresh(ctx, p.AccessToken); err == nil {
+		t.Fatal("access token accepted as a refresh token")
+	}
+	// Verifying does not rotate: the token still refreshes once.
+	if _, err := m.Refresh(ctx, p.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.RevokeFamily(ctx, p.Family)
+	if _, err := m.VerifyRefresh(ctx, p.RefreshToken); !errors.Is(err, tokens.ErrRevoked) {
+		t.Fatalf("err = %v, want ErrRevoked", err)
+	}
+}
