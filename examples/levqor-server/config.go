@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -143,10 +142,3 @@ func loadConfig(getenv func(string) string) (config, error) {
 }
 
 func (c config) dbPath() string { return filepath.Join(c.DataDir, "levqor.db") }
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
