@@ -113,9 +113,15 @@ func TestCrashMidBackupLeavesNoBackup(t *testing.T) {
 }
 
 func TestDiskFullLeavesNoBackup(t *testing.T) {
+	small, _ := liveDB(t, 10, 10)
+	dir := filepath.Join(t.TempDir(), "backups")
+	earlier := newStore(t, backup.Config{Dir: dir})
+	prev, err := earlier.Backup(context.Background(), small)
+	if err != nil {
+		t.Fatal(err)
+	}
 	db, dbPath := liveDB(t, 2000, 1024) // ~2.5 MB, far over the limit
 	db.Close()
-	dir := filepath.Join(t.TempDir(), "backups")
 	out, err := runChild(t, "diskfull", dbPath, dir).CombinedOutput()
 	if err == nil {
 		t.Fatalf("backup succeeded past the file size limit: %s", out)
@@ -124,8 +130,11 @@ func TestDiskFullLeavesNoBackup(t *testing.T) {
 	if !strings.Contains(string(out), "result: backup: copy database") {
 		t.Fatalf("child did not fail cleanly: %s", out)
 	}
-	if got := finalBackups(t, dir); len(got) != 0 {
-		t.Fatalf("disk full left %v under a final name", got)
+	if got := finalBackups(t, dir); len(got) != 1 || got[0] != prev.Name {
+		t.Fatalf("disk full left %v under a final name (want only the earlier %s)", got, prev.Name)
+	}
+	if _, err := earlier.Verify(context.Background(), prev.Name); err != nil {
+		t.Fatalf("the earlier backup was harmed: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {

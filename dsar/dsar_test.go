@@ -41,7 +41,7 @@ type fixture struct {
 	clk *clock
 }
 
-func setup(t *testing.T, extra ...func(*sql.DB) dsar.Source) *fixture {
+func setup(t testing.TB, extra ...func(*sql.DB) dsar.Source) *fixture {
 	t.Helper()
 	db := sqlitetest.Open(t, sqlitetest.Path(t))
 	for _, q := range []string{

@@ -94,7 +94,7 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	}
 
 	// Alerts: Telegram or the log, behind history, de-duplication and a queue.
-	base, err := alert.New(alert.TelegramConfig{Token: c.TelegramToken, ChatID: c.TelegramChat}, log)
+	base, err := alert.New(alert.TelegramConfig{Token: c.TelegramToken, ChatID: c.TelegramChat, BaseURL: c.TelegramAPI}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,8 @@ type config struct {
 	BackupInterval time.Duration
 	BackupUpload   string
 	ShutdownGrace  time.Duration
+	// API roots, for self-hosted Bot API servers, proxies and tests.
+	TelegramAPI, StripeAPI, OpenAIAPI string
 }
 
 // envVars documents every variable, for --help and the README.
@@ -55,6 +57,9 @@ var envVars = [][2]string{
 	{"LEVQOR_BACKUP_KEEP", "backups kept (default 30)"},
 	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval, e.g. 24h (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
+	{"LEVQOR_TELEGRAM_API", "Telegram Bot API root (default https://api.telegram.org)"},
+	{"LEVQOR_STRIPE_API", "Stripe API root (default https://api.stripe.com)"},
+	{"LEVQOR_OPENAI_API", "OpenAI API root (default https://api.openai.com)"},
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -80,6 +85,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	str("OPENAI_ADMIN_KEY", &c.OpenAIAdminKey)
 	str("LEVQOR_BACKUP_DIR", &c.BackupDir)
 	str("LEVQOR_BACKUP_UPLOAD_DIR", &c.BackupUpload)
+	str("LEVQOR_TELEGRAM_API", &c.TelegramAPI)
+	str("LEVQOR_STRIPE_API", &c.StripeAPI)
+	str("LEVQOR_OPENAI_API", &c.OpenAIAPI)
+	for name, v := range map[string]string{"LEVQOR_TELEGRAM_API": c.TelegramAPI, "LEVQOR_STRIPE_API": c.StripeAPI, "LEVQOR_OPENAI_API": c.OpenAIAPI} {
+		if v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://127.0.0.1") && !strings.HasPrefix(v, "http://localhost") {
+			bad(name, v, "want an https:// URL (plain http only on localhost)")
+		}
+	}
 	if v := getenv("LEVQOR_RATE_LIMIT"); v != "" {
 		r, err := ratelimit.ParseRate(v)
 		if err != nil {

@@ -130,14 +130,23 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
 	return 0
 }
 
+// stripeClient honours LEVQOR_STRIPE_API.
+func stripeClient(cfg config) *stripe.Client {
+	if cfg.StripeAPI == "" {
+		return stripe.NewClient(cfg.StripeKey)
+	}
+	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(cfg.StripeAPI)})
+	return stripe.NewClient(cfg.StripeKey, stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))
+}
+
 // costSources builds the configured spend sources.
 func costSources(cfg config) []spendguard.Source {
 	var out []spendguard.Source
 	if cfg.StripeKey != "" {
-		out = append(out, &spendguard.Stripe{Client: stripe.NewClient(cfg.StripeKey)})
+		out = append(out, &spendguard.Stripe{Client: stripeClient(cfg)})
 	}
 	if cfg.OpenAIAdminKey != "" {
-		out = append(out, &spendguard.OpenAI{AdminKey: cfg.OpenAIAdminKey})
+		out = append(out, &spendguard.OpenAI{AdminKey: cfg.OpenAIAdminKey, BaseURL: cfg.OpenAIAPI})
 	}
 	if v := os.Getenv("LEVQOR_INFRA_MONTHLY"); v != "" {
 		if m, err := spendguard.ParseMoney(v, "USD"); err == nil {
@@ -236,7 +245,7 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, err)
 		return 1
 	}
-	var p payout.Payouter = &payout.StripeTransfers{Client: stripe.NewClient(env.cfg.StripeKey)}
+	var p payout.Payouter = &payout.StripeTransfers{Client: stripeClient(env.cfg)}
 	r, err := payout.NewRunner(payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Logger: env.log})
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)

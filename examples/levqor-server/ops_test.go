@@ -14,8 +14,19 @@ import (
 // cli runs one ops command with the given data directory.
 func cli(t *testing.T, data, stdin string, args ...string) (string, int) {
 	t.Helper()
+	return cliRun(t, data, stdin, nil, args...)
+}
+
+// cliEnv runs one ops command with extra environment.
+func cliEnv(t *testing.T, data string, env []string, args ...string) (string, int) {
+	t.Helper()
+	return cliRun(t, data, "", env, args...)
+}
+
+func cliRun(t *testing.T, data, stdin string, env []string, args ...string) (string, int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "LEVQOR_DATA_DIR="+data)
+	cmd.Env = append(append(os.Environ(), "LEVQOR_DATA_DIR="+data), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	code := 0

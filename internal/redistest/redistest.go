@@ -25,9 +25,10 @@ const startTimeout = 10 * time.Second
 
 // Server is a running redis-server owned by one test.
 type Server struct {
-	t    testing.TB
-	bin  string
-	port int
+	t       testing.TB
+	bin     string
+	port    int
+	persist string // data directory when persistent
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -35,6 +36,18 @@ type Server struct {
 
 // Start runs a fresh redis-server and registers its shutdown with t.Cleanup.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartPersistent is Start with an append-only file fsynced on every write
+// in a test directory: data survives Stop (even SIGKILL) and Restart.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, persist bool) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -48,6 +61,9 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("redistest: no free port: %v", err)
 	}
 	s := &Server{t: t, bin: bin, port: port}
+	if persist {
+		s.persist = t.TempDir()
+	}
 	if err := s.start(); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -73,8 +89,8 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// Restart starts the server again on the same port after Stop. The data set
-// starts empty: the server runs without persistence.
+// Restart starts the server again on the same port after Stop. The data
+// set starts empty unless the server was started with StartPersistent.
 func (s *Server) Restart() {
 	s.t.Helper()
 	if err := s.start(); err != nil {
@@ -88,16 +104,20 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return fmt.Errorf("server on port %d is already running", s.port)
 	}
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
 		"--daemonize", "no",
 		"--protected-mode", "yes",
 		"--loglevel", "warning",
-		"--dir", os.TempDir(),
-	)
+	}
+	if s.persist != "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--dir", s.persist)
+	} else {
+		args = append(args, "--appendonly", "no", "--dir", os.TempDir())
+	}
+	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}

@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/throttled/throttled/v2"
+	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
+	ulule "github.com/ulule/limiter/v3"
+	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
+
+	"github.com/levqor/levqor/internal/redistest"
+	"github.com/levqor/levqor/ratelimit"
+)
+
+// BenchmarkRedisLimiter compares Redis-backed limiters against one real
+// redis-server on loopback, serially and with 32 goroutines, on the
+// allowed path (each decision is one round trip for every implementation).
+func BenchmarkRedisLimiter(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
+	defer rdb.Close()
+
+	lv, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: rdb, Rate: ratelimit.Rate{Limit: 1_000_000, Period: 1e9, Burst: 1_000_000}, Prefix: "lv:"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rr := redis_rate.NewLimiter(rdb)
+	rrLimit := redis_rate.Limit{Rate: 1_000_000, Burst: 1_000_000, Period: 1e9}
+	ulStore, err := ulredis.NewStoreWithOptions(rdb, ulule.StoreOptions{Prefix: "ul"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ul := ulule.New(ulStore, ulule.Rate{Period: 1e9, Limit: 1_000_000})
+	thStore, err := goredisstore.NewCtx(rdb, "th:")
+	if err != nil {
+		b.Fatal(err)
+	}
+	th, err := throttled.NewGCRARateLimiterCtx(thStore, throttled.RateQuota{MaxRate: throttled.PerSec(1_000_000), MaxBurst: 999_999})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, im := range []struct {
+		name  string
+		allow func(key string) error
+	}{
+		{"levqor", func(k string) error { _, err := lv.Allow(ctx, k); return err }},
+		{"redis_rate", func(k string) error { _, err := rr.Allow(ctx, k, rrLimit); return err }},
+		{"ulule", func(k string) error { _, err := ul.Get(ctx, k); return err }},
+		{"throttled", func(k string) error { _, _, err := th.RateLimitCtx(ctx, k, 1); return err }},
+	} {
+		b.Run(im.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := im.allow("serial"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(im.name+"/parallel-32", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(16) // 16 × GOMAXPROCS (2) = 32 goroutines
+			var n atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				key := "p" + strconv.Itoa(int(n.Add(1)))
+				for pb.Next() {
+					if err := im.allow(key); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
