@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,12 +62,17 @@ type Memory struct {
 }
 
 type memShard struct {
-	mu sync.Mutex
-	// tat is each key's theoretical arrival time, µs since the Unix epoch,
-	// under the key's 64-bit hash (see Memory).
-	tat map[uint64]int64
-	_   [48]byte // keep shards on separate cache lines
+	mu sync.RWMutex // guards the map; each entry is updated atomically
+	// tat holds each key's theoretical arrival time (µs since the Unix
+	// epoch) under the key's 64-bit hash (see Memory). Decisions on a key
+	// compare-and-swap its entry, so the map lock is only read-held.
+	tat map[uint64]*atomic.Int64
+	_   [40]byte // keep shards on separate cache lines
 }
+
+// dead marks an entry the sweeper removed: a decision that finds it starts
+// over with a fresh entry, so no update is ever lost.
+const dead = math.MinInt64
 
 var _ Limiter = (*Memory)(nil)
 
@@ -113,7 +120,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		m.perShard = max(1, cfg.MaxKeys/n)
 	}
 	for i := range m.shards {
-		m.shards[i].tat = make(map[uint64]int64)
+		m.shards[i].tat = make(map[uint64]*atomic.Int64)
 	}
 	if cfg.SweepInterval < 0 {
 		close(m.done)
@@ -139,17 +146,37 @@ func (m *Memory) AllowAt(key string, now time.Time) Result {
 func (m *Memory) allow(key string, us int64) Result {
 	h := maphash.String(m.seed, key)
 	s := &m.shards[(h>>32)&m.mask]
-	s.mu.Lock()
-	tat, known := s.tat[h]
-	res, newTat := gcra(tat, us, m.interval, m.burst)
-	if res.Allowed { // a denial changes nothing
-		if !known {
-			m.makeRoom(s, us)
+	for {
+		s.mu.RLock()
+		e := s.tat[h]
+		s.mu.RUnlock()
+		if e == nil {
+			e = m.insert(s, h, us)
 		}
-		s.tat[h] = newTat
+		for {
+			tat := e.Load()
+			if tat == dead {
+				break // swept meanwhile: look the key up again
+			}
+			res, newTat := gcra(tat, us, m.interval, m.burst)
+			if !res.Allowed || newTat == tat || e.CompareAndSwap(tat, newTat) {
+				return res // a denial changes nothing
+			}
+		}
 	}
-	s.mu.Unlock()
-	return res
+}
+
+// insert adds an entry for h (or returns the one another caller added).
+func (m *Memory) insert(s *memShard, h uint64, now int64) *atomic.Int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.tat[h]; e != nil {
+		return e
+	}
+	m.makeRoom(s, now)
+	e := new(atomic.Int64)
+	s.tat[h] = e
+	return e
 }
 
 // makeRoom enforces MaxKeys before a new key is added; s.mu is held.
@@ -158,18 +185,19 @@ func (m *Memory) makeRoom(s *memShard, now int64) {
 		return
 	}
 	sweepShard(s, now)
-	for k := range s.tat {
+	for k, e := range s.tat {
 		if len(s.tat) < m.perShard {
 			return
 		}
+		e.Store(dead)
 		delete(s.tat, k)
 	}
 }
 
 func sweepShard(s *memShard, now int64) int {
 	n := 0
-	for k, tat := range s.tat {
-		if tat <= now {
+	for k, e := range s.tat {
+		if tat := e.Load(); tat <= now && e.CompareAndSwap(tat, dead) {
 			delete(s.tat, k)
 			n++
 		}
