@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -100,22 +98,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, q: func(q string) string { return q }}
-	if cfg.Postgres {
-		s.q = func(q string) string {
-			var b strings.Builder
-			n := 0
-			for _, r := range q {
-				if r == '?' {
-					n++
-					b.WriteString("$" + strconv.Itoa(n))
-					continue
-				}
-				b.WriteRune(r)
-			}
-			return b.String()
-		}
-	}
+	s := &Service{cfg: cfg, q: func(q string) string { return rebind(cfg.Postgres, q) }}
 	for _, stmt := range []string{
 		`CREATE TABLE IF NOT EXISTS levqor_dsar_audit (
 			id TEXT PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL,

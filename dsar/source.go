@@ -160,8 +160,11 @@ func NewSQLSource(cfg SQLSourceConfig) (*SQLSource, error) {
 	return s, nil
 }
 
-func (s *SQLSource) rebind(q string) string {
-	if !s.cfg.Postgres {
+func (s *SQLSource) rebind(q string) string { return rebind(s.cfg.Postgres, q) }
+
+// rebind turns ? placeholders into $1, $2, ... for PostgreSQL.
+func rebind(postgres bool, q string) string {
+	if !postgres {
 		return q
 	}
 	var b strings.Builder

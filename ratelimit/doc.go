@@ -8,8 +8,10 @@
 //     keys do not contend, zero allocations per decision on an existing key,
 //     exact under contention (one shard mutex per decision). A key whose
 //     burst is full again carries no state; a sweeper goroutine (stopped by
-//     Close) drops such keys, and MaxKeys caps the total. Memory per key is
-//     about 60 bytes plus the key's own bytes (BenchmarkMemoryBytesPerKey).
+//     Close) drops such keys, and MaxKeys caps the total. Keys are kept as 64-bit
+//     hashes: about 46 bytes per key whatever its length
+//     (BenchmarkMemoryBytesPerKey), and the caller's strings are never
+//     retained.
 //   - Redis: shared by replicas; one EVALSHA per decision (EVAL after
 //     NOSCRIPT), atomic, on one key (Redis Cluster safe), timed by Redis
 //     TIME so skewed app clocks agree; keys expire when idle.

@@ -37,8 +37,9 @@ func main() {
 	}
 	duration := flag.Duration("duration", 5*time.Second, "time per scenario")
 	conc := flag.Int("concurrency", 32, "concurrent clients")
+	repo := flag.String("repo", "..", "the Levqor repository root (holding go.mod), to build the server from")
 	flag.Parse()
-	if err := run(*duration, *conc); err != nil {
+	if err := run(*duration, *conc, *repo); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -63,7 +64,8 @@ func freeAddr() string {
 }
 
 type proc struct {
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	logs *strings.Builder
 }
 
 func (p *proc) stop() {
@@ -74,11 +76,12 @@ func (p *proc) stop() {
 func startProc(env []string, name string, args ...string) (*proc, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = io.Discard, logs
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return &proc{cmd}, nil
+	return &proc{cmd, logs}, nil
 }
 
 func waitHTTP(url string) error {
@@ -186,15 +189,17 @@ func login(base string) (string, error) {
 	return out.AccessToken, nil
 }
 
-func run(d time.Duration, conc int) error {
+func run(d time.Duration, conc int, repo string) error {
 	tmp, err := os.MkdirTemp("", "levqor-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "levqor-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/levqor/levqor/examples/levqor-server").CombinedOutput(); err != nil {
-		return fmt.Errorf("build server: %v\n%s", err, out)
+	build := exec.Command("go", "build", "-o", bin, "./examples/levqor-server")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build server in %s: %v\n%s", repo, err, out)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -219,7 +224,7 @@ func run(d time.Duration, conc int) error {
 	serve := func(extra ...string) (*proc, string, error) {
 		addr := freeAddr()
 		env := append([]string{"LEVQOR_ADDR=" + addr, "LEVQOR_DATA_DIR=" + filepath.Join(tmp, "data-"+addr[strings.LastIndex(addr, ":")+1:]),
-			"LEVQOR_RATE_LIMIT=100000000/m"}, extra...)
+			"LEVQOR_RATE_LIMIT=1000000/s"}, extra...)
 		p, err := startProc(env, bin, "serve")
 		if err != nil {
 			return nil, "", err
@@ -227,7 +232,7 @@ func run(d time.Duration, conc int) error {
 		url := "http://" + addr
 		if err := waitHTTP(url + "/healthz"); err != nil {
 			p.stop()
-			return nil, "", err
+			return nil, "", fmt.Errorf("%w\n%s", err, p.logs.String())
 		}
 		return p, url, nil
 	}
