@@ -115,38 +115,40 @@ func BenchmarkMemoryLimiter(b *testing.B) {
 		name string
 		n    int
 	}{{"hot-key", 1}, {"10k-keys", 10_000}, {"1M-keys", 1_000_000}} {
-		ks := keys(pattern.n)
 		for _, path := range []struct {
 			name string
 			s    spec
 		}{{"allowed", allowed}, {"denied", denied}} {
 			for _, im := range impls {
-				allow := im.make(b, path.s, 2*pattern.n+16)
-				for _, k := range ks {
-					allow(k)
-					allow(k) // denied path: the one token is spent
-				}
-				name := pattern.name + "/" + path.name + "/" + im.name
-				b.Run(name+"/serial", func(b *testing.B) {
-					b.ReportAllocs()
-					i := 0
-					for b.Loop() {
-						allow(ks[i%len(ks)])
-						i++
+				// Setup runs inside b.Run, so a -bench filter skips it too.
+				b.Run(pattern.name+"/"+path.name+"/"+im.name, func(b *testing.B) {
+					ks := keys(pattern.n)
+					allow := im.make(b, path.s, 2*pattern.n+16)
+					for _, k := range ks {
+						allow(k)
+						allow(k) // denied path: the one token is spent
 					}
-				})
-				b.Run(name+"/parallel", func(b *testing.B) {
-					b.ReportAllocs()
-					var seed atomic.Int64
-					b.RunParallel(func(pb *testing.PB) {
-						i := int(seed.Add(1)) * 7919
-						for pb.Next() {
+					b.Run("serial", func(b *testing.B) {
+						b.ReportAllocs()
+						i := 0
+						for b.Loop() {
 							allow(ks[i%len(ks)])
 							i++
 						}
 					})
+					b.Run("parallel", func(b *testing.B) {
+						b.ReportAllocs()
+						var seed atomic.Int64
+						b.RunParallel(func(pb *testing.PB) {
+							i := int(seed.Add(1)) * 7919
+							for pb.Next() {
+								allow(ks[i%len(ks)])
+								i++
+							}
+						})
+					})
+					runtime.GC()
 				})
-				runtime.GC()
 			}
 		}
 	}

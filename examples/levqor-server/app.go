@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,12 +116,9 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	if c.RedisURL != "" {
-		opts, err := redis.ParseURL(c.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
+		if a.rdb, err = newRedis(c.RedisURL); err != nil {
+			return nil, err
 		}
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
-		a.rdb = redis.NewClient(opts)
 		if a.store, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb}); err != nil {
 			return nil, err
 		}
@@ -225,6 +223,27 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 			AutomatedDecisions: "none",
 		},
 	})
+}
+
+// newRedis connects to one Redis, or to a Redis Cluster when the URL lists
+// more nodes with addr= parameters
+// (redis://host1:6379?addr=host2:6379&addr=host3:6379).
+func newRedis(url string) (redis.UniversalClient, error) {
+	const dial, rw = time.Second, 500 * time.Millisecond
+	if strings.Contains(url, "addr=") {
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dial, rw, rw
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dial, rw, rw
+	return redis.NewClient(opts), nil
 }
 
 // loadKeys signs with HS256 when LEVQOR_JWT_SECRET is set, else with an

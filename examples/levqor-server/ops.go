@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stripe/stripe-go/v85"
 
 	"github.com/levqor/levqor/anomaly"
@@ -363,9 +362,8 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 		db.Close()
 	}
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		c, err := newRedis(cfg.RedisURL)
 		if err == nil {
-			c := redis.NewClient(opts)
 			err = c.Ping(ctx).Err()
 			c.Close()
 		}
