@@ -14,6 +14,7 @@ import (
 
 	"github.com/levqor/levqor/backup"
 	"github.com/levqor/levqor/internal/sqlitetest"
+	"github.com/levqor/levqor/internal/testclock"
 )
 
 // TestBackupUnderConcurrentWrites: a writer keeps inserting a row into a
@@ -22,7 +23,7 @@ import (
 func TestBackupUnderConcurrentWrites(t *testing.T) {
 	db, _ := liveDB(t, 2000, 512)
 	ctx := context.Background()
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	var progressCalls atomic.Int64
 	stepped := newStore(t, backup.Config{Now: clk.Now, StepPages: 16, Progress: func(copied, total int) {
 		progressCalls.Add(1)

@@ -5,25 +5,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/levqor/levqor/backup"
 	"github.com/levqor/levqor/internal/sqlitetest"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var t0 = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 

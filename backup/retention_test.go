@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/backup"
+	"github.com/levqor/levqor/internal/testclock"
 )
 
 func infos(times ...time.Time) []backup.Info {
@@ -90,7 +91,7 @@ func TestPolicyPlan(t *testing.T) {
 func TestPrune(t *testing.T) {
 	ctx := context.Background()
 	db, _ := liveDB(t, 50, 50)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	s := newStore(t, backup.Config{Now: clk.Now})
 	var made []backup.Info
 	for range 6 {

@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/internal/sqlitetest"
+	"github.com/levqor/levqor/internal/testclock"
 )
 
 const (
@@ -23,22 +23,10 @@ const (
 	bob   = "bob@example.com"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	db  *sql.DB
 	svc *dsar.Service
-	clk *clock
+	clk *testclock.Clock
 }
 
 func setup(t testing.TB, extra ...func(*sql.DB) dsar.Source) *fixture {
@@ -81,7 +69,7 @@ func setup(t testing.TB, extra ...func(*sql.DB) dsar.Source) *fixture {
 		sources = append(sources, e(db))
 	}
 	sources = append(sources, mk(dsar.SQLSourceConfig{Table: "users", SubjectColumn: "email", Columns: []string{"email", "name", "created_at"}}))
-	clk := &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 	svc, err := dsar.New(context.Background(), dsar.Config{
 		Sources: sources, DB: db, SubjectKey: []byte("audit-key-0123456789"), Now: clk.Now,
 		Controller: dsar.Controller{Name: "Levqor Ltd", Contact: "privacy@levqor.example", Purposes: []string{"providing the service"}, Retention: "invoices: 10 years (tax law)"},

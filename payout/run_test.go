@@ -13,20 +13,9 @@ import (
 
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/internal/sqlitetest"
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/payout"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type alerts struct {
 	mu  sync.Mutex
@@ -47,13 +36,13 @@ type world struct {
 	db     *sql.DB
 	ledger *payout.Ledger
 	stripe *fakeStripe
-	clk    *clock
+	clk    *testclock.Clock
 }
 
 // newWorld: partners p1..pN with connected accounts acct_1..acct_N.
 func newWorld(t *testing.T, partners int) *world {
 	t.Helper()
-	w := &world{path: sqlitetest.Path(t), clk: &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}}
+	w := &world{path: sqlitetest.Path(t), clk: testclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	w.db = sqlitetest.Open(t, w.path)
 	var err error
 	if w.ledger, err = payout.NewLedger(context.Background(), w.db, false); err != nil {

@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/slo"
 )
 
-func newTracker(t *testing.T, clk *clock, cfg slo.TrackerConfig) *slo.Tracker {
+func newTracker(t *testing.T, clk *testclock.Clock, cfg slo.TrackerConfig) *slo.Tracker {
 	t.Helper()
 	cfg.Now = clk.Now
 	cfg.EvalInterval = -1
@@ -28,7 +29,7 @@ func newTracker(t *testing.T, clk *clock, cfg slo.TrackerConfig) *slo.Tracker {
 
 // traffic records perMinute events a minute for the given minutes, with
 // errors spread evenly at errRate, advancing the clock a minute at a time.
-func traffic(tr *slo.Tracker, clk *clock, minutes, perMinute int, errRate float64) {
+func traffic(tr *slo.Tracker, clk *testclock.Clock, minutes, perMinute int, errRate float64) {
 	var owed float64
 	for range minutes {
 		owed += errRate * float64(perMinute)
@@ -79,7 +80,7 @@ func TestBurnRateWindows(t *testing.T) {
 		{"0.05% never fires", 4320, 0.0005, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &clock{t: start}
+			clk := testclock.New(start)
 			al := &alerts{}
 			tr := newTracker(t, clk, slo.TrackerConfig{Name: "api", Notifier: al})
 			traffic(tr, clk, 3*1440, 100, 0)
@@ -104,7 +105,7 @@ func TestBurnRateWindows(t *testing.T) {
 }
 
 func TestBurnRateShortWindowResets(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	al := &alerts{}
 	tr := newTracker(t, clk, slo.TrackerConfig{Notifier: al})
 	traffic(tr, clk, 3*1440, 100, 0)
@@ -129,7 +130,7 @@ func TestBurnRateShortWindowResets(t *testing.T) {
 }
 
 func TestLowTrafficGuard(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	al := &alerts{}
 	tr := newTracker(t, clk, slo.TrackerConfig{MinEvents: 100, Notifier: al})
 	traffic(tr, clk, 60, 1, 0.5) // 60 events in the hour, half bad
@@ -144,7 +145,7 @@ func TestLowTrafficGuard(t *testing.T) {
 }
 
 func TestBudgetAndReset(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	tr := newTracker(t, clk, slo.TrackerConfig{})
 	traffic(tr, clk, 1000, 1000, 0.0005) // 1M events, 500 bad
 	st := tr.Status()
@@ -164,7 +165,7 @@ func TestBudgetAndReset(t *testing.T) {
 }
 
 func TestPercentiles(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	tr := newTracker(t, clk, slo.TrackerConfig{})
 	if p := tr.Percentiles(0.5); !math.IsNaN(p[0]) {
 		t.Fatal("percentile without data")
@@ -185,7 +186,7 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestTrackerMiddleware(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	tr := newTracker(t, clk, slo.TrackerConfig{LatencyThreshold: 300 * time.Millisecond})
 	srv := httptest.NewServer(tr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -213,7 +214,7 @@ func TestTrackerMiddleware(t *testing.T) {
 }
 
 func TestTrackerConcurrent(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	tr := newTracker(t, clk, slo.TrackerConfig{})
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -15,20 +15,9 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/slo"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
@@ -37,11 +26,11 @@ var start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 // "hang" (never answers; the probe times out).
 type target struct {
 	*httptest.Server
-	clk  *clock
+	clk  *testclock.Clock
 	hits atomic.Int64
 }
 
-func newTarget(t *testing.T, clk *clock, script ...string) *target {
+func newTarget(t *testing.T, clk *testclock.Clock, script ...string) *target {
 	tg := &target{clk: clk}
 	tg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := int(tg.hits.Add(1)) - 1
@@ -118,7 +107,7 @@ func TestWatchdog(t *testing.T) {
 		{"connection refused", nil, true, slo.VerdictFailed, 3, 1, []alert.Severity{alert.SeverityCritical}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &clock{t: start}
+			clk := testclock.New(start)
 			tg := newTarget(t, clk, tc.script...)
 			if tc.closed {
 				tg.Close()
@@ -159,7 +148,7 @@ func TestWatchdog(t *testing.T) {
 }
 
 func TestWatchdogProbeResults(t *testing.T) {
-	clk := &clock{t: start}
+	clk := testclock.New(start)
 	tg := newTarget(t, clk, "ok", "slow", "500")
 	w, _ := slo.NewWatchdog(slo.WatchdogConfig{URL: tg.URL, Count: 3, FailureLimit: 3, Now: clk.Now, Sleep: noSleep})
 	rep, _ := w.Run(context.Background())

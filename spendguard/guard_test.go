@@ -9,20 +9,9 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/spendguard"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // fixedSource reports a settable cost, or an error.
 type fixedSource struct {
@@ -72,7 +61,7 @@ var day = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 
 func TestThresholdsAlertOncePerCrossing(t *testing.T) {
 	src := &fixedSource{name: "api"}
-	clk := &clock{t: day.Add(20 * time.Hour)} // late: forecast stays close to actual
+	clk := testclock.New(day.Add(20 * time.Hour)) // late: forecast stays close to actual
 	al := &alerts{}
 	pauses := 0
 	g, err := spendguard.NewGuard(spendguard.GuardConfig{
@@ -126,7 +115,7 @@ func TestThresholdsAlertOncePerCrossing(t *testing.T) {
 
 func TestForecast(t *testing.T) {
 	src := &fixedSource{name: "api"}
-	clk := &clock{t: day.Add(30 * time.Minute)}
+	clk := testclock.New(day.Add(30 * time.Minute))
 	al := &alerts{}
 	g, _ := spendguard.NewGuard(spendguard.GuardConfig{Sources: []spendguard.Source{src}, Notifier: al, Now: clk.Now})
 	ctx := context.Background()

@@ -1,32 +1,10 @@
 package tokens_test
 
 import (
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/levqor/levqor/tokens"
 )
-
-// clock is a settable time source; tests advance it instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-only")
 

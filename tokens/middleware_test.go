@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -158,7 +159,7 @@ func TestJWKS(t *testing.T) {
 }
 
 func TestMemoryStoreJanitor(t *testing.T) {
-	clk := newClock(fixedNow)
+	clk := testclock.New(fixedNow)
 	s := tokens.NewMemoryStore(tokens.MemoryConfig{CleanupInterval: time.Millisecond, Now: clk.Now})
 	ctx := context.Background()
 	_ = s.RevokeToken(ctx, "f", "jti", fixedNow.Add(time.Minute))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/levqor/levqor/internal/redistest"
 	"github.com/levqor/levqor/internal/sqlitetest"
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -66,12 +67,12 @@ func TestStoreConformance(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			ctx := context.Background()
 			ks := keySet(t, edKey(t))
-			manager := func(t *testing.T, s tokens.Store, clk *clock, grace time.Duration) *tokens.Manager {
+			manager := func(t *testing.T, s tokens.Store, clk *testclock.Clock, grace time.Duration) *tokens.Manager {
 				return newManager(t, tokens.Config{Keys: ks, Store: s, Now: clk.Now, RefreshGrace: grace})
 			}
 
 			t.Run("issue and verify", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, 0)
 				p, err := m.Issue(ctx, "user-1")
 				if err != nil {
@@ -90,7 +91,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("rotation and reuse revokes the family", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, -1) // no grace
 				p0, err := m.Issue(ctx, "user-2")
 				if err != nil {
@@ -124,7 +125,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("previous token without grace is reuse", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, -1)
 				p0, _ := m.Issue(ctx, "user-3")
 				p1, err := m.Refresh(ctx, p0.RefreshToken)
@@ -140,7 +141,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("grace period", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, 5*time.Second)
 				p0, _ := m.Issue(ctx, "user-4")
 				p1, err := m.Refresh(ctx, p0.RefreshToken)
@@ -170,7 +171,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("grace expires", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, 5*time.Second)
 				p0, _ := m.Issue(ctx, "user-5")
 				if _, err := m.Refresh(ctx, p0.RefreshToken); err != nil {
@@ -183,7 +184,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("concurrent refreshes within grace agree", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, 5*time.Second)
 				p0, _ := m.Issue(ctx, "user-6")
 				const n = 8
@@ -211,7 +212,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("revoke access token", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, 0)
 				p, _ := m.Issue(ctx, "user-7")
 				if err := m.Revoke(ctx, p.AccessToken); err != nil {
@@ -231,7 +232,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("revoke refresh token revokes family", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m := manager(t, f.open(t)(), clk, 0)
 				p, _ := m.Issue(ctx, "user-8")
 				other, _ := m.Issue(ctx, "user-8") // another device
@@ -250,7 +251,7 @@ func TestStoreConformance(t *testing.T) {
 			})
 
 			t.Run("unknown family", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				m1 := manager(t, f.open(t)(), clk, 0)
 				p, _ := m1.Issue(ctx, "user-9")
 				m2 := manager(t, f.open(t)(), clk, 0) // a different, empty store
@@ -261,7 +262,7 @@ func TestStoreConformance(t *testing.T) {
 
 			if f.persistent {
 				t.Run("survives reopen", func(t *testing.T) {
-					clk := newClock(testStart())
+					clk := testclock.New(testStart())
 					reopen := f.open(t)
 					m := manager(t, reopen(), clk, -1)
 					revoked, _ := m.Issue(ctx, "user-10")
@@ -287,7 +288,7 @@ func TestStoreConformance(t *testing.T) {
 			}
 
 			t.Run("cleanup expired", func(t *testing.T) {
-				clk := newClock(testStart())
+				clk := testclock.New(testStart())
 				s := f.open(t)()
 				m := manager(t, s, clk, 0)
 				p, _ := m.Issue(ctx, "user-11")
@@ -318,7 +319,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer c.Close()
 	s, _ := tokens.NewRedisStore(tokens.RedisConfig{Client: c})
-	clk := newClock(testStart())
+	clk := testclock.New(testStart())
 	m := newManager(t, tokens.Config{Keys: keySet(t, edKey(t)), Store: s, Now: clk.Now})
 	ctx := context.Background()
 	p, _ := m.Issue(ctx, "u")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -56,7 +57,7 @@ func with(c jwt.MapClaims, key string, v any) jwt.MapClaims {
 
 func TestVerifyBadInput(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock(fixedNow)
+	clk := testclock.New(fixedNow)
 	hk := hmacKey(t, "hs-1")
 	ek := edKey(t)
 	ks := keySet(t, hk, ek)
@@ -168,7 +169,7 @@ func TestVerifyBadInput(t *testing.T) {
 
 func TestLeeway(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock(fixedNow)
+	clk := testclock.New(fixedNow)
 	m := newManager(t, tokens.Config{Keys: keySet(t, hmacKey(t, "k")), Store: memStore(t), Now: clk.Now, Leeway: 10 * time.Second})
 	p, _ := m.Issue(ctx, "u")
 	clk.Advance(tokens.DefaultAccessTTL + 9*time.Second)
