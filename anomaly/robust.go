@@ -3,7 +3,6 @@ package anomaly
 import (
 	"math"
 	"slices"
-	"sync"
 )
 
 // madScale makes the MAD a consistent estimator of the standard deviation
@@ -23,15 +22,12 @@ const (
 // O(Window) (an insertion into a sorted copy and a selection), without
 // allocating.
 type Robust struct {
-	cfg Config
-
-	mu     sync.Mutex
+	core
 	ring   []float64
 	head   int
 	n      int
 	sorted []float64 // the window's values, sorted
 	dev    []float64 // scratch for absolute deviations
-	streak streak
 }
 
 var _ Detector = (*Robust)(nil)
@@ -42,45 +38,21 @@ func NewRobust(cfg Config) (*Robust, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Robust{
-		cfg:    cfg,
+	d := &Robust{
 		ring:   make([]float64, cfg.Window),
 		sorted: make([]float64, 0, cfg.Window),
 		dev:    make([]float64, cfg.Window),
-		streak: streak{make([]float64, 0, max(cfg.RebaselineAfter, 0))},
-	}, nil
+	}
+	d.core = newCore(cfg, d)
+	return d, nil
 }
 
 // Observe implements Detector.
-func (d *Robust) Observe(x float64) Result {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return Result{Value: x}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.n < d.cfg.MinSamples {
-		d.add(x)
-		med, spread := d.baseline()
-		return Result{Value: x, WarmingUp: true, Mean: med, StdDev: spread}
-	}
-	med, spread := d.baseline()
-	r := d.cfg.judge(x, med, spread)
-	switch {
-	case !r.Anomaly:
-		d.streak.reset()
-		d.add(x)
-	case d.cfg.IncludeAnomalies:
-		d.add(x)
-	case d.streak.push(x, d.cfg.RebaselineAfter):
-		d.n, d.head, d.sorted = 0, 0, d.sorted[:0]
-		for _, v := range d.streak.vals {
-			d.add(v)
-		}
-		d.streak.reset()
-		r.Rebaselined = true
-	}
-	return r
-}
+func (d *Robust) Observe(x float64) Result { return d.observe(x, nil) }
+
+func (d *Robust) count() int                { return d.n }
+func (d *Robust) stats() (float64, float64) { return d.baseline() }
+func (d *Robust) reset()                    { d.n, d.head, d.sorted = 0, 0, d.sorted[:0] }
 
 func (d *Robust) add(x float64) {
 	if d.n == len(d.ring) {

@@ -2,7 +2,6 @@ package anomaly
 
 import (
 	"math"
-	"sync"
 )
 
 // ZScore judges each value by its z-score against the mean and standard
@@ -12,16 +11,13 @@ import (
 // updates so rounding error cannot accumulate (values around 1e9 with a
 // variance of 1 stay exact).
 type ZScore struct {
-	cfg Config
-
-	mu      sync.Mutex
+	core
 	ring    []float64
 	head    int // next slot to overwrite
 	n       int
 	mean    float64
 	m2      float64 // sum of squared deviations from mean
 	updates int     // since the last exact recomputation
-	streak  streak
 }
 
 var _ Detector = (*ZScore)(nil)
@@ -32,49 +28,18 @@ func NewZScore(cfg Config) (*ZScore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ZScore{cfg: cfg, ring: make([]float64, cfg.Window), streak: streak{make([]float64, 0, max(cfg.RebaselineAfter, 0))}}, nil
+	d := &ZScore{ring: make([]float64, cfg.Window)}
+	d.core = newCore(cfg, d)
+	return d, nil
 }
 
 // Observe implements Detector. NaN and infinite values are not
 // measurements: they are neither judged nor kept.
 func (d *ZScore) Observe(x float64) Result { return d.observe(x, nil) }
 
-// observe judges x; floor, if set, gives an extra floor on the standard
-// deviation from the baseline mean (ErrorRate's binomial floor).
-func (d *ZScore) observe(x float64, floor func(mean float64) float64) Result {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return Result{Value: x}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.n < d.cfg.MinSamples {
-		d.add(x)
-		return Result{Value: x, WarmingUp: true, Mean: d.mean, StdDev: d.stddev()}
-	}
-	sd := d.stddev()
-	if floor != nil {
-		sd = max(sd, floor(d.mean))
-	}
-	r := d.cfg.judge(x, d.mean, sd)
-	switch {
-	case !r.Anomaly:
-		d.streak.reset()
-		d.add(x)
-	case d.cfg.IncludeAnomalies:
-		d.add(x)
-	case d.streak.push(x, d.cfg.RebaselineAfter):
-		d.n, d.head, d.updates = 0, 0, 0
-		for _, v := range d.streak.vals {
-			d.ring[d.head] = v
-			d.head = (d.head + 1) % len(d.ring)
-			d.n++
-		}
-		d.recompute()
-		d.streak.reset()
-		r.Rebaselined = true
-	}
-	return r
-}
+func (d *ZScore) count() int                { return d.n }
+func (d *ZScore) stats() (float64, float64) { return d.mean, d.stddev() }
+func (d *ZScore) reset()                    { d.n, d.head, d.updates, d.mean, d.m2 = 0, 0, 0, 0, 0 }
 
 func (d *ZScore) stddev() float64 {
 	if d.n < 2 {

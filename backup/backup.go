@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -458,13 +459,18 @@ func removeTemp(path string) {
 // writeFileAtomic writes data to a temporary file beside path, fsyncs it,
 // renames it over path and fsyncs the directory.
 func writeFileAtomic(path string, data []byte) error {
+	return writeAtomic(context.Background(), path, bytes.NewReader(data))
+}
+
+// writeAtomic is writeFileAtomic for a stream.
+func writeAtomic(ctx context.Context, path string, r io.Reader) error {
 	tmp := path + ".tmp-" + randHex()
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
 		f.Close()
 		return err
 	}

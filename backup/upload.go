@@ -123,28 +123,7 @@ func (d *DirUploader) Put(ctx context.Context, name string, r io.Reader) error {
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 		return err
 	}
-	dst := filepath.Join(d.Dir, name)
-	tmp := dst + ".tmp-" + randHex()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	return syncDir(d.Dir)
+	return writeAtomic(ctx, filepath.Join(d.Dir, name), r)
 }
 
 // SHA256 implements Uploader by reading the stored file back.
