@@ -57,6 +57,7 @@ var envVars = [][2]string{
 	{"LEVQOR_BACKUP_KEEP", "backups kept (default 30)"},
 	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval, e.g. 24h (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
+	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, for spend and costs"},
 	{"LEVQOR_TELEGRAM_API", "Telegram Bot API root (default https://api.telegram.org)"},
 	{"LEVQOR_STRIPE_API", "Stripe API root (default https://api.stripe.com)"},
 	{"LEVQOR_OPENAI_API", "OpenAI API root (default https://api.openai.com)"},
