@@ -101,6 +101,8 @@ type Webhook struct {
 	Header http.Header
 	// Client sends it. Default: a client with DefaultRollbackTimeout.
 	Client *http.Client
+	// Now stamps the request. Default time.Now.
+	Now func() time.Time
 }
 
 var _ Rollbacker = (*Webhook)(nil)
@@ -110,7 +112,11 @@ func (h *Webhook) Rollback(ctx context.Context, reason string) error {
 	if h.URL == "" {
 		return errors.New("slo: rollback Webhook has no URL")
 	}
-	body, _ := json.Marshal(map[string]string{"service": h.Service, "reason": reason, "time": time.Now().UTC().Format(time.RFC3339)})
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	body, _ := json.Marshal(map[string]string{"service": h.Service, "reason": reason, "time": now().UTC().Format(time.RFC3339)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("rollback webhook: %w", err)

@@ -293,11 +293,12 @@ func TestWebhookRollbacker(t *testing.T) {
 		_, _ = w.Write([]byte("deploy system says no"))
 	}))
 	defer srv.Close()
-	h := &slo.Webhook{URL: srv.URL + "/rollback", Service: "api", Header: http.Header{"Authorization": {"Bearer s3cret"}}}
+	h := &slo.Webhook{URL: srv.URL + "/rollback", Service: "api", Header: http.Header{"Authorization": {"Bearer s3cret"}},
+		Now: func() time.Time { return start }}
 	if err := h.Rollback(context.Background(), "too slow"); err != nil {
 		t.Fatal(err)
 	}
-	if got["service"] != "api" || got["reason"] != "too slow" || got["time"] == "" || auth != "Bearer s3cret" {
+	if got["service"] != "api" || got["reason"] != "too slow" || got["time"] != "2026-11-01T00:00:00Z" || auth != "Bearer s3cret" {
 		t.Fatalf("body %v auth %q", got, auth)
 	}
 	status = http.StatusInternalServerError

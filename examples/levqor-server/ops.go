@@ -245,7 +245,19 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	var p payout.Payouter = &payout.StripeTransfers{Client: stripeClient(env.cfg)}
-	r, err := payout.NewRunner(payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Logger: env.log})
+	rc := payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Logger: env.log}
+	if isTTY(env.stderr) {
+		sent := 0
+		rc.Hook = func(step payout.Step, id string) error {
+			if step == payout.StepRecorded {
+				sent++
+				fmt.Fprintf(env.stderr, "\rpayouts: %d sent (last %s)", sent, id)
+			}
+			return nil
+		}
+		defer fmt.Fprintln(env.stderr)
+	}
+	r, err := payout.NewRunner(rc)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 2
