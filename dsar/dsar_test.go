@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/internal/sqlitetest"
 	"github.com/levqor/levqor/internal/testclock"
+	"github.com/levqor/levqor/internal/testhttp"
 )
 
 const (
@@ -257,17 +257,11 @@ func TestHandlers(t *testing.T) {
 	srv := httptest.NewServer(http.StripPrefix("/api/user", h))
 	defer srv.Close()
 	do := func(method, path, user, body string) (*http.Response, string) {
-		req, _ := http.NewRequest(method, srv.URL+"/api/user"+path, strings.NewReader(body))
+		h := http.Header{}
 		if user != "" {
-			req.Header.Set("X-Authenticated-User", user)
+			h.Set("X-Authenticated-User", user)
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res, string(b)
+		return testhttp.Do(t, method, srv.URL+"/api/user"+path, body, h)
 	}
 	for _, tc := range []struct {
 		name, method, path, user, body string

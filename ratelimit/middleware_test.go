@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/levqor/levqor/internal/testhttp"
 	"github.com/levqor/levqor/ratelimit"
 )
 
@@ -38,13 +39,7 @@ func serve(t *testing.T, l ratelimit.Limiter, failOpen bool) (*httptest.Server, 
 
 func fetch(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return testhttp.Do(t, http.MethodGet, url, "", nil)
 }
 
 func TestMiddlewareHeaders(t *testing.T) {

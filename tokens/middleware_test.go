@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/levqor/levqor/internal/testclock"
+	"github.com/levqor/levqor/internal/testhttp"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -38,17 +39,11 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 
 func get(t *testing.T, url, auth string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	h := http.Header{}
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		h.Set("Authorization", auth)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return testhttp.Do(t, http.MethodGet, url, "", h)
 }
 
 func TestMiddleware(t *testing.T) {

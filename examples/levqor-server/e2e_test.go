@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/internal/redistest"
+	"github.com/levqor/levqor/internal/testhttp"
 )
 
 var binary string
@@ -133,20 +133,15 @@ func (r response) json(t *testing.T) map[string]any {
 
 func (s *server) do(method, path, token, body string) response {
 	s.t.Helper()
-	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	h := http.Header{}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h.Set("Authorization", "Bearer "+token)
 	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return response{res.StatusCode, res.Header, string(b)}
+	res, b := testhttp.Do(s.t, method, s.url+path, body, h)
+	return response{res.StatusCode, res.Header, b}
 }
 
 func expect(t *testing.T, r response, status int, what string) {
