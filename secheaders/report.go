@@ -3,16 +3,26 @@ package secheaders
 import (
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 )
 
 // Defaults for ReportConfig.
 const (
-	DefaultMaxReportBytes = 16 << 10
-	DefaultMaxReports     = 20
+	DefaultMaxReportBytes    = 16 << 10
+	DefaultMaxReports        = 20
+	DefaultReportLogInterval = time.Minute
+	DefaultMaxDistinct       = 1000
 )
+
+// maxLoggedField caps each string of a violation in the log: the fields
+// come from the client.
+const maxLoggedField = 256
 
 // ReportConfig configures ReportHandler.
 type ReportConfig struct {
@@ -22,8 +32,69 @@ type ReportConfig struct {
 	// MaxReports caps the reports logged from one Reporting API batch.
 	// Default DefaultMaxReports.
 	MaxReports int
-	// Logger receives one Warn record per violation. Default slog.Default().
+	// Logger receives one Warn record per distinct violation per
+	// LogInterval. Default slog.Default().
 	Logger *slog.Logger
+	// LogInterval is how often one distinct violation (same document,
+	// blocked URL, directive, source file and line) may be logged: repeats
+	// within it are only passed to OnViolation, so one client cannot flood
+	// the log. Default DefaultReportLogInterval (1m); negative logs every
+	// report.
+	LogInterval time.Duration
+	// MaxDistinct caps the distinct violations remembered per LogInterval;
+	// once reached, further new violations are not logged until the
+	// interval ends (memory stays bounded). Default DefaultMaxDistinct (1000).
+	MaxDistinct int
+	// OnViolation, when set, is called for every violation received, with
+	// logged telling whether it was logged, for example to count repeats
+	// in a metric.
+	OnViolation func(v Violation, logged bool)
+	// Now is the clock for LogInterval. Default time.Now.
+	Now func() time.Time
+}
+
+// reportLog decides which violations are logged: each distinct one at
+// most once per interval.
+type reportLog struct {
+	interval time.Duration
+	max      int
+	now      func() time.Time
+	seed     maphash.Seed
+
+	mu    sync.Mutex
+	start time.Time
+	seen  map[uint64]struct{}
+}
+
+func (l *reportLog) first(v Violation) bool {
+	if l.interval < 0 {
+		return true
+	}
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	for _, s := range []string{v.DocumentURI, v.BlockedURI, v.EffectiveDirective, v.Disposition, v.SourceFile, strconv.Itoa(v.LineNumber)} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	key := h.Sum64()
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= l.interval || now.Before(l.start) {
+		l.start, l.seen = now, make(map[uint64]struct{})
+	}
+	if _, ok := l.seen[key]; ok || len(l.seen) >= l.max {
+		return false
+	}
+	l.seen[key] = struct{}{}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) <= maxLoggedField {
+		return s
+	}
+	return s[:maxLoggedField] + "…"
 }
 
 // Violation is the part of a CSP violation report that is logged.
@@ -51,7 +122,8 @@ type legacyReport struct {
 
 // ReportHandler accepts CSP violation reports, both the legacy report-uri
 // format (application/csp-report) and the Reporting API
-// (application/reports+json), and logs each violation. It answers 204,
+// (application/reports+json), and logs each distinct violation at most once
+// per LogInterval. It answers 204,
 // 405 for a method other than POST, 413 for a body over MaxBytes, 415 for
 // another content type and 400 for malformed JSON.
 func ReportHandler(cfg ReportConfig) http.Handler {
@@ -64,6 +136,16 @@ func ReportHandler(cfg ReportConfig) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LogInterval == 0 {
+		cfg.LogInterval = DefaultReportLogInterval
+	}
+	if cfg.MaxDistinct <= 0 {
+		cfg.MaxDistinct = DefaultMaxDistinct
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	logs := &reportLog{interval: cfg.LogInterval, max: cfg.MaxDistinct, now: cfg.Now, seed: maphash.MakeSeed()}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -115,9 +197,15 @@ func ReportHandler(cfg ReportConfig) http.Handler {
 			return
 		}
 		for _, v := range violations {
-			cfg.Logger.WarnContext(r.Context(), "csp violation",
-				"document", v.DocumentURI, "blocked", v.BlockedURI, "directive", v.EffectiveDirective,
-				"disposition", v.Disposition, "source", v.SourceFile, "line", v.LineNumber)
+			logged := logs.first(v)
+			if logged {
+				cfg.Logger.WarnContext(r.Context(), "csp violation",
+					"document", clip(v.DocumentURI), "blocked", clip(v.BlockedURI), "directive", clip(v.EffectiveDirective),
+					"disposition", clip(v.Disposition), "source", clip(v.SourceFile), "line", v.LineNumber)
+			}
+			if cfg.OnViolation != nil {
+				cfg.OnViolation(v, logged)
+			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,13 @@ type app struct {
 	tokens   *tokens.Manager
 	memLim   *ratelimit.Memory
 	limiter  ratelimit.Limiter
+	authMem  *ratelimit.Memory
+	authLim  ratelimit.Limiter // /api/auth/*, per client IP
+	cspLim   *ratelimit.Memory // /csp-report, per client IP
+	hashes   *hashGate
+	logins   loginGuard
+	draining atomic.Bool // set on SIGTERM: readyz 503, Connection: close
+	baseURL  string      // public origin for absolute URLs
 	clientIP *ratelimit.ClientIP
 	headers  *secheaders.Headers
 	queue    *alert.Queue
@@ -67,17 +75,6 @@ func openDB(c config) (*sql.DB, error) {
 	return db, nil
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS users (
-	id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-	family_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at TEXT NOT NULL, user_agent TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
-CREATE TABLE IF NOT EXISTS audit_log (
-	id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, at TEXT NOT NULL, action TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_log_user ON audit_log (user_id);
-`
-
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: c, log: log}
 	ok := false
@@ -90,9 +87,10 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	if a.db, err = openDB(c); err != nil {
 		return nil, err
 	}
-	if _, err := a.db.ExecContext(ctx, schema); err != nil {
-		return nil, fmt.Errorf("create schema: %w", err)
+	if err := migrate(ctx, a.db); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
 	}
+	a.hashes = newHashGate(c.HashConcurrency)
 
 	// Alerts: Telegram or the log, behind history, de-duplication and a queue.
 	base, err := alert.New(alert.TelegramConfig{Token: c.TelegramToken, ChatID: c.TelegramChat, BaseURL: c.TelegramAPI}, log)
@@ -131,22 +129,23 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 
-	// Rate limiting: Redis with in-memory fallback, or memory alone.
+	// Rate limiting: Redis with in-memory fallback, or memory alone. The
+	// auth endpoints have their own, stricter budget per client IP.
 	if a.clientIP, err = ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: c.TrustedProxies}); err != nil {
 		return nil, err
 	}
-	if a.memLim, err = ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: c.RateLimit}); err != nil {
+	if a.memLim, a.limiter, err = a.newLimiter(c.RateLimit, ratelimit.DefaultRedisPrefix); err != nil {
 		return nil, err
 	}
-	a.limiter = a.memLim
+	if a.authMem, a.authLim, err = a.newLimiter(c.AuthRateLimit, ratelimit.DefaultRedisPrefix+"auth:"); err != nil {
+		return nil, err
+	}
+	if a.cspLim, err = ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: cspReportRate, MaxKeys: c.RateLimitKeys}); err != nil {
+		return nil, err
+	}
+	a.logins = newMemoryGuard(c.RateLimitKeys)
 	if a.rdb != nil {
-		red, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: a.rdb, Rate: c.RateLimit})
-		if err != nil {
-			return nil, err
-		}
-		if a.limiter, err = ratelimit.NewFallback(ratelimit.FallbackConfig{Primary: red, Secondary: a.memLim, Logger: log}); err != nil {
-			return nil, err
-		}
+		a.logins = redisGuard{a.rdb}
 	}
 
 	// Security headers: CSP violation reports go to /csp-report.
@@ -177,6 +176,37 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a.metrics = newMetrics(a)
 	ok = true
 	return a, nil
+}
+
+// cspReportRate bounds CSP violation reports per client IP: a page makes
+// a handful; a flood is dropped with 429 before it is parsed or logged.
+var cspReportRate = ratelimit.Rate{Limit: 30, Period: time.Minute, Burst: 30}
+
+// breakerCooldown is how soon an open Redis circuit probes again: short,
+// so limits are shared again within about a second of Redis returning.
+const breakerCooldown = time.Second
+
+// newLimiter builds one in-memory limiter and, with Redis, a Redis limiter
+// that falls back to it.
+func (a *app) newLimiter(rate ratelimit.Rate, prefix string) (*ratelimit.Memory, ratelimit.Limiter, error) {
+	mem, err := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: rate, MaxKeys: a.cfg.RateLimitKeys})
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.rdb == nil {
+		return mem, mem, nil
+	}
+	red, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: a.rdb, Rate: rate, Prefix: prefix})
+	if err != nil {
+		mem.Close()
+		return nil, nil, err
+	}
+	fb, err := ratelimit.NewFallback(ratelimit.FallbackConfig{Primary: red, Secondary: mem, Cooldown: breakerCooldown, Logger: a.log})
+	if err != nil {
+		mem.Close()
+		return nil, nil, err
+	}
+	return mem, fb, nil
 }
 
 func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
@@ -225,24 +255,50 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 	})
 }
 
+// Redis client defaults, chosen so that a token check fails within about
+// 250 ms when Redis is unreachable or frozen (one retry, short backoff);
+// go-redis' own defaults (3 retries, 3 s read timeout, 4 s pool wait) made
+// requests hang for seconds. Each can be overridden in LEVQOR_REDIS_URL
+// with go-redis' URL parameters of the same name.
+var redisDefaults = []struct {
+	param string
+	value string
+}{
+	{"dial_timeout", "200ms"},
+	{"read_timeout", "100ms"},
+	{"write_timeout", "100ms"},
+	{"pool_timeout", "100ms"},
+	{"max_retries", "1"},
+	{"min_retry_backoff", "2ms"},
+	{"max_retry_backoff", "20ms"},
+}
+
 // newRedis connects to one Redis, or to a Redis Cluster when the URL lists
 // more nodes with addr= parameters
 // (redis://host1:6379?addr=host2:6379&addr=host3:6379).
-func newRedis(url string) (redis.UniversalClient, error) {
-	const dial, rw = time.Second, 500 * time.Millisecond
-	if strings.Contains(url, "addr=") {
-		opts, err := redis.ParseClusterURL(url)
+func newRedis(raw string) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("LEVQOR_REDIS_URL: not a URL")
+	}
+	q := u.Query()
+	for _, d := range redisDefaults {
+		if !q.Has(d.param) {
+			q.Set(d.param, d.value)
+		}
+	}
+	u.RawQuery = q.Encode()
+	if q.Has("addr") {
+		opts, err := redis.ParseClusterURL(u.String())
 		if err != nil {
 			return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
 		}
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dial, rw, rw
 		return redis.NewClusterClient(opts), nil
 	}
-	opts, err := redis.ParseURL(url)
+	opts, err := redis.ParseURL(u.String())
 	if err != nil {
 		return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dial, rw, rw
 	return redis.NewClient(opts), nil
 }
 
@@ -323,8 +379,10 @@ func (a *app) close() {
 	if a.tracker != nil {
 		_ = a.tracker.Close()
 	}
-	if a.memLim != nil {
-		_ = a.memLim.Close()
+	for _, m := range []*ratelimit.Memory{a.memLim, a.authMem, a.cspLim} {
+		if m != nil {
+			_ = m.Close()
+		}
 	}
 	if a.store != nil {
 		_ = a.store.Close()

@@ -10,8 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/mail"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -56,21 +57,27 @@ func checkPassword(encoded, pw string) bool {
 }
 
 // dummyHash is checked when the email is unknown, so both failures take
-// the same time.
-var dummyHash = hashPassword("levqor-timing-equaliser")
+// the same time. It is computed on first use, not at start-up.
+var dummyHash = sync.OnceValue(func() string { return hashPassword("levqor-timing-equaliser") })
 
 type credentials struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 }
 
-func normaliseEmail(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || len(s) > 254 || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") {
-		return "", false
+// hash runs fn in a password-hashing slot; false means the answer (503)
+// was written.
+func (a *app) hash(w http.ResponseWriter, r *http.Request, fn func()) bool {
+	err := a.hashes.do(r.Context(), fn)
+	if err == nil {
+		return true
 	}
-	return strings.ToLower(s), true
+	if errors.Is(err, errBusy) {
+		a.metrics.hashBusy.Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "too many logins at once; retry shortly")
+	}
+	return false
 }
 
 func (a *app) register(w http.ResponseWriter, r *http.Request) {
@@ -78,19 +85,29 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &c) {
 		return
 	}
-	email, ok := normaliseEmail(c.Email)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid email address")
+	email, err := normaliseEmail(c.Email)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(c.Password) < 8 || len(c.Password) > 1024 {
-		writeError(w, http.StatusBadRequest, "password must be 8 to 1024 characters")
+	if err := checkPasswordLength(c.Password); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var hash string
+	if !a.hash(w, r, func() { hash = hashPassword(c.Password) }) {
 		return
 	}
 	id := "u_" + randomHex(12)
-	now := time.Now().UTC()
-	_, err := a.db.ExecContext(r.Context(), `INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)`,
-		id, email, hashPassword(c.Password), now.Format(time.RFC3339))
+	now := time.Now().UTC().Format(time.RFC3339)
+	// The user and its audit row commit together or not at all.
+	err = a.inTx(r.Context(), func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(r.Context(), `INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)`, id, email, hash, now); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(r.Context(), `INSERT INTO audit_log (user_id, at, action) VALUES (?, ?, 'register')`, id, now)
+		return err
+	})
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			writeError(w, http.StatusConflict, "an account with this email exists")
@@ -100,28 +117,72 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not create the account")
 		return
 	}
-	a.auditLog(r.Context(), id, "register")
 	writeJSON(w, http.StatusCreated, map[string]string{"email": email})
 }
+
+// inTx runs fn in a transaction, committed when fn returns nil.
+func (a *app) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// errAccountGone means the account was deleted (or is being deleted).
+var errAccountGone = errors.New("account deleted")
 
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if !decode(w, r, &c) {
 		return
 	}
-	email, _ := normaliseEmail(c.Email)
+	if err := checkPasswordLength(c.Password); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	email, err := normaliseEmail(c.Email)
+	if err != nil {
+		email = strings.ToLower(strings.TrimSpace(c.Email)) // still throttled, never found
+	}
+	key := accountKey(email)
+	locked, err := a.logins.Locked(r.Context(), key)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "login unavailable")
+		return
+	}
+	if locked > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((locked+time.Second-1)/time.Second), 10))
+		writeError(w, http.StatusTooManyRequests, "too many failed logins for this account; try again later")
+		return
+	}
 	var id, hash string
-	err := a.db.QueryRowContext(r.Context(), `SELECT id, password_hash FROM users WHERE email = ?`, email).Scan(&id, &hash)
+	err = a.db.QueryRowContext(r.Context(), `SELECT id, password_hash FROM users WHERE email = ? AND deleted_at IS NULL`, email).Scan(&id, &hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		writeError(w, http.StatusInternalServerError, "login unavailable")
 		return
 	}
 	if err != nil {
-		hash = dummyHash
+		hash = dummyHash()
 	}
-	if !checkPassword(hash, c.Password) || id == "" {
+	var good bool
+	if !a.hash(w, r, func() { good = checkPassword(hash, c.Password) && id != "" }) {
+		return
+	}
+	if !good {
+		if err := a.logins.Failed(r.Context(), key); err != nil {
+			a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		}
 		writeError(w, http.StatusUnauthorized, "invalid email or password")
 		return
+	}
+	if err := a.logins.Succeeded(r.Context(), key); err != nil {
+		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
 	}
 	pair, err := a.tokens.Issue(r.Context(), id)
 	if err != nil {
@@ -131,11 +192,38 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ua := r.UserAgent()
 	if len(ua) > 200 {
-		ua = ua[:200]
+		ua = strings.ToValidUTF8(ua[:200], "")
 	}
-	_, _ = a.db.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent) VALUES (?, ?, ?, ?)`,
-		pair.Family, id, time.Now().UTC().Format(time.RFC3339), ua)
-	a.auditLog(r.Context(), id, "login")
+	// The session row is written only while the account exists and is not
+	// being deleted, in one transaction with that check: deleteUser marks
+	// the account first and then revokes every session it can see, so a
+	// login racing with it either lands before the mark (its session is
+	// revoked) or after (it is refused here).
+	now := time.Now().UTC().Format(time.RFC3339)
+	err = a.inTx(r.Context(), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent)
+			SELECT ?, id, ?, ? FROM users WHERE id = ? AND deleted_at IS NULL`, pair.Family, now, ua, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errAccountGone
+		}
+		_, err = tx.ExecContext(r.Context(), `INSERT INTO audit_log (user_id, at, action) VALUES (?, ?, 'login')`, id, now)
+		return err
+	})
+	if err != nil {
+		if rerr := a.tokens.RevokeFamily(context.WithoutCancel(r.Context()), pair.Family); rerr != nil {
+			a.log.ErrorContext(r.Context(), "revoke unrecorded session", "err", rerr)
+		}
+		if errors.Is(err, errAccountGone) {
+			writeError(w, http.StatusUnauthorized, "invalid email or password")
+			return
+		}
+		a.log.ErrorContext(r.Context(), "record session", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "login unavailable")
+		return
+	}
 	writePair(w, pair)
 }
 
@@ -182,20 +270,24 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := a.tokens.RevokeClaims(r.Context(), c); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "could not revoke the token")
-		return
-	}
+	// Validate everything before changing anything: a refusal revokes nothing.
 	families := []string{c.Family}
 	if body.RefreshToken != "" {
 		rc, err := a.tokens.VerifyRefresh(r.Context(), body.RefreshToken)
-		if err == nil && rc.Subject != c.Subject {
+		switch {
+		case errors.Is(err, tokens.ErrStore):
+			writeError(w, http.StatusServiceUnavailable, "token store unavailable; nothing was revoked")
+			return
+		case err == nil && rc.Subject != c.Subject:
 			writeError(w, http.StatusForbidden, "that refresh token belongs to someone else")
 			return
-		}
-		if err == nil {
+		case err == nil && rc.Family != c.Family:
 			families = append(families, rc.Family)
 		}
+	}
+	if err := a.tokens.RevokeClaims(r.Context(), c); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "could not revoke the token")
+		return
 	}
 	for _, f := range families {
 		if err := a.tokens.RevokeFamily(r.Context(), f); err != nil {
@@ -210,7 +302,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 func (a *app) me(w http.ResponseWriter, r *http.Request) {
 	c, _ := tokens.FromContext(r.Context())
 	var email, created string
-	err := a.db.QueryRowContext(r.Context(), `SELECT email, created_at FROM users WHERE id = ?`, c.Subject).Scan(&email, &created)
+	err := a.db.QueryRowContext(r.Context(), `SELECT email, created_at FROM users WHERE id = ? AND deleted_at IS NULL`, c.Subject).Scan(&email, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "account no longer exists")
@@ -223,39 +315,62 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"email": email, "created_at": created})
 }
 
-// deleteUser erases the account (Art. 17): every session is revoked first,
-// then the DSAR sources erase or pseudonymise the user's data.
+// deleteUser erases the account (Art. 17). Order matters: the account is
+// first marked as being deleted (no login, session or audit row can be
+// created for it from then on), then every session recorded up to the mark
+// is revoked, then the DSAR sources erase or pseudonymise the data. After
+// the 204, no token issued before or during the deletion works.
 func (a *app) deleteUser(w http.ResponseWriter, r *http.Request) {
 	c, _ := tokens.FromContext(r.Context())
-	rows, err := a.db.QueryContext(r.Context(), `SELECT family_id FROM sessions WHERE user_id = ?`, c.Subject)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "could not list sessions")
-		return
-	}
+	ctx := r.Context()
 	var families []string
-	for rows.Next() {
-		var f string
-		if rows.Scan(&f) == nil {
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, time.Now().UTC().Format(time.RFC3339), c.Subject); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT family_id FROM sessions WHERE user_id = ?`, c.Subject)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var f string
+			if err := rows.Scan(&f); err != nil {
+				return err
+			}
 			families = append(families, f)
 		}
+		return rows.Err()
+	})
+	if err != nil {
+		a.log.ErrorContext(ctx, "delete: mark account", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not delete the account; nothing was erased")
+		return
 	}
-	rows.Close()
+	// The rest must finish even if the client goes away.
+	ctx = context.WithoutCancel(ctx)
 	for _, f := range append(families, c.Family) {
-		if err := a.tokens.RevokeFamily(r.Context(), f); err != nil {
+		if err := a.tokens.RevokeFamily(ctx, f); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "could not revoke sessions; nothing was erased")
 			return
 		}
 	}
-	if _, err := a.dsar.Erase(r.Context(), c.Subject, "self-service"); err != nil {
-		a.log.ErrorContext(r.Context(), "erase", "err", err)
+	if _, err := a.dsar.Erase(ctx, c.Subject, "self-service"); err != nil {
+		a.log.ErrorContext(ctx, "erase", "err", err)
 		writeError(w, http.StatusInternalServerError, "erasure failed; please retry")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// auditLog records an action of a live account; nothing is written for an
+// account being deleted, so no row of an erased user reappears.
 func (a *app) auditLog(ctx context.Context, userID, action string) {
-	_, _ = a.db.ExecContext(ctx, `INSERT INTO audit_log (user_id, at, action) VALUES (?, ?, ?)`, userID, time.Now().UTC().Format(time.RFC3339), action)
+	_, err := a.db.ExecContext(ctx, `INSERT INTO audit_log (user_id, at, action)
+		SELECT id, ?, ? FROM users WHERE id = ? AND deleted_at IS NULL`, time.Now().UTC().Format(time.RFC3339), action, userID)
+	if err != nil {
+		a.log.ErrorContext(ctx, "audit log", "err", err)
+	}
 }
 
 func randomHex(n int) string {

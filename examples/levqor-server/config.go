@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +37,16 @@ type config struct {
 	BackupInterval time.Duration
 	BackupUpload   string
 	ShutdownGrace  time.Duration
+	ShutdownDelay  time.Duration
+
+	// Limits against abusive clients (README "Limits and abuse").
+	AuthRateLimit   ratelimit.Rate // per client IP on /api/auth/*
+	RateLimitKeys   int            // keys each in-memory limiter holds
+	HashConcurrency int            // password hashes computed at once
+	MaxConns        int            // open client connections
+	PublicURL       string         // absolute URLs (sitemap); "" = http://localhost:<port>
+	OpsAddr         string         // listener for /metrics; "" = public port
+	OpsToken        string         // bearer token for a non-loopback ops listener
 	// API roots, for self-hosted Bot API servers, proxies and tests.
 	TelegramAPI, StripeAPI, OpenAIAPI string
 }
@@ -58,6 +71,14 @@ var envVars = [][2]string{
 	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval, e.g. 24h (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
 	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, for spend and costs"},
+	{"LEVQOR_AUTH_RATE_LIMIT", "rate limit per client IP on /api/auth/* (default 10/m)"},
+	{"LEVQOR_RATE_LIMIT_KEYS", "keys each in-memory rate limiter holds (default 100000)"},
+	{"LEVQOR_HASH_CONCURRENCY", "password hashes (19 MiB each) computed at once (default GOMAXPROCS)"},
+	{"LEVQOR_MAX_CONNS", "open client connections; at the cap the oldest idle one is closed (default 1024)"},
+	{"LEVQOR_PUBLIC_URL", "public origin for absolute URLs, e.g. https://levqor.example (default http://localhost:<port>)"},
+	{"LEVQOR_OPS_ADDR", "serve /metrics on this address only, e.g. 127.0.0.1:9090 (default: on the public port)"},
+	{"LEVQOR_OPS_TOKEN", "bearer token required on the ops listener; needed when LEVQOR_OPS_ADDR is not loopback"},
+	{"LEVQOR_SHUTDOWN_DELAY", "on SIGTERM, keep serving (readyz 503, Connection: close) this long before draining (default 5s; 0 disables)"},
 	{"LEVQOR_TELEGRAM_API", "Telegram Bot API root (default https://api.telegram.org)"},
 	{"LEVQOR_STRIPE_API", "Stripe API root (default https://api.stripe.com)"},
 	{"LEVQOR_OPENAI_API", "OpenAI API root (default https://api.openai.com)"},
@@ -67,7 +88,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		Addr: ":8080", DataDir: "./data", RateLimit: ratelimit.PerMinute(60),
 		DailyLimit: spendguard.DefaultDailyLimit, SLOLatency: 200 * time.Millisecond, SLOFailures: 3,
-		BackupKeep: 30, ShutdownGrace: 15 * time.Second,
+		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
+		AuthRateLimit: ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
+		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
 	}
 	var errs []string
 	bad := func(name, value, why string) { errs = append(errs, fmt.Sprintf("%s=%q: %s", name, value, why)) }
@@ -100,6 +123,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			bad("LEVQOR_RATE_LIMIT", v, err.Error())
 		}
 		c.RateLimit = r
+	}
+	if v := getenv("LEVQOR_AUTH_RATE_LIMIT"); v != "" {
+		r, err := ratelimit.ParseRate(v)
+		if err != nil {
+			bad("LEVQOR_AUTH_RATE_LIMIT", v, err.Error())
+		}
+		c.AuthRateLimit = r
 	}
 	if v := getenv("LEVQOR_TRUSTED_PROXIES"); v != "" {
 		p, err := ratelimit.ParsePrefixes(v)
@@ -139,6 +169,37 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	intVar("SLO_FAIL_THRESHOLD", &c.SLOFailures, 1)
 	intVar("LEVQOR_BACKUP_KEEP", &c.BackupKeep, 1)
+	intVar("LEVQOR_RATE_LIMIT_KEYS", &c.RateLimitKeys, 1)
+	intVar("LEVQOR_HASH_CONCURRENCY", &c.HashConcurrency, 1)
+	intVar("LEVQOR_MAX_CONNS", &c.MaxConns, 1)
+	if v := getenv("LEVQOR_SHUTDOWN_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Minute {
+			bad("LEVQOR_SHUTDOWN_DELAY", v, "want a duration between 0 and 1m, like 5s")
+		}
+		c.ShutdownDelay = d
+	}
+	if v := getenv("LEVQOR_PUBLIC_URL"); v != "" {
+		u, err := parsePublicURL(v)
+		if err != nil {
+			bad("LEVQOR_PUBLIC_URL", v, err.Error())
+		}
+		c.PublicURL = u
+	}
+	str("LEVQOR_OPS_ADDR", &c.OpsAddr)
+	str("LEVQOR_OPS_TOKEN", &c.OpsToken)
+	if c.OpsToken != "" && len(c.OpsToken) < 16 {
+		errs = append(errs, "LEVQOR_OPS_TOKEN: must be at least 16 characters")
+	}
+	if c.OpsAddr != "" {
+		host, _, err := net.SplitHostPort(c.OpsAddr)
+		switch {
+		case err != nil:
+			bad("LEVQOR_OPS_ADDR", c.OpsAddr, "want host:port, like 127.0.0.1:9090")
+		case !isLoopbackHost(host) && c.OpsToken == "":
+			bad("LEVQOR_OPS_ADDR", c.OpsAddr, "not a loopback address: set LEVQOR_OPS_TOKEN to protect it, or bind to 127.0.0.1")
+		}
+	}
 	if v := getenv("LEVQOR_BACKUP_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Minute {
@@ -153,6 +214,48 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("configuration:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return c, nil
+}
+
+// Defaults of the limits (README "Limits and abuse").
+const (
+	DefaultShutdownDelay = 5 * time.Second
+	DefaultRateLimitKeys = 100_000
+	DefaultMaxConns      = 1024
+)
+
+// parsePublicURL accepts an http(s) origin with an optional "/" path and
+// returns it without the trailing slash.
+func parsePublicURL(v string) (string, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("want an origin like https://levqor.example")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("want an origin only (no path, query or user)")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// isLoopbackHost reports whether a listen host binds only to loopback.
+// An empty host (all interfaces) is not loopback.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// publicURL is the configured public origin, or http://localhost:<port>.
+func (c config) publicURL(listen net.Addr) string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	port := "8080"
+	if tcp, ok := listen.(*net.TCPAddr); ok {
+		port = strconv.Itoa(tcp.Port)
+	}
+	return "http://localhost:" + port
 }
 
 func (c config) dbPath() string { return filepath.Join(c.DataDir, "levqor.db") }

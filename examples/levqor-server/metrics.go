@@ -17,7 +17,8 @@ type metrics struct {
 	latency    *prometheus.HistogramVec
 	rateLimit  *prometheus.CounterVec
 	anomalies  prometheus.Counter
-	cspReports prometheus.Counter
+	cspReports *prometheus.CounterVec
+	hashBusy   prometheus.Counter
 	panics     prometheus.Counter
 	handler    http.Handler
 }
@@ -31,11 +32,13 @@ func newMetrics(a *app) *metrics {
 		rateLimit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_ratelimit_decisions_total", Help: "Rate-limit decisions."},
 			[]string{"decision"}),
 		anomalies:  prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_latency_anomalies_total", Help: "Requests flagged by the latency anomaly detector."}),
-		cspReports: prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_csp_reports_total", Help: "CSP violation reports received."}),
+		cspReports: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_csp_reports_total", Help: "CSP violation reports by outcome: logged, repeated (seen within the log interval, counted only), limited (429)."},
+			[]string{"outcome"}),
+		hashBusy: prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_password_hash_busy_total", Help: "Logins and registrations refused with 503 because every hashing slot stayed taken."}),
 		panics:     prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_http_panics_total", Help: "Handler panics recovered."}),
 	}
 	reg := a.reg
-	reg.MustRegister(m.requests, m.latency, m.rateLimit, m.anomalies, m.cspReports, m.panics,
+	reg.MustRegister(m.requests, m.latency, m.rateLimit, m.anomalies, m.cspReports, m.hashBusy, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_ratelimit_fallback_open", Help: "1 while rate limiting has fallen back from Redis to per-replica memory."},
 		func() float64 {
@@ -49,11 +52,28 @@ func newMetrics(a *app) *metrics {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_dropped_total", Help: "Alerts dropped by a full queue."}, func() float64 { return float64(a.queue.Dropped()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_slo_error_budget_remaining", Help: "Unspent fraction of the API SLO's error budget."},
 		func() float64 { return a.tracker.Status().BudgetRemaining }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_ratelimit_memory_keys", Help: "Keys held by the in-memory API rate limiter (capped by LEVQOR_RATE_LIMIT_KEYS)."},
+		func() float64 { return float64(a.memLim.Len()) }))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }
 
+// observe records a request. Every label comes from a closed set: route
+// is a mux pattern or "unmatched", method one of the standard methods or
+// "other", code a status the server wrote.
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// methodLabel maps a request method to a closed set of label values: a
+// client can send any token as a method, and each distinct label value
+// would be a new time series kept forever.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

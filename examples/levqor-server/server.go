@@ -22,8 +22,9 @@ import (
 const maxBody = 16 << 10
 
 // routes builds the whole handler: every response gets the security
-// headers, metrics, SLO tracking and panic recovery; /api/ adds rate
-// limiting keyed by the authenticated subject or the client IP.
+// headers, metrics, SLO tracking and panic recovery; /api/auth/* is rate
+// limited per client IP (LEVQOR_AUTH_RATE_LIMIT) whatever token it carries,
+// the rest of /api/ by the authenticated subject or the client IP.
 func (a *app) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	auth := a.requireAuth
@@ -58,13 +59,15 @@ func (a *app) routes() (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
-	mux.Handle("GET /metrics", a.metrics.handler)
+	if a.cfg.OpsAddr == "" {
+		mux.Handle("GET /metrics", a.metrics.handler)
+	}
 	mux.Handle("GET /.well-known/jwks.json", tokens.JWKSHandler(a.keys))
-	reports := secheaders.ReportHandler(secheaders.ReportConfig{Logger: a.log})
-	mux.Handle("POST /csp-report", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.metrics.cspReports.Inc()
-		reports.ServeHTTP(w, r)
-	}))
+	reports, err := a.cspReports()
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("POST /csp-report", reports)
 	page, err := a.landing()
 	if err != nil {
 		return nil, err
@@ -72,24 +75,79 @@ func (a *app) routes() (http.Handler, error) {
 	mux.Handle("GET /{$}", page)
 	mux.HandleFunc("GET /sitemap.xml", a.sitemap)
 
+	byIP := ratelimit.KeyByIP(a.clientIP)
 	rl, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
 		Limiter: countingLimiter{a.limiter, a.metrics},
-		KeyFunc: ratelimit.KeyBySubject(tokens.SubjectFromContext, ratelimit.KeyByIP(a.clientIP)),
+		KeyFunc: ratelimit.KeyBySubject(tokens.SubjectFromContext, byIP),
 		Logger:  a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	authRL, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
+		Limiter:    countingLimiter{a.authLim, a.metrics},
+		KeyFunc:    byIP,
+		PolicyName: "auth",
+		Logger:     a.log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	routed := recordRoute(mux)
 	api := a.identify(rl(routed))
+	authAPI := a.identify(authRL(routed))
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/auth/"):
+			authAPI.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/api/"):
 			api.ServeHTTP(w, r)
-			return
+		default:
+			routed.ServeHTTP(w, r)
 		}
-		routed.ServeHTTP(w, r)
 	})
-	return a.headers.Handler(a.observe(a.recoverPanics(methodNotAllowedJSON(root)))), nil
+	return a.headers.Handler(a.closeWhileDraining(a.observe(a.recoverPanics(methodNotAllowedJSON(root))))), nil
+}
+
+// cspReports is /csp-report: limited per client IP, and each distinct
+// violation logged at most once a minute (the rest only counted).
+func (a *app) cspReports() (http.Handler, error) {
+	reports := secheaders.ReportHandler(secheaders.ReportConfig{
+		Logger: a.log,
+		OnViolation: func(_ secheaders.Violation, logged bool) {
+			if logged {
+				a.metrics.cspReports.WithLabelValues("logged").Inc()
+			} else {
+				a.metrics.cspReports.WithLabelValues("repeated").Inc()
+			}
+		},
+	})
+	limited, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
+		Limiter: a.cspLim, KeyFunc: ratelimit.KeyByIP(a.clientIP), PolicyName: "csp", FailOpen: true, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := limited(reports)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusTooManyRequests {
+			a.metrics.cspReports.WithLabelValues("limited").Inc()
+		}
+	}), nil
+}
+
+// closeWhileDraining asks clients to close their connection once shutdown
+// has begun, so keep-alive connections end after their current request
+// instead of being cut while a request is on the wire.
+func (a *app) closeWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // countingLimiter counts decisions for /metrics.
@@ -111,31 +169,47 @@ func (c countingLimiter) Allow(ctx context.Context, key string) (ratelimit.Resul
 	return res, err
 }
 
-// identify puts the claims of a valid bearer token in the context (for
-// rate-limit keys and handlers) without refusing anything; protected
-// routes refuse through requireAuth.
+// authResult is identify's verdict on a request's bearer token, kept so
+// the token is verified (and the revocation store asked) once per request.
+type authResult struct {
+	claims *tokens.Claims
+	err    error
+}
+
+type authResultKey struct{}
+
+// identify verifies a bearer token once, puts its claims in the context
+// (for rate-limit keys and handlers) and refuses nothing: protected routes
+// refuse through requireAuth, which reuses the verdict.
 func (a *app) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			if c, err := a.tokens.Verify(r.Context(), strings.TrimSpace(h[7:])); err == nil {
-				r = r.WithContext(tokens.NewContext(r.Context(), c))
+			c, err := a.tokens.Verify(r.Context(), strings.TrimSpace(h[7:]))
+			ctx := context.WithValue(r.Context(), authResultKey{}, &authResult{c, err})
+			if err == nil {
+				ctx = tokens.NewContext(ctx, c)
 			}
+			r = r.WithContext(ctx)
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// requireAuth admits requests identify authenticated; others go through
-// tokens.RequireAuth for the exact 401/503 answer.
+// requireAuth answers exactly as tokens.RequireAuth (401 with a Bearer
+// challenge, 503 when the store failed) using identify's verdict.
 func (a *app) requireAuth(next http.Handler) http.Handler {
-	strict := tokens.RequireAuth(a.tokens)(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := tokens.FromContext(r.Context()); ok {
-			next.ServeHTTP(w, r)
-			return
-		}
-		strict.ServeHTTP(w, r)
-	})
+	return tokens.RequireAuth(verdictVerifier{a.tokens})(next)
+}
+
+// verdictVerifier returns identify's verdict for the request, verifying
+// only when identify did not run.
+type verdictVerifier struct{ m *tokens.Manager }
+
+func (v verdictVerifier) Verify(ctx context.Context, token string) (*tokens.Claims, error) {
+	if res, ok := ctx.Value(authResultKey{}).(*authResult); ok {
+		return res.claims, res.err
+	}
+	return v.m.Verify(ctx, token)
 }
 
 // statusRecorder remembers the status for metrics.
@@ -174,11 +248,16 @@ func recordRoute(mux *http.ServeMux) http.Handler {
 }
 
 // observe feeds metrics, the SLO tracker and the latency anomaly detector.
+// The SLI covers the API's own work: API routes only, and the time spent
+// waiting for the client to upload its body is not counted, so a slow
+// client cannot burn the error budget.
 func (a *app) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		route := new(string)
+		body := &timedBody{ReadCloser: r.Body}
+		r.Body = body
 		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
 		defer func() {
 			d := time.Since(start)
@@ -190,19 +269,44 @@ func (a *app) observe(next http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			a.metrics.observe(route, r.Method, rec.status, d)
-			a.tracker.Observe(d, rec.status < 500 && d <= a.cfg.SLOLatency)
-			if res := a.latency.Observe(float64(d) / float64(time.Millisecond)); res.Anomaly {
+			if !isAPIRoute(route) {
+				return
+			}
+			serve := max(0, d-body.waited)
+			a.tracker.Observe(serve, rec.status < 500 && serve <= a.cfg.SLOLatency)
+			if res := a.latency.Observe(float64(serve) / float64(time.Millisecond)); res.Anomaly {
 				a.metrics.anomalies.Inc()
 				if res.Severity >= 3 { // High
 					_ = a.alerts.Notify(context.Background(), alert.Alert{
 						Severity: alert.SeverityWarning, Title: "Latency spike on " + route, Key: "latency|" + route,
-						Fields: []alert.Field{{Key: "Latency", Value: d.Round(time.Millisecond).String()}, {Key: "Baseline", Value: fmt.Sprintf("%.1fms ± %.1f", res.Mean, res.StdDev)}},
+						Fields: []alert.Field{{Key: "Latency", Value: serve.Round(time.Millisecond).String()}, {Key: "Baseline", Value: fmt.Sprintf("%.1fms ± %.1f", res.Mean, res.StdDev)}},
 					})
 				}
 			}
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// isAPIRoute reports whether a mux pattern ("POST /api/auth/login") is an
+// API route, the scope of the SLO.
+func isAPIRoute(pattern string) bool {
+	_, path, _ := strings.Cut(pattern, " ")
+	return strings.HasPrefix(path, "/api/")
+}
+
+// timedBody sums the time a handler spends blocked reading the request
+// body, which depends on the client, not on the server.
+type timedBody struct {
+	io.ReadCloser
+	waited time.Duration
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	t := time.Now()
+	n, err := b.ReadCloser.Read(p)
+	b.waited += time.Since(t)
+	return n, err
 }
 
 // recoverPanics turns a handler panic into a 500 and an alert.
@@ -217,8 +321,14 @@ func (a *app) recoverPanics(next http.Handler) http.Handler {
 				panic(v) // deliberate abort of a streamed response
 			}
 			a.metrics.panics.Inc()
-			a.log.ErrorContext(r.Context(), "panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			_ = a.alerts.Notify(context.Background(), alert.Alert{Severity: alert.SeverityCritical, Title: "Handler panic on " + r.URL.Path, Message: fmt.Sprint(v), Key: "panic|" + r.URL.Path})
+			route := "unmatched"
+			if h, ok := r.Context().Value(routeKey{}).(*string); ok && *h != "" {
+				route = *h
+			}
+			a.log.ErrorContext(r.Context(), "panic in handler", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			// The alert key is the route pattern, never the raw path: a
+			// client must not be able to mint de-duplication keys.
+			_ = a.alerts.Notify(context.Background(), alert.Alert{Severity: alert.SeverityCritical, Title: "Handler panic on " + route, Message: fmt.Sprint(v), Key: "panic|" + route})
 			writeError(w, http.StatusInternalServerError, "internal error")
 		}()
 		next.ServeHTTP(w, r)
@@ -295,22 +405,29 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 	return true
 }
 
+// ready answers 503 while shutting down or when a dependency is down. The
+// answer names the failing check but never its error (which may hold
+// addresses or paths); the detail goes to the log.
 func (a *app) ready(w http.ResponseWriter, r *http.Request) {
+	if a.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shutting down"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{}
 	status := http.StatusOK
-	if err := a.db.PingContext(ctx); err != nil {
-		checks["database"], status = err.Error(), http.StatusServiceUnavailable
-	} else {
-		checks["database"] = "ok"
-	}
-	if a.rdb != nil {
-		if err := a.rdb.Ping(ctx).Err(); err != nil {
-			checks["redis"], status = err.Error(), http.StatusServiceUnavailable
-		} else {
-			checks["redis"] = "ok"
+	check := func(name string, err error) {
+		if err != nil {
+			a.log.WarnContext(r.Context(), "readiness check failed", "check", name, "err", err)
+			checks[name], status = "unavailable", http.StatusServiceUnavailable
+			return
 		}
+		checks[name] = "ok"
+	}
+	check("database", a.db.PingContext(ctx))
+	if a.rdb != nil {
+		check("redis", a.rdb.Ping(ctx).Err())
 	}
 	state := "ready"
 	if status != http.StatusOK {

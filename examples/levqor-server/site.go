@@ -38,12 +38,11 @@ func (a *app) landing() (http.Handler, error) {
 	}), nil
 }
 
+// sitemap lists the public pages with absolute URLs built only from the
+// configured public origin (LEVQOR_PUBLIC_URL), never from the request's
+// Host or forwarded headers, which any client can set.
 func (a *app) sitemap(w http.ResponseWriter, r *http.Request) {
-	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "https"
-	}
-	base := scheme + "://" + r.Host
+	base := a.baseURL
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	var buf bytes.Buffer
 	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">` + "\n")

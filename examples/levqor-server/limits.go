@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// hashWait is how long a login or registration queues for a free password
+// hashing slot before it gets 503 with Retry-After.
+const hashWait = 2 * time.Second
+
+// errBusy means every hashing slot stayed taken for hashWait.
+var errBusy = errors.New("password hashing at capacity")
+
+// hashGate bounds concurrent password hashes: each argon2id hash holds
+// argonMemory (19 MiB) for its duration, so N slots cap that memory at
+// N × 19 MiB however many logins arrive at once.
+type hashGate struct{ slots chan struct{} }
+
+func newHashGate(n int) *hashGate { return &hashGate{slots: make(chan struct{}, n)} }
+
+// do runs fn in a slot, waiting at most hashWait for one.
+func (g *hashGate) do(ctx context.Context, fn func()) error {
+	t := time.NewTimer(hashWait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+	case <-t.C:
+		return errBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.slots }()
+	fn()
+	return nil
+}
+
+// Per-account login throttle (OWASP Authentication Cheat Sheet): after
+// loginFailures failed logins for one email within loginWindow, further
+// attempts get 429 until the window ends; a successful login resets it. It
+// applies the same way to emails with and without an account, so it
+// reveals nothing about which exist.
+const (
+	loginFailures = 10
+	loginWindow   = 15 * time.Minute
+)
+
+// loginGuard counts failed logins per account key (a hash of the email).
+type loginGuard interface {
+	// Locked returns how long the key stays locked (0 when it is not).
+	Locked(ctx context.Context, key string) (time.Duration, error)
+	Failed(ctx context.Context, key string) error
+	Succeeded(ctx context.Context, key string) error
+}
+
+// accountKey hashes a normalised email, so no address is kept in memory
+// or Redis by the throttle.
+func accountKey(email string) string {
+	sum := sha256.Sum256([]byte("levqor-login|" + email))
+	return hex.EncodeToString(sum[:16])
+}
+
+// memoryGuard is the single-process loginGuard. It holds at most max
+// keys: when full, expired windows are dropped first, then the oldest.
+type memoryGuard struct {
+	mu   sync.Mutex
+	max  int
+	now  func() time.Time
+	keys map[string]*failWindow
+}
+
+type failWindow struct {
+	count int
+	ends  time.Time
+}
+
+func newMemoryGuard(max int) *memoryGuard {
+	return &memoryGuard{max: max, now: time.Now, keys: map[string]*failWindow{}}
+}
+
+func (g *memoryGuard) Locked(_ context.Context, key string) (time.Duration, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w, ok := g.keys[key]
+	now := g.now()
+	if !ok || !now.Before(w.ends) || w.count < loginFailures {
+		return 0, nil
+	}
+	return w.ends.Sub(now), nil
+}
+
+func (g *memoryGuard) Failed(_ context.Context, key string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	w, ok := g.keys[key]
+	if !ok || !now.Before(w.ends) {
+		if !ok && len(g.keys) >= g.max {
+			g.makeRoom(now)
+		}
+		w = &failWindow{ends: now.Add(loginWindow)}
+		g.keys[key] = w
+	}
+	w.count++
+	return nil
+}
+
+func (g *memoryGuard) makeRoom(now time.Time) {
+	var oldest string
+	var oldestEnd time.Time
+	for k, w := range g.keys {
+		if !now.Before(w.ends) {
+			delete(g.keys, k)
+			continue
+		}
+		if oldest == "" || w.ends.Before(oldestEnd) {
+			oldest, oldestEnd = k, w.ends
+		}
+	}
+	if len(g.keys) >= g.max && oldest != "" {
+		delete(g.keys, oldest)
+	}
+}
+
+func (g *memoryGuard) Succeeded(_ context.Context, key string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.keys, key)
+	return nil
+}
+
+// redisGuard shares the throttle between replicas: one counter key per
+// account that expires with its window.
+type redisGuard struct{ c redis.UniversalClient }
+
+const loginGuardPrefix = "levqor:lf:"
+
+func (g redisGuard) Locked(ctx context.Context, key string) (time.Duration, error) {
+	k := loginGuardPrefix + key
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := g.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, k)
+		ttl = p.PTTL(ctx, k)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := get.Int()
+	if err != nil || n < loginFailures || ttl.Val() <= 0 {
+		return 0, nil
+	}
+	return ttl.Val(), nil
+}
+
+func (g redisGuard) Failed(ctx context.Context, key string) error {
+	k := loginGuardPrefix + key
+	_, err := g.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, k)
+		p.ExpireNX(ctx, k, loginWindow)
+		return nil
+	})
+	return err
+}
+
+func (g redisGuard) Succeeded(ctx context.Context, key string) error {
+	return g.c.Del(ctx, loginGuardPrefix+key).Err()
+}
+
+// connLimiter caps the connections a listener holds open. At the cap, it
+// first closes the connection that has been idle (keep-alive) or silent
+// (accepted, no request yet for longer than newGrace) the longest, so a
+// client hoarding connections cannot lock others out; only when every
+// connection is busy does Accept wait for one to close.
+type connLimiter struct {
+	net.Listener
+	slots chan struct{}
+	done  chan struct{}
+	once  sync.Once
+
+	mu    sync.Mutex
+	quiet map[*limitedConn]time.Time // idle or new connections, since when
+	news  map[*limitedConn]bool
+}
+
+// newGrace is how long a new connection may stay silent before it counts
+// as evictable at the cap.
+const newGrace = 500 * time.Millisecond
+
+func newConnLimiter(l net.Listener, max int) *connLimiter {
+	return &connLimiter{Listener: l, slots: make(chan struct{}, max), done: make(chan struct{}),
+		quiet: map[*limitedConn]time.Time{}, news: map[*limitedConn]bool{}}
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		for {
+			l.evictOne()
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case l.slots <- struct{}{}:
+				t.Stop()
+			case <-l.done:
+				t.Stop()
+				return nil, net.ErrClosed
+			case <-t.C:
+				continue
+			}
+			break
+		}
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	lc := &limitedConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.quiet[lc] = time.Now()
+	l.news[lc] = true
+	l.mu.Unlock()
+	return lc, nil
+}
+
+func (l *connLimiter) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// evictOne closes the longest-quiet evictable connection, if any.
+func (l *connLimiter) evictOne() {
+	l.mu.Lock()
+	var victim *limitedConn
+	var since time.Time
+	now := time.Now()
+	for c, t := range l.quiet {
+		if l.news[c] && now.Sub(t) < newGrace {
+			continue
+		}
+		if victim == nil || t.Before(since) {
+			victim, since = c, t
+		}
+	}
+	if victim != nil {
+		delete(l.quiet, victim)
+		delete(l.news, victim)
+	}
+	l.mu.Unlock()
+	if victim != nil {
+		_ = victim.Close()
+	}
+}
+
+// connState is the http.Server.ConnState hook that tells the limiter
+// which connections are quiet.
+func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok || s == http.StateNew {
+		return // Accept already recorded it
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.news, lc)
+	if s == http.StateIdle {
+		l.quiet[lc] = time.Now()
+	} else {
+		delete(l.quiet, lc)
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.quiet, c)
+		delete(c.l.news, c)
+		c.l.mu.Unlock()
+		<-c.l.slots
+	})
+	return err
+}
