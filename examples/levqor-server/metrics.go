@@ -31,11 +31,11 @@ func newMetrics(a *app) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"route"}),
 		rateLimit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_ratelimit_decisions_total", Help: "Rate-limit decisions."},
 			[]string{"decision"}),
-		anomalies:  prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_latency_anomalies_total", Help: "Requests flagged by the latency anomaly detector."}),
+		anomalies: prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_latency_anomalies_total", Help: "Requests flagged by the latency anomaly detector."}),
 		cspReports: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_csp_reports_total", Help: "CSP violation reports by outcome: logged, repeated (seen within the log interval, counted only), limited (429)."},
 			[]string{"outcome"}),
 		hashBusy: prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_password_hash_busy_total", Help: "Logins and registrations refused with 503 because every hashing slot stayed taken."}),
-		panics:     prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_http_panics_total", Help: "Handler panics recovered."}),
+		panics:   prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_http_panics_total", Help: "Handler panics recovered."}),
 	}
 	reg := a.reg
 	reg.MustRegister(m.requests, m.latency, m.rateLimit, m.anomalies, m.cspReports, m.hashBusy, m.panics,
