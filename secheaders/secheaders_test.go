@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -268,5 +269,68 @@ func TestReportHandler(t *testing.T) {
 	out := logs.String()
 	if strings.Count(out, `"msg":"csp violation"`) != 2 || !strings.Contains(out, "evil.example") || !strings.Contains(out, `"directive":"style-src"`) {
 		t.Fatalf("logged:\n%s", out)
+	}
+}
+
+// TestReportHandlerLogsEachViolationOnce: a flood of one violation is
+// logged once per LogInterval, distinct ones once each up to MaxDistinct,
+// and every report reaches OnViolation.
+func TestReportHandlerLogsEachViolationOnce(t *testing.T) {
+	var logs bytes.Buffer
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var logged, repeated int
+	h := secheaders.ReportHandler(secheaders.ReportConfig{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), MaxDistinct: 3, Now: func() time.Time { return now },
+		OnViolation: func(_ secheaders.Violation, l bool) {
+			if l {
+				logged++
+			} else {
+				repeated++
+			}
+		},
+	})
+	post := func(blocked string) {
+		body := `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"` + blocked + `","effective-directive":"img-src"}}`
+		req := httptest.NewRequest("POST", "/csp-report", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/csp-report")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 204 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	for range 1000 {
+		post("https://a.example/x.png")
+	}
+	if n := strings.Count(logs.String(), "csp violation"); n != 1 || logged != 1 || repeated != 999 {
+		t.Fatalf("one violation 1000 times: %d log lines, %d logged, %d repeated", n, logged, repeated)
+	}
+	for i := range 10 {
+		post(fmt.Sprintf("https://%d.example/x.png", i))
+	}
+	if n := strings.Count(logs.String(), "csp violation"); n != 3 {
+		t.Fatalf("MaxDistinct 3: %d log lines", n)
+	}
+	now = now.Add(secheaders.DefaultReportLogInterval)
+	post("https://a.example/x.png")
+	if n := strings.Count(logs.String(), "csp violation"); n != 4 {
+		t.Fatalf("after the interval the violation is logged again: %d lines", n)
+	}
+	post(strings.Repeat("b", 5000))
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if len(l) > 2000 {
+			t.Fatalf("a log line of %d bytes: client strings are not clipped", len(l))
+		}
+	}
+
+	logs.Reset()
+	every := secheaders.ReportHandler(secheaders.ReportConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), LogInterval: -1})
+	for range 5 {
+		req := httptest.NewRequest("POST", "/", strings.NewReader(`{"csp-report":{"document-uri":"https://e/","effective-directive":"img-src"}}`))
+		req.Header.Set("Content-Type", "application/csp-report")
+		every.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if n := strings.Count(logs.String(), "csp violation"); n != 5 {
+		t.Fatalf("LogInterval -1 logs every report: %d", n)
 	}
 }

@@ -273,6 +273,11 @@ var redisDefaults = []struct {
 	{"max_retry_backoff", "20ms"},
 }
 
+const (
+	dialerRetries   = 1
+	dialerRetryWait = 10 * time.Millisecond
+)
+
 // newRedis connects to one Redis, or to a Redis Cluster when the URL lists
 // more nodes with addr= parameters
 // (redis://host1:6379?addr=host2:6379&addr=host3:6379).
@@ -293,12 +298,18 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
 		}
+		if !q.Has("dialer_retries") {
+			opts.DialerRetries, opts.DialerRetryTimeout = dialerRetries, dialerRetryWait
+		}
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(u.String())
 	if err != nil {
 		return nil, fmt.Errorf("LEVQOR_REDIS_URL: %w", err)
 	}
+	// go-redis retries a refused dial 5 times, 100 ms apart, by default
+	// (half a second per request while Redis is down).
+	opts.DialerRetries, opts.DialerRetryTimeout = dialerRetries, dialerRetryWait
 	return redis.NewClient(opts), nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,14 @@ func TestLoadConfig(t *testing.T) {
 		c.SLOLatency != 200*time.Millisecond || c.SLOFailures != 3 || c.BackupKeep != 30 || c.BackupDir != "data/backups" {
 		t.Fatalf("defaults %+v, %v", c, err)
 	}
+	if c.AuthRateLimit.Limit != 10 || c.AuthRateLimit.Period != time.Minute || c.RateLimitKeys != DefaultRateLimitKeys ||
+		c.HashConcurrency < 1 || c.MaxConns != DefaultMaxConns || c.ShutdownDelay != 5*time.Second || c.PublicURL != "" || c.OpsAddr != "" {
+		t.Fatalf("limit defaults %+v", c)
+	}
+	c, err = loadConfig(env(map[string]string{"LEVQOR_PUBLIC_URL": "https://levqor.example/", "LEVQOR_SHUTDOWN_DELAY": "0", "LEVQOR_OPS_ADDR": "[::1]:9090"}))
+	if err != nil || c.PublicURL != "https://levqor.example" || c.ShutdownDelay != 0 || c.OpsAddr != "[::1]:9090" {
+		t.Fatalf("%+v, %v", c, err)
+	}
 	c, err = loadConfig(env(map[string]string{"LEVQOR_RATE_LIMIT": "10/s:20", "DAILY_SPEND_LIMIT": "12.50", "SLO_LATENCY_THRESHOLD": "0.35", "LEVQOR_TRUSTED_PROXIES": "10.0.0.0/8"}))
 	if err != nil || c.RateLimit.Burst != 20 || c.DailyLimit.Amount != 1250 || c.SLOLatency != 350*time.Millisecond || len(c.TrustedProxies) != 1 {
 		t.Fatalf("%+v, %v", c, err)
@@ -23,7 +32,9 @@ func TestLoadConfig(t *testing.T) {
 		"LEVQOR_RATE_LIMIT": "fast", "LEVQOR_TRUSTED_PROXIES": "everyone", "DAILY_SPEND_LIMIT": "-5",
 		"SLO_LATENCY_THRESHOLD": "abc", "SLO_FAIL_THRESHOLD": "0", "LEVQOR_BACKUP_KEEP": "none",
 		"LEVQOR_BACKUP_INTERVAL": "1s", "LEVQOR_JWT_SECRET": "short", "TELEGRAM_BOT_TOKEN": "123:abc",
-		"LEVQOR_STRIPE_API": "http://evil.example",
+		"LEVQOR_STRIPE_API": "http://evil.example", "LEVQOR_AUTH_RATE_LIMIT": "many", "LEVQOR_RATE_LIMIT_KEYS": "0",
+		"LEVQOR_HASH_CONCURRENCY": "-1", "LEVQOR_MAX_CONNS": "lots", "LEVQOR_SHUTDOWN_DELAY": "-1s",
+		"LEVQOR_PUBLIC_URL": "https://levqor.example/app", "LEVQOR_OPS_ADDR": ":9090", "LEVQOR_OPS_TOKEN": "short",
 	} {
 		_, err := loadConfig(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -51,5 +62,78 @@ func TestNewRedisCluster(t *testing.T) {
 	}
 	if _, err := newRedis("mysql://nope"); err == nil {
 		t.Fatal("bad URL accepted")
+	}
+}
+
+func TestNormaliseEmail(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Ada@Example.COM", "ada@example.com"},
+		{"  ada@example.com ", "ada@example.com"},
+		{"jos\u00e9@b\u00fccher.example", "jos\u00e9@xn--bcher-kva.example"},
+		{"jose\u0301@BU\u0308CHER.example", "jos\u00e9@xn--bcher-kva.example"},
+		{"a+tag@sub.example.org", "a+tag@sub.example.org"},
+	} {
+		got, err := normaliseEmail(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("normaliseEmail(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "ada", "@example.com", "ada@", "ada@localhost", "a..b@example.com", ".a@example.com",
+		"a\u200b@example.com", "a\u200d@example.com", "a\u202e@example.com", "a\x7f@example.com", "a b@example.com",
+		"\"q\"@example.com", "a@exa mple.com", "a@-example.com", "a@example..com", strings.Repeat("a", 65) + "@example.com",
+		"a@" + strings.Repeat("b", 64) + ".com", "a\xff@example.com", "(c)a@example.com"} {
+		if got, err := normaliseEmail(bad); err == nil {
+			t.Errorf("normaliseEmail(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestCheckPasswordLength(t *testing.T) {
+	for _, tc := range []struct {
+		pw string
+		ok bool
+	}{
+		{"1234567", false}, {"12345678", true}, {"\U0001F600\U0001F600", false}, {strings.Repeat("\U0001F600", 8), true},
+		{strings.Repeat("a", 1024), true}, {strings.Repeat("a", 1025), false}, {strings.Repeat("\u00e9", 1024), true},
+		{strings.Repeat("\U0001F600", 1025), false},
+	} {
+		if err := checkPasswordLength(tc.pw); (err == nil) != tc.ok {
+			t.Errorf("checkPasswordLength(%d bytes, %d chars) = %v", len(tc.pw), len([]rune(tc.pw)), err)
+		}
+	}
+}
+
+func TestMemoryGuardBounded(t *testing.T) {
+	g := newMemoryGuard(100)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g.now = func() time.Time { return now }
+	ctx := t.Context()
+	for i := range 10_000 {
+		_ = g.Failed(ctx, accountKey(strconv.Itoa(i)))
+	}
+	if len(g.keys) > 100 {
+		t.Fatalf("%d keys held, cap 100", len(g.keys))
+	}
+	k := accountKey("victim")
+	for range loginFailures {
+		if d, _ := g.Locked(ctx, k); d != 0 {
+			t.Fatal("locked too early")
+		}
+		_ = g.Failed(ctx, k)
+	}
+	if d, _ := g.Locked(ctx, k); d != loginWindow {
+		t.Fatalf("locked for %v", d)
+	}
+	now = now.Add(loginWindow)
+	if d, _ := g.Locked(ctx, k); d != 0 {
+		t.Fatalf("still locked after the window: %v", d)
+	}
+}
+
+func TestMethodLabel(t *testing.T) {
+	for in, want := range map[string]string{"GET": "GET", "DELETE": "DELETE", "get": "other", "XYZ": "other", strings.Repeat("Q", 4096): "other"} {
+		if got := methodLabel(in); got != want {
+			t.Errorf("methodLabel(%.10q) = %q", in, got)
+		}
 	}
 }

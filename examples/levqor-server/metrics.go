@@ -54,6 +54,8 @@ func newMetrics(a *app) *metrics {
 		func() float64 { return a.tracker.Status().BudgetRemaining }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_ratelimit_memory_keys", Help: "Keys held by the in-memory API rate limiter (capped by LEVQOR_RATE_LIMIT_KEYS)."},
 		func() float64 { return float64(a.memLim.Len()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_slo_events", Help: "Requests counted by the API SLO over its period (API routes only)."},
+		func() float64 { return float64(a.tracker.Status().Events) }))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -85,8 +86,25 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a frozen process dies only once resumed
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Freeze stops the server process with SIGSTOP: connections stay open but
+// nothing is answered, as with a hung host. Thaw resumes it; Stop also
+// works on a frozen server.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
 }
 
 // Restart starts the server again on the same port after Stop. The data
