@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -134,6 +135,20 @@ func TestMethodLabel(t *testing.T) {
 	for in, want := range map[string]string{"GET": "GET", "DELETE": "DELETE", "get": "other", "XYZ": "other", strings.Repeat("Q", 4096): "other"} {
 		if got := methodLabel(in); got != want {
 			t.Errorf("methodLabel(%.10q) = %q", in, got)
+		}
+	}
+}
+
+// TestREADMEListsEveryVariable keeps the README's configuration table in
+// step with --help.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range envVars {
+		if !strings.Contains(string(b), "`"+v[0]+"`") {
+			t.Errorf("README does not document %s", v[0])
 		}
 	}
 }
