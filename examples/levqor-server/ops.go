@@ -371,6 +371,12 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 			err = errors.New(ok)
 		}
 		check("database integrity", err)
+		var v int
+		v, err = appliedVersion(ctx, db)
+		if err == nil && v != schemaVersion() {
+			err = fmt.Errorf("schema version %d, this binary expects %d (start the server once to migrate)", v, schemaVersion())
+		}
+		check("schema version", err)
 		db.Close()
 	}
 	if cfg.RedisURL != "" {

@@ -45,7 +45,7 @@ func TestOpsCommands(t *testing.T) {
 	expect(t, s.do("POST", "/api/auth/register", "", creds("ops@example.com", "operations")), 201, "register")
 
 	out, code := cli(t, data, "", "doctor")
-	if code != 1 || !strings.Contains(out, "FAIL  backup freshness") || !strings.Contains(out, "PASS  database integrity") {
+	if code != 1 || !strings.Contains(out, "FAIL  backup freshness") || !strings.Contains(out, "PASS  database integrity") || !strings.Contains(out, "PASS  schema version") {
 		t.Fatalf("doctor before any backup: exit %d\n%s", code, out)
 	}
 	out, code = cli(t, data, "", "backup")
