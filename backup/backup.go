@@ -1,21 +1,14 @@
 package backup
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +33,23 @@ var (
 	ErrCorrupt          = errors.New("backup: database failed integrity check")
 	ErrTargetExists     = errors.New("backup: restore target exists")
 	ErrUploadMismatch   = errors.New("backup: uploaded copy has a different checksum")
+	// ErrUnauthenticated: with Config.Key, the backup's HMAC tag is
+	// missing or does not match: it was not made with this key, or was
+	// changed since.
+	ErrUnauthenticated = errors.New("backup: authenticity check failed")
+	// ErrInUse: the restore target is in use by another process.
+	ErrInUse = errors.New("backup: restore target is in use (stop the server first)")
+	// ErrNotRegular: a backup path is a symlink, FIFO, device or directory.
+	ErrNotRegular = errors.New("backup: not a regular file")
+	// ErrBadName: a backup name (argument or manifest entry) is not a plain
+	// file name inside the store's directory.
+	ErrBadName = errors.New("backup: not a plain backup file name")
+	// ErrNoSpace: not enough free space for the verification copy.
+	ErrNoSpace = errors.New("backup: not enough free space")
 )
+
+// MinKeyLen is the shortest Config.Key accepted.
+const MinKeyLen = 32
 
 // Config configures a Store.
 type Config struct {
@@ -55,8 +64,20 @@ type Config struct {
 	// StepPages is the pages per step when Progress is set. Default
 	// DefaultStepPages.
 	StepPages int
-	// ScratchDir is where Verify restores its test copy. Default os.TempDir().
+	// ScratchDir is where Verify writes its restore-test copy. Default:
+	// beside the backup being verified (same filesystem; the copy needs as
+	// many free bytes as the backup has).
 	ScratchDir string
+	// Key, when set (at least MinKeyLen bytes), makes each backup also get
+	// an HMAC-SHA256 tag (<name>.hmac, beside the sha256sum sidecar), and
+	// Verify and Restore refuse a backup whose tag is missing or wrong:
+	// the checksum catches corruption, the tag catches tampering. Default
+	// nil: no tags; Info.Authenticated stays false.
+	Key []byte
+	// Check, when set, runs on the restored scratch copy after PRAGMA
+	// integrity_check, e.g. RequireTables("users", "sessions"), so a valid
+	// SQLite file of another application is not verified. Default none.
+	Check func(ctx context.Context, db *sql.DB) error
 	// Logger receives each backup, verification and deletion. Default slog.Default().
 	Logger *slog.Logger
 	// Now names and stamps backups. Default time.Now.
@@ -71,6 +92,8 @@ type Info struct {
 	SHA256     string    `json:"sha256"`
 	Pages      int       `json:"pages"`
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Authenticated is set by Verify when the HMAC tag was checked.
+	Authenticated bool `json:"-"`
 }
 
 // Store is a directory of backups. Its methods are safe for concurrent use
@@ -101,8 +124,8 @@ func New(cfg Config) (*Store, error) {
 	if cfg.StepPages <= 0 {
 		cfg.StepPages = DefaultStepPages
 	}
-	if cfg.ScratchDir == "" {
-		cfg.ScratchDir = os.TempDir()
+	if cfg.Key != nil && len(cfg.Key) < MinKeyLen {
+		return nil, fmt.Errorf("backup: Key is %d bytes, want at least %d", len(cfg.Key), MinKeyLen)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -180,12 +203,18 @@ func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
 		return Info{}, fmt.Errorf("backup: %w", err)
 	}
 	info := Info{Name: name, Time: now, Size: size, SHA256: sum, Pages: pages}
-	// Sidecar first: a backup under its final name always has one.
+	// Sidecars first: a backup under its final name always has them.
 	if err := writeFileAtomic(s.path(name+".sha256"), []byte(sum+"  "+name+"\n")); err != nil {
 		return Info{}, fmt.Errorf("backup: write sidecar: %w", err)
 	}
+	if s.cfg.Key != nil {
+		if err := writeFileAtomic(s.path(name+".hmac"), []byte(s.tag(sum)+"  "+name+"\n")); err != nil {
+			return Info{}, fmt.Errorf("backup: write tag: %w", err)
+		}
+	}
 	if err := os.Rename(tmp, s.path(name)); err != nil {
 		_ = os.Remove(s.path(name + ".sha256"))
+		_ = os.Remove(s.path(name + ".hmac"))
 		return Info{}, fmt.Errorf("backup: %w", err)
 	}
 	if err := syncDir(s.cfg.Dir); err != nil {
@@ -258,6 +287,9 @@ func (s *Store) List() ([]Info, error) {
 
 // Lookup returns one backup's manifest entry.
 func (s *Store) Lookup(name string) (Info, error) {
+	if err := validName(name); err != nil {
+		return Info{}, err
+	}
 	list, err := s.List()
 	if err != nil {
 		return Info{}, err
@@ -268,304 +300,4 @@ func (s *Store) Lookup(name string) (Info, error) {
 		}
 	}
 	return Info{}, fmt.Errorf("%w: %q", ErrNotFound, name)
-}
-
-// Verify checks a backup: its bytes match the sidecar checksum, and a
-// scratch copy restored from it opens and passes PRAGMA integrity_check.
-// On success the manifest records the verification time.
-func (s *Store) Verify(ctx context.Context, name string) (Info, error) {
-	info, err := s.Lookup(name)
-	if err != nil {
-		return Info{}, err
-	}
-	want, err := readSidecar(s.path(name + ".sha256"))
-	if err != nil {
-		return info, fmt.Errorf("%w: %s: %v", ErrMissingChecksum, name, err)
-	}
-	got, _, err := hashFile(s.path(name))
-	if err != nil {
-		return info, fmt.Errorf("backup: verify %s: %w", name, err)
-	}
-	if got != want || got != info.SHA256 {
-		return info, fmt.Errorf("%w: %s: file %s, sidecar %s", ErrChecksumMismatch, name, got, want)
-	}
-	scratch, err := os.MkdirTemp(s.cfg.ScratchDir, "levqor-verify-")
-	if err != nil {
-		return info, fmt.Errorf("backup: verify: %w", err)
-	}
-	defer os.RemoveAll(scratch)
-	copyPath := filepath.Join(scratch, "restore.db")
-	if err := copyFile(ctx, s.path(name), copyPath); err != nil {
-		return info, fmt.Errorf("backup: verify: %w", err)
-	}
-	if err := integrityCheck(ctx, copyPath); err != nil {
-		return info, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-	}
-	info.VerifiedAt = s.cfg.Now().UTC()
-	err = s.updateManifest(func(m []Info) []Info {
-		for i := range m {
-			if m[i].Name == name {
-				m[i].VerifiedAt = info.VerifiedAt
-			}
-		}
-		return m
-	})
-	s.cfg.Logger.InfoContext(ctx, "backup: verified", "name", name)
-	return info, err
-}
-
-// sqliteMagic starts every SQLite database file.
-const sqliteMagic = "SQLite format 3\x00"
-
-func integrityCheck(ctx context.Context, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	head := make([]byte, len(sqliteMagic))
-	_, err = io.ReadFull(f, head)
-	f.Close()
-	if err != nil || string(head) != sqliteMagic {
-		return errors.New("not an SQLite database")
-	}
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, "PRAGMA integrity_check")
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return err
-		}
-		if line != "ok" {
-			problems = append(problems, line)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems[:min(len(problems), 5)], "; "))
-	}
-	return nil
-}
-
-// RestoreOptions modify Restore.
-type RestoreOptions struct {
-	// Overwrite replaces an existing file at the target. Stop every process
-	// using that database first: it is replaced underneath them.
-	Overwrite bool
-}
-
-// Restore verifies a backup and writes it to target atomically (temporary
-// file in the target's directory, fsync, rename). It refuses an existing
-// target unless opts.Overwrite, and removes the target's stale -wal and
-// -shm files when it replaces it.
-func (s *Store) Restore(ctx context.Context, name, target string, opts RestoreOptions) error {
-	if _, err := os.Lstat(target); err == nil && !opts.Overwrite {
-		return fmt.Errorf("%w: %s (set Overwrite to replace it)", ErrTargetExists, target)
-	}
-	if _, err := s.Verify(ctx, name); err != nil {
-		return err
-	}
-	tmp := target + ".tmp-" + randHex()
-	defer removeTemp(tmp)
-	if err := copyFile(ctx, s.path(name), tmp); err != nil {
-		return fmt.Errorf("backup: restore: %w", err)
-	}
-	if _, _, err := syncAndHash(tmp); err != nil {
-		return fmt.Errorf("backup: restore: %w", err)
-	}
-	for _, side := range []string{"-wal", "-shm", "-journal"} {
-		if err := os.Remove(target + side); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("backup: restore: %w", err)
-		}
-	}
-	if err := os.Rename(tmp, target); err != nil {
-		return fmt.Errorf("backup: restore: %w", err)
-	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
-		return fmt.Errorf("backup: restore: %w", err)
-	}
-	s.cfg.Logger.InfoContext(ctx, "backup: restored", "name", name, "target", target)
-	return nil
-}
-
-// delete removes a backup, its sidecar and its manifest entry.
-func (s *Store) delete(name string) error {
-	for _, p := range []string{s.path(name), s.path(name + ".sha256")} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("backup: delete %s: %w", name, err)
-		}
-	}
-	return s.updateManifest(func(m []Info) []Info {
-		return slices.DeleteFunc(m, func(i Info) bool { return i.Name == name })
-	})
-}
-
-func (s *Store) readManifest() ([]Info, error) {
-	b, err := os.ReadFile(s.path("manifest.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backup: read manifest: %w", err)
-	}
-	var m []Info
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("backup: manifest.json is corrupt: %w", err)
-	}
-	return m, nil
-}
-
-func (s *Store) updateManifest(f func([]Info) []Info) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, err := s.readManifest()
-	if err != nil {
-		return err
-	}
-	m = f(m)
-	slices.SortFunc(m, func(a, b Info) int { return a.Time.Compare(b.Time) })
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(s.path("manifest.json"), append(b, '\n')); err != nil {
-		return fmt.Errorf("backup: write manifest: %w", err)
-	}
-	return nil
-}
-
-func randHex() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func removeTemp(path string) {
-	for _, p := range []string{path, path + "-journal", path + "-wal", path + "-shm"} {
-		_ = os.Remove(p)
-	}
-}
-
-// writeFileAtomic writes data to a temporary file beside path, fsyncs it,
-// renames it over path and fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	return writeAtomic(context.Background(), path, bytes.NewReader(data))
-}
-
-// writeAtomic is writeFileAtomic for a stream.
-func writeAtomic(ctx context.Context, path string, r io.Reader) error {
-	tmp := path + ".tmp-" + randHex()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// syncAndHash fsyncs path and returns its SHA-256 and size.
-func syncAndHash(path string) (string, int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return "", 0, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// readSidecar parses "<hex>  <name>" (sha256sum's format).
-func readSidecar(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	sum, _, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
-	if !ok || len(sum) != 64 {
-		return "", errors.New("malformed sidecar")
-	}
-	return sum, nil
-}
-
-func copyFile(ctx context.Context, src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

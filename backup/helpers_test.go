@@ -65,6 +65,7 @@ func newStore(t testing.TB, cfg backup.Config) *backup.Store {
 func counts(t testing.TB, path string) (a, b int) {
 	t.Helper()
 	db := sqlitetest.Open(t, path)
+	defer db.Close()
 	if err := db.QueryRowContext(context.Background(), "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)").Scan(&a, &b); err != nil {
 		t.Fatal(err)
 	}

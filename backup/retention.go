@@ -71,15 +71,25 @@ func (p Policy) Plan(list []Info) (keep, drop []Info) {
 }
 
 // Prune deletes the backups (with their sidecars) that the policy does not
-// keep and returns them.
+// keep and returns them. Manifest entries whose name is not a plain file
+// name are skipped and reported in the error (ErrBadName).
 func (s *Store) Prune(ctx context.Context, p Policy) ([]Info, error) {
 	list, err := s.List()
 	if err != nil {
 		return nil, err
 	}
+	// A manifest entry that is not a plain file name (say "../../x") is
+	// refused and reported, never deleted, whatever the policy says.
+	var errs []error
+	list = slices.DeleteFunc(list, func(i Info) bool {
+		if err := validName(i.Name); err != nil {
+			errs = append(errs, fmt.Errorf("manifest entry refused: %w", err))
+			return true
+		}
+		return false
+	})
 	_, drop := p.Plan(list)
 	var deleted []Info
-	var errs []error
 	for _, b := range drop {
 		if err := ctx.Err(); err != nil {
 			return deleted, err

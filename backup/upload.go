@@ -127,7 +127,12 @@ func (d *DirUploader) Put(ctx context.Context, name string, r io.Reader) error {
 }
 
 // SHA256 implements Uploader by reading the stored file back.
-func (d *DirUploader) SHA256(_ context.Context, name string) (string, error) {
-	sum, _, err := hashFile(filepath.Join(d.Dir, filepath.Base(name)))
+func (d *DirUploader) SHA256(ctx context.Context, name string) (string, error) {
+	f, err := openRegular(filepath.Join(d.Dir, filepath.Base(name)))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sum, _, err := hashReader(ctx, f)
 	return sum, err
 }

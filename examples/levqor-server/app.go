@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ type app struct {
 	logins   loginGuard
 	draining atomic.Bool // set on SIGTERM: readyz 503, Connection: close
 	baseURL  string      // public origin for absolute URLs
+	unlockDB func()      // releases the database lock file
 	clientIP *ratelimit.ClientIP
 	headers  *secheaders.Headers
 	queue    *alert.Queue
@@ -85,6 +87,9 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	}()
 	var err error
 	if a.db, err = openDB(c); err != nil {
+		return nil, err
+	}
+	if a.unlockDB, err = lockShared(c.dbPath() + ".lock"); err != nil {
 		return nil, err
 	}
 	if err := migrate(ctx, a.db); err != nil {
@@ -313,6 +318,22 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 	return redis.NewClient(opts), nil
 }
 
+// lockShared holds a shared flock on the database's lock file while the
+// server runs: restore takes it exclusively, so it refuses to replace the
+// database under a running server, and a server does not start while a
+// restore runs.
+func lockShared(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("database lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("database lock file %s is held exclusively (a restore is running?): %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // loadKeys signs with HS256 when LEVQOR_JWT_SECRET is set, else with an
 // Ed25519 key generated once and kept in the data directory (mode 0600).
 func loadKeys(c config) (*tokens.KeySet, error) {
@@ -403,5 +424,8 @@ func (a *app) close() {
 	}
 	if a.db != nil {
 		_ = a.db.Close()
+	}
+	if a.unlockDB != nil {
+		a.unlockDB()
 	}
 }

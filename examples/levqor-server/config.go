@@ -36,6 +36,7 @@ type config struct {
 	BackupKeep     int
 	BackupInterval time.Duration
 	BackupUpload   string
+	BackupKey      []byte // HMAC key for backup tags; nil: none
 	ShutdownGrace  time.Duration
 	ShutdownDelay  time.Duration
 
@@ -70,6 +71,7 @@ var envVars = [][2]string{
 	{"LEVQOR_BACKUP_KEEP", "backups kept (default 30)"},
 	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval, e.g. 24h (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
+	{"LEVQOR_BACKUP_KEY", "32+ byte secret: backups get an HMAC tag, and verify/restore refuse untagged or doctored ones"},
 	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, for spend and costs"},
 	{"LEVQOR_AUTH_RATE_LIMIT", "rate limit per client IP on /api/auth/* (default 10/m)"},
 	{"LEVQOR_RATE_LIMIT_KEYS", "keys each in-memory rate limiter holds (default 100000)"},
@@ -209,6 +211,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.BackupDir == "" {
 		c.BackupDir = filepath.Join(c.DataDir, "backups")
+	}
+	if v := getenv("LEVQOR_BACKUP_KEY"); v != "" {
+		if len(v) < 32 {
+			errs = append(errs, "LEVQOR_BACKUP_KEY: must be at least 32 bytes")
+		}
+		c.BackupKey = []byte(v)
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("configuration:\n  %s", strings.Join(errs, "\n  "))

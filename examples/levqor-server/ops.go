@@ -34,17 +34,28 @@ func isTTY(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// serverTables are the tables a backup of this server must contain: the
+// restore test refuses a valid SQLite file of another application.
+var serverTables = []string{"schema_migrations", "users", "sessions", "audit_log", "levqor_partners", "levqor_commissions", "levqor_payouts"}
+
+// backupStore opens the backup directory with the server's key and schema
+// check; progress, if set, receives page counts.
+func backupStore(cfg config, log *slog.Logger, progress func(copied, total int)) (*backup.Store, error) {
+	return backup.New(backup.Config{Dir: cfg.BackupDir, Logger: log, Key: cfg.BackupKey,
+		Check: backup.RequireTables(serverTables...), Progress: progress})
+}
+
 func runBackup(ctx context.Context, cfg config, db *sql.DB, log *slog.Logger, progressOut io.Writer) error {
-	bc := backup.Config{Dir: cfg.BackupDir, Logger: log}
+	var progress func(int, int)
 	if isTTY(progressOut) {
-		bc.Progress = func(copied, total int) {
+		progress = func(copied, total int) {
 			fmt.Fprintf(progressOut, "\rbackup: %d/%d pages (%d%%)", copied, total, 100*copied/max(total, 1))
 			if copied == total {
 				fmt.Fprintln(progressOut)
 			}
 		}
 	}
-	store, err := backup.New(bc)
+	store, err := backupStore(cfg, log, progress)
 	if err != nil {
 		return err
 	}
@@ -76,17 +87,23 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintln(env.stderr, "usage: levqor-server backup verify <file>")
 			return 2
 		}
-		store, err := backup.New(backup.Config{Dir: env.cfg.BackupDir, Logger: env.log})
+		store, err := backupStore(env.cfg, env.log, nil)
 		if err != nil {
 			fmt.Fprintln(env.stderr, err)
 			return 1
 		}
-		info, err := store.Verify(ctx, filepath.Base(fs.Arg(1)))
+		// A path means that path, relative to the working directory.
+		info, err := store.VerifyFile(ctx, fs.Arg(1))
 		if err != nil {
 			fmt.Fprintln(env.stderr, "FAIL:", err)
 			return 1
 		}
-		fmt.Fprintf(env.stdout, "OK %s (%d bytes, sha256 %s)\n", info.Name, info.Size, info.SHA256)
+		fmt.Fprintf(env.stdout, "OK %s (%d bytes, sha256 %s)\n", fs.Arg(1), info.Size, info.SHA256)
+		if info.Authenticated {
+			fmt.Fprintln(env.stdout, "authenticity: OK (HMAC tag matches LEVQOR_BACKUP_KEY)")
+		} else {
+			fmt.Fprintln(env.stdout, "authenticity: NOT CHECKED (LEVQOR_BACKUP_KEY is not set): the file is intact, but anyone could have made it")
+		}
 		return 0
 	}
 	if fs.NArg() > 0 {
@@ -108,7 +125,7 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 
 func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "restore")
-	force := fs.Bool("force", false, "replace an existing target (stop the server first)")
+	force := fs.Bool("force", false, "replace an existing target file (never one in use: stop the server first)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -116,16 +133,25 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "usage: levqor-server restore [--force] <file> <target>")
 		return 2
 	}
-	store, err := backup.New(backup.Config{Dir: env.cfg.BackupDir, Logger: env.log})
+	store, err := backupStore(env.cfg, env.log, nil)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 1
 	}
-	if err := store.Restore(ctx, filepath.Base(fs.Arg(0)), fs.Arg(1), backup.RestoreOptions{Overwrite: *force}); err != nil {
+	src, target := fs.Arg(0), fs.Arg(1)
+	err = store.RestoreFile(ctx, src, target, backup.RestoreOptions{Overwrite: *force, LockFile: target + ".lock"})
+	switch {
+	case errors.Is(err, backup.ErrInUse):
+		fmt.Fprintf(env.stderr, "restore refused: %v\nstop the server (and anything else using %s) first; --force does not override this\n", err, target)
+		return 1
+	case err != nil:
 		fmt.Fprintln(env.stderr, "restore failed:", err)
 		return 1
 	}
-	fmt.Fprintf(env.stdout, "restored %s to %s\n", fs.Arg(0), fs.Arg(1))
+	fmt.Fprintf(env.stdout, "restored %s to %s\n", src, target)
+	if env.cfg.BackupKey == nil {
+		fmt.Fprintln(env.stdout, "authenticity: NOT CHECKED (LEVQOR_BACKUP_KEY is not set)")
+	}
 	return 0
 }
 

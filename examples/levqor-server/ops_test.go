@@ -62,8 +62,8 @@ func TestOpsCommands(t *testing.T) {
 	if name == "" {
 		t.Fatalf("no backup written: %v", entries)
 	}
-	out, code = cli(t, data, "", "backup", "verify", name)
-	if code != 0 || !strings.Contains(out, "OK "+name) {
+	out, code = cli(t, data, "", "backup", "verify", filepath.Join(data, "backups", name))
+	if code != 0 || !strings.Contains(out, "OK ") || !strings.Contains(out, "authenticity: NOT CHECKED") {
 		t.Fatalf("backup verify: exit %d\n%s", code, out)
 	}
 	out, code = cli(t, data, "", "doctor")
@@ -71,11 +71,11 @@ func TestOpsCommands(t *testing.T) {
 		t.Fatalf("doctor after a backup: exit %d\n%s", code, out)
 	}
 	live := filepath.Join(data, "levqor.db")
-	if out, code = cli(t, data, "", "restore", name, live); code != 1 || !strings.Contains(out, "exists") {
+	if out, code = cli(t, data, "", "restore", filepath.Join(data, "backups", name), live); code != 1 || !strings.Contains(out, "refused") {
 		t.Fatalf("restore over the live database without --force: exit %d\n%s", code, out)
 	}
 	target := filepath.Join(t.TempDir(), "restored.db")
-	if out, code = cli(t, data, "", "restore", name, target); code != 0 {
+	if out, code = cli(t, data, "", "restore", filepath.Join(data, "backups", name), target); code != 0 {
 		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 

@@ -1,0 +1,162 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// openRegular opens path for reading only if it is a regular file: a
+// symlink is refused (never followed silently), and a FIFO or device is
+// refused without blocking on it (O_NONBLOCK, then fstat).
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%w: %s is a symlink; name the file it points to", ErrNotRegular, path)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
+		}
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is a %v, not a regular file", ErrNotRegular, path, fi.Mode().Type())
+	}
+	return f, nil
+}
+
+func randHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func removeTemp(path string) {
+	for _, p := range []string{path, path + "-journal", path + "-wal", path + "-shm"} {
+		_ = os.Remove(p)
+	}
+}
+
+// writeFileAtomic writes data to a temporary file beside path, fsyncs it,
+// renames it over path and fsyncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	return writeAtomic(context.Background(), path, bytes.NewReader(data))
+}
+
+// writeAtomic is writeFileAtomic for a stream.
+func writeAtomic(ctx context.Context, path string, r io.Reader) error {
+	tmp := path + ".tmp-" + randHex()
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// syncAndHash fsyncs path and returns its SHA-256 and size.
+func syncAndHash(path string) (string, int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return "", 0, err
+	}
+	return hashReader(context.Background(), f)
+}
+
+// hashReader returns the hex SHA-256 and length of r, stopping when ctx
+// is cancelled.
+func hashReader(ctx context.Context, r io.Reader) (string, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx, r})
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// readSidecar parses "<hex>  <name>" (sha256sum's format).
+func readSidecar(path string) (string, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", err
+	}
+	sum, _, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if !ok || len(sum) != 64 {
+		return "", errors.New("malformed sidecar")
+	}
+	return sum, nil
+}
+
+// copyTo copies r to a new file dst (mode 0600), stopping when ctx is
+// cancelled.
+func copyTo(ctx context.Context, r io.Reader, dst string) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, ctxReader{ctx, r}); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,145 @@
+package backup
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// RestoreOptions modify Restore.
+type RestoreOptions struct {
+	// Overwrite replaces an existing file at the target. It never
+	// overrides the in-use check.
+	Overwrite bool
+	// LockFile, when set, is a lock file the database's users hold (a
+	// shared flock) while they run, as levqor-server does: Restore takes
+	// it exclusively for the whole restore and refuses with ErrInUse when
+	// it cannot. Default: no lock file (SQLite's own locking is still
+	// checked).
+	LockFile string
+}
+
+// Restore verifies the backup called name in the store's directory and
+// restores it to target; see RestoreFile.
+func (s *Store) Restore(ctx context.Context, name, target string, opts RestoreOptions) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	return s.RestoreFile(ctx, s.path(name), target, opts)
+}
+
+// RestoreFile verifies the backup at path (VerifyFile, so with a Key an
+// untagged or doctored backup is refused) and writes it to target
+// atomically (temporary file in the target's directory, fsync, rename).
+// It refuses an existing target unless opts.Overwrite, and a target in use
+// always (ErrInUse): another process holding opts.LockFile, or an open
+// SQLite connection to a WAL database, or a transaction in progress. It
+// removes the target's stale -wal and -shm files when it replaces it.
+func (s *Store) RestoreFile(ctx context.Context, path, target string, opts RestoreOptions) error {
+	if opts.LockFile != "" {
+		unlock, err := lockExclusive(opts.LockFile)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	if _, err := os.Lstat(target); err == nil {
+		if !opts.Overwrite {
+			return fmt.Errorf("%w: %s (set Overwrite to replace it)", ErrTargetExists, target)
+		}
+		if err := sqliteInUse(ctx, target); err != nil {
+			return err
+		}
+	}
+	if _, err := s.VerifyFile(ctx, path); err != nil {
+		return err
+	}
+	src, err := openRegular(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := target + ".tmp-" + randHex()
+	defer removeTemp(tmp)
+	if err := copyTo(ctx, src, tmp); err != nil {
+		return fmt.Errorf("backup: restore: %w", err)
+	}
+	if _, _, err := syncAndHash(tmp); err != nil {
+		return fmt.Errorf("backup: restore: %w", err)
+	}
+	for _, side := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.Remove(target + side); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("backup: restore: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return fmt.Errorf("backup: restore: %w", err)
+	}
+	if err := syncDir(filepath.Dir(target)); err != nil {
+		return fmt.Errorf("backup: restore: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "backup: restored", "from", path, "target", target)
+	return nil
+}
+
+// lockExclusive takes an exclusive, non-blocking flock on path.
+func lockExclusive(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("backup: lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: another process holds %s", ErrInUse, path)
+		}
+		return nil, fmt.Errorf("backup: lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// sqliteInUse asks SQLite itself whether another connection uses the
+// database: switching a WAL database out of WAL mode needs every other
+// connection closed, and an exclusive transaction needs no other one in
+// progress. Nothing is waited for (busy_timeout 0). A file SQLite cannot
+// open is not in use by SQLite.
+func sqliteInUse(ctx context.Context, target string) error {
+	db, err := sql.Open("sqlite", "file:"+target+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	busy := func(err error) bool {
+		return err != nil && (strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "busy"))
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); busy(err) {
+		return fmt.Errorf("%w: %s is locked by another connection", ErrInUse, target)
+	} else if err != nil {
+		return nil // not a database SQLite can read: nothing uses it as one
+	}
+	if strings.EqualFold(mode, "wal") {
+		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode=DELETE").Scan(&mode); busy(err) || (err == nil && !strings.EqualFold(mode, "delete")) {
+			return fmt.Errorf("%w: %s has other open connections", ErrInUse, target)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); busy(err) {
+		return fmt.Errorf("%w: %s has a transaction in progress", ErrInUse, target)
+	} else if err == nil {
+		_, _ = conn.ExecContext(ctx, "ROLLBACK")
+	}
+	return nil
+}
