@@ -42,6 +42,6 @@ func ExampleRunner_Run() {
 	rep, _ := r.Run(ctx)
 	_ = rep.WriteText(os.Stdout)
 	// Output:
-	// STATUS     PARTNER  AMOUNT     PAYOUT
-	// would pay  acme     60.00 USD
+	// STATUS     PARTNER  AMOUNT  PAYOUT  NOTE
+	// would pay  acme     $60.00
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/levqor/levqor/money"
 )
 
 // DefaultCommissionBasisPoints is the seed system's 20% commission.
@@ -114,7 +116,7 @@ func Commission(sale int64, basisPoints int) int64 {
 // invoice it was earned on): recording the same reference again is a no-op
 // and returns false.
 func (l *Ledger) Accrue(ctx context.Context, partnerID, sourceRef string, amount int64, currency string, at time.Time) (bool, error) {
-	if amount <= 0 || len(currency) != 3 || sourceRef == "" {
+	if amount <= 0 || !money.ValidCurrency(strings.ToUpper(currency)) || sourceRef == "" {
 		return false, fmt.Errorf("payout: commission needs a positive amount, a currency and a source reference")
 	}
 	var one int
@@ -146,16 +148,90 @@ type Payout struct {
 	Attempts   int       `json:"attempts"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// LeaseOwner is the Run that holds a pending payout until LeaseUntil
+	// (empty when none does).
+	LeaseOwner string    `json:"lease_owner,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
-const payoutCols = `id, partner_id, amount, currency, state, transfer_id, failure, attempts, created_at, updated_at`
+// Money is the payout's amount as a money.Money.
+func (p Payout) Money() money.Money { return money.New(p.Amount, p.Currency) }
+
+const payoutCols = `id, partner_id, amount, currency, state, transfer_id, failure, attempts, created_at, updated_at, lease_owner, lease_until`
 
 func scanPayout(sc interface{ Scan(...any) error }) (Payout, error) {
 	var p Payout
-	var created, updated string
-	err := sc.Scan(&p.ID, &p.PartnerID, &p.Amount, &p.Currency, &p.State, &p.TransferID, &p.Failure, &p.Attempts, &created, &updated)
+	var created, updated, until string
+	err := sc.Scan(&p.ID, &p.PartnerID, &p.Amount, &p.Currency, &p.State, &p.TransferID, &p.Failure, &p.Attempts, &created, &updated, &p.LeaseOwner, &until)
 	p.CreatedAt, p.UpdatedAt = parseStamp(created), parseStamp(updated)
+	if until != "" {
+		p.LeaseUntil = parseStamp(until)
+	}
 	return p, err
+}
+
+// Partner is a registered partner.
+type Partner struct {
+	ID        string    `json:"id"`
+	Account   string    `json:"account"` // Stripe Connect account (acct_...)
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Partners lists every partner, oldest first.
+func (l *Ledger) Partners(ctx context.Context) ([]Partner, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, account, created_at FROM levqor_partners ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Partner
+	for rows.Next() {
+		var p Partner
+		var created string
+		if err := rows.Scan(&p.ID, &p.Account, &created); err != nil {
+			return nil, err
+		}
+		p.CreatedAt = parseStamp(created)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// CommissionRecord is one recorded commission.
+type CommissionRecord struct {
+	ID        string    `json:"id"`
+	PartnerID string    `json:"partner_id"`
+	SourceRef string    `json:"source_ref"`
+	Amount    int64     `json:"amount"`
+	Currency  string    `json:"currency"`
+	EarnedAt  time.Time `json:"earned_at"`
+	PayoutID  string    `json:"payout_id,omitempty"` // empty while unpaid
+}
+
+// Commissions lists commissions, newest first; partnerID "" lists all.
+func (l *Ledger) Commissions(ctx context.Context, partnerID string) ([]CommissionRecord, error) {
+	q := `SELECT id, partner_id, source_ref, amount, currency, earned_at, COALESCE(payout_id, '') FROM levqor_commissions`
+	var args []any
+	if partnerID != "" {
+		q += ` WHERE partner_id = ?`
+		args = append(args, partnerID)
+	}
+	rows, err := l.db.QueryContext(ctx, l.q(q+` ORDER BY earned_at DESC, id`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []CommissionRecord
+	for rows.Next() {
+		var c CommissionRecord
+		var earned string
+		if err := rows.Scan(&c.ID, &c.PartnerID, &c.SourceRef, &c.Amount, &c.Currency, &earned, &c.PayoutID); err != nil {
+			return nil, err
+		}
+		c.EarnedAt = parseStamp(earned)
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // History returns a partner's payouts, newest first.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/money"
 )
 
 // Defaults for RunnerConfig.
@@ -100,36 +101,65 @@ type Planned struct {
 // Report is what a Run did.
 type Report struct {
 	Planned  []Planned // dry run only
+	Pending  []Payout  // dry run only: pending payouts a Run would finish
 	Sent     []Payout
 	Retrying []Payout // retryable failure: still pending, retried by the next Run
 	Failed   []Payout // permanent failure: commissions released
+	// InFlight lists pending payouts another Run holds (a running one, or
+	// one that crashed and whose lease has not yet expired): not finished
+	// by this Run, retried once LeaseUntil has passed.
+	InFlight []Payout
 	// NoMinimum lists currencies with unpaid commissions but no minimum configured.
 	NoMinimum []string
 }
 
+// Done reports whether nothing was left unfinished: no failure, no payout
+// to retry and none held by another Run.
+func (r Report) Done() bool {
+	return len(r.Failed) == 0 && len(r.Retrying) == 0 && len(r.InFlight) == 0
+}
+
 // WriteText prints the report as a table.
 func (r Report) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tPARTNER\tAMOUNT\tPAYOUT")
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tPARTNER\tAMOUNT\tPAYOUT\tNOTE")
 	for _, p := range r.Planned {
-		fmt.Fprintf(tw, "would pay\t%s\t%s\t\n", p.PartnerID, formatAmount(p.Amount, p.Currency))
+		fmt.Fprintf(tw, "would pay\t%s\t%s\t\t\n", p.PartnerID, money.New(p.Amount, p.Currency))
+	}
+	for _, p := range r.Pending {
+		note := "would finish (attempt " + strconv.Itoa(p.Attempts+1) + ")"
+		if !p.LeaseUntil.IsZero() {
+			note += ", leased by " + p.LeaseOwner + " until " + p.LeaseUntil.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "pending\t%s\t%s\t%s\t%s\n", p.PartnerID, p.Money(), p.ID, note)
+	}
+	for _, p := range r.InFlight {
+		fmt.Fprintf(tw, "in flight\t%s\t%s\t%s\tleased by %s until %s\n", p.PartnerID, p.Money(), p.ID, p.LeaseOwner, p.LeaseUntil.UTC().Format(time.RFC3339))
 	}
 	for _, group := range []struct {
 		label string
 		list  []Payout
 	}{{"sent", r.Sent}, {"retrying", r.Retrying}, {"failed", r.Failed}} {
 		for _, p := range group.list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", group.label, p.PartnerID, formatAmount(p.Amount, p.Currency), p.ID)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", group.label, p.PartnerID, p.Money(), p.ID, p.Failure)
 		}
 	}
 	for _, cur := range r.NoMinimum {
-		fmt.Fprintf(tw, "no minimum\t\t%s\t\n", cur)
+		fmt.Fprintf(tw, "no minimum\t\t%s\t\t\n", cur)
 	}
-	return tw.Flush()
-}
-
-func formatAmount(a int64, cur string) string {
-	return fmt.Sprintf("%d.%02d %s", a/100, a%100, cur)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errStopped marks a Run stopped by its Hook.
@@ -146,14 +176,17 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	if !r.cfg.DryRun {
+	if r.cfg.DryRun {
+		rep.Pending = pending
+	} else {
 		for _, p := range pending {
 			ok, err := r.lease(ctx, p.ID)
 			if err != nil {
 				return rep, err
 			}
 			if !ok {
-				continue // another Run holds it
+				rep.InFlight = append(rep.InFlight, p) // another Run holds it
+				continue
 			}
 			if err := r.process(ctx, p, &rep); err != nil {
 				if errors.Is(err, errStopped) {
@@ -361,7 +394,7 @@ func (r *Runner) failed(ctx context.Context, p Payout, cause error, rep *Report)
 	r.cfg.Logger.ErrorContext(ctx, "payout: failed permanently; commissions released", "payout", p.ID, "partner", p.PartnerID, "err", cause)
 	r.notify(ctx, alert.Alert{
 		Severity: alert.SeverityCritical, Title: "Payout to " + p.PartnerID + " failed", Message: cause.Error(), Key: "payout-failed|" + p.ID,
-		Fields: []alert.Field{{Key: "Amount", Value: formatAmount(p.Amount, p.Currency)}, {Key: "Payout", Value: p.ID}, {Key: "Commissions", Value: "released; they will be paid by a later run once fixed"}},
+		Fields: []alert.Field{{Key: "Amount", Value: p.Money().String()}, {Key: "Payout", Value: p.ID}, {Key: "Commissions", Value: "released; they will be paid by a later run once fixed"}},
 	})
 	return fmt.Errorf("payout %s: %w", p.ID, cause)
 }
@@ -376,7 +409,7 @@ func (r *Runner) summarise(ctx context.Context, rep Report) {
 	}
 	var parts []string
 	for cur, v := range totals {
-		parts = append(parts, formatAmount(v, cur))
+		parts = append(parts, money.New(v, cur).String())
 	}
 	sort.Strings(parts)
 	a := alert.Alert{Severity: alert.SeveritySuccess, Title: "Partner payouts: " + strconv.Itoa(len(rep.Sent)) + " sent", Key: "payout-run|" + r.cfg.Owner,

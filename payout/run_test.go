@@ -264,7 +264,7 @@ func TestDryRun(t *testing.T) {
 	}
 	var out strings.Builder
 	_ = rep.WriteText(&out)
-	if !strings.Contains(out.String(), "would pay  p1       80.00 USD") {
+	if !strings.Contains(out.String(), "would pay  p1       $80.00") {
 		t.Fatalf("dry-run output:\n%s", out.String())
 	}
 	if w.stripe.count() != 0 {
@@ -287,5 +287,85 @@ func TestConfirm(t *testing.T) {
 	}
 	if err := w.ledger.Confirm(context.Background(), "tr_nope", w.clk.Now()); !errors.Is(err, payout.ErrNotFound) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestCrashedRunIsReportedInFlight: a Run inside a crashed Run's lease
+// does not finish its payouts, and says so (with the lease expiry) instead
+// of reporting nothing; a dry run lists them as pending.
+func TestCrashedRunIsReportedInFlight(t *testing.T) {
+	w := newWorld(t, 2)
+	w.accrue(t, "p1", "inv-1", 6000, "USD")
+	w.accrue(t, "p2", "inv-2", 7000, "USD")
+	crash := func(s payout.Step, _ string) error {
+		if s == payout.StepReserved {
+			return errCrash
+		}
+		return nil
+	}
+	if _, err := w.runner(t, payout.RunnerConfig{Hook: crash, Owner: "run_crashed"}).Run(context.Background()); !errors.Is(err, errCrash) {
+		t.Fatal(err)
+	}
+	w.clk.Advance(time.Minute)
+	rep, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.InFlight) != 1 || rep.InFlight[0].LeaseOwner != "run_crashed" || rep.Done() {
+		t.Fatalf("in flight %+v, done %v", rep.InFlight, rep.Done())
+	}
+	var out strings.Builder
+	_ = rep.WriteText(&out)
+	want := "leased by run_crashed until " + w.clk.Now().Add(payout.DefaultLease-time.Minute).UTC().Format(time.RFC3339)
+	if !strings.Contains(out.String(), "in flight") || !strings.Contains(out.String(), want) {
+		t.Fatalf("report:\n%s\nwant %q", out.String(), want)
+	}
+	dry, err := w.runner(t, payout.RunnerConfig{DryRun: true}).Run(context.Background())
+	if err != nil || len(dry.Pending) == 0 {
+		t.Fatalf("dry run pending %+v %v", dry.Pending, err)
+	}
+	w.clk.Advance(payout.DefaultLease)
+	rep, err = w.runner(t, payout.RunnerConfig{}).Run(context.Background())
+	if err != nil || !rep.Done() || len(rep.Sent) == 0 {
+		t.Fatalf("after the lease: %+v %v", rep, err)
+	}
+}
+
+func TestAmountsFormattedWithTheirDecimals(t *testing.T) {
+	w := newWorld(t, 1)
+	w.accrue(t, "p1", "inv-jpy", 6000, "JPY")
+	w.accrue(t, "p1", "inv-kwd", 20000, "KWD")
+	rep, err := w.runner(t, payout.RunnerConfig{DryRun: true, Minimums: map[string]int64{"JPY": 5000, "KWD": 15000}}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	_ = rep.WriteText(&out)
+	for _, want := range []string{"6000 JPY", "20.000 KWD"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("want %q in\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "60.00 JPY") {
+		t.Fatalf("yen printed with two decimals:\n%s", out.String())
+	}
+}
+
+func TestPartnersAndCommissionsListed(t *testing.T) {
+	w := newWorld(t, 2)
+	w.accrue(t, "p2", "inv-9", 1234, "EUR")
+	ps, err := w.ledger.Partners(context.Background())
+	if err != nil || len(ps) != 2 || ps[0].ID != "p1" || ps[1].Account != "acct_2" {
+		t.Fatalf("%+v %v", ps, err)
+	}
+	cs, err := w.ledger.Commissions(context.Background(), "p2")
+	if err != nil || len(cs) != 1 || cs[0].SourceRef != "inv-9" || cs[0].Amount != 1234 || cs[0].PayoutID != "" {
+		t.Fatalf("%+v %v", cs, err)
+	}
+	if cs, _ := w.ledger.Commissions(context.Background(), "p1"); len(cs) != 0 {
+		t.Fatalf("p1: %+v", cs)
+	}
+	if _, err := w.ledger.Accrue(context.Background(), "p1", "x", 5, "usd1", w.clk.Now()); err == nil {
+		t.Fatal("a bad currency was accepted")
 	}
 }

@@ -7,7 +7,7 @@
 //	levqor-server restore <file> <target> restore a backup
 //	levqor-server spend                   check the daily spend guard
 //	levqor-server costs [--json]          print the cost report
-//	levqor-server payouts [--dry-run]     pay partners
+//	levqor-server payouts [--dry-run]     pay partners (and: payouts partners|commissions add|list)
 //	levqor-server slo --url URL           run the deployment watchdog
 //	levqor-server anomaly                 flag unusual numbers from stdin
 //	levqor-server doctor                  check the installation
@@ -57,7 +57,7 @@ func commands() []command {
 		{"restore", "restore [--force] <file> <target>", "restore a verified backup to target (refuses to replace an existing file without --force)", cmdRestore},
 		{"spend", "spend", "check today's spend against DAILY_SPEND_LIMIT; exit 0 within limit, 1 breached, 2 unknown", cmdSpend},
 		{"costs", "costs [--json] [--days N]", "print the cost report (today, or the last N days)", cmdCosts},
-		{"payouts", "payouts [--dry-run]", "pay partners whose commissions reached the minimum", cmdPayouts},
+		{"payouts", "payouts [--dry-run] [--lease D] | payouts partners add|list | payouts commissions add|list", "pay partners whose commissions reached the minimum (exit 0 all done, 1 a failure, 3 left pending); enter and list partners and commissions", cmdPayouts},
 		{"slo", "slo --url URL [--rollback-cmd CMD] [--count N] [--interval D]", "probe a deployment and roll it back when it fails", cmdSLO},
 		{"anomaly", "anomaly [--window N] [--threshold Z]", "read one number per line from stdin and print the anomalous ones", cmdAnomaly},
 		{"doctor", "doctor", "check configuration, database, Redis, key files and backup freshness", cmdDoctor},

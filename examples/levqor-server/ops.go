@@ -9,16 +9,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stripe/stripe-go/v85"
 
 	"github.com/levqor/levqor/anomaly"
 	"github.com/levqor/levqor/backup"
+	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/payout"
 	"github.com/levqor/levqor/slo"
 	"github.com/levqor/levqor/spendguard"
@@ -249,29 +254,39 @@ func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
 	return 0
 }
 
+// Exit codes of `payouts`.
+const (
+	payoutsDone    = 0 // everything due was paid
+	payoutsFailed  = 1 // a payout failed permanently, or the run failed
+	payoutsPending = 3 // payouts left pending: to retry, or leased by another run
+)
+
 func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) > 0 && (args[0] == "partners" || args[0] == "commissions") {
+		return cmdPayoutsLedger(ctx, env, args[0], args[1:])
+	}
 	fs := newFlags(env, "payouts")
-	dry := fs.Bool("dry-run", false, "print what would be paid; change nothing")
+	dry := fs.Bool("dry-run", false, "print what would be paid, and the pending payouts a run would finish; change nothing")
+	lease := fs.Duration("lease", payout.DefaultLease, "how long this run owns a pending payout; a crashed run's payouts are retried once it expires")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *lease <= 0 {
+		fmt.Fprintln(env.stderr, "payouts: --lease must be positive")
+		return 2
 	}
 	if env.cfg.StripeKey == "" && !*dry {
 		fmt.Fprintln(env.stderr, "payouts: STRIPE_SECRET_KEY is not set (use --dry-run to preview)")
 		return 2
 	}
-	db, err := openDB(env.cfg)
+	db, ledger, err := openLedger(ctx, env.cfg)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
-		return 1
+		return payoutsFailed
 	}
 	defer db.Close()
-	ledger, err := payout.NewLedger(ctx, db, false)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return 1
-	}
 	var p payout.Payouter = &payout.StripeTransfers{Client: stripeClient(env.cfg)}
-	rc := payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Logger: env.log}
+	rc := payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Lease: *lease, Logger: env.log}
 	if isTTY(env.stderr) {
 		sent := 0
 		rc.Hook = func(step payout.Step, id string) error {
@@ -290,8 +305,142 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	rep, err := r.Run(ctx)
 	_ = rep.WriteText(env.stdout)
+	switch {
+	case len(rep.Failed) > 0 || (err != nil && len(rep.Retrying) == 0):
+		if err != nil {
+			fmt.Fprintln(env.stderr, "payouts:", err)
+		}
+		return payoutsFailed
+	case len(rep.Retrying) > 0 || len(rep.InFlight) > 0:
+		fmt.Fprintf(env.stderr, "payouts: %d left pending (%d to retry, %d held by another run); run again later\n",
+			len(rep.Retrying)+len(rep.InFlight), len(rep.Retrying), len(rep.InFlight))
+		return payoutsPending
+	}
+	return payoutsDone
+}
+
+func openLedger(ctx context.Context, cfg config) (*sql.DB, *payout.Ledger, error) {
+	db, err := openDB(cfg)
 	if err != nil {
-		fmt.Fprintln(env.stderr, "payouts:", err)
+		return nil, nil, err
+	}
+	ledger, err := payout.NewLedger(ctx, db, false)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, ledger, nil
+}
+
+// stripeAccount matches a Stripe Connect account id.
+var stripeAccount = regexp.MustCompile(`^acct_[A-Za-z0-9]{1,64}$`)
+
+// cmdPayoutsLedger is `payouts partners add|list` and `payouts
+// commissions add|list`, through the payout.Ledger API.
+func cmdPayoutsLedger(ctx context.Context, env *cliEnv, what string, args []string) int {
+	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {
+		fmt.Fprintf(env.stderr, "usage: levqor-server payouts %s add|list [flags]\n", what)
+		return 2
+	}
+	verb := args[0]
+	fs := newFlags(env, "payouts")
+	id := fs.String("id", "", "partner id (partners add)")
+	account := fs.String("account", "", "Stripe Connect account, acct_... (partners add)")
+	partner := fs.String("partner", "", "partner id (commissions add; filters commissions list)")
+	amount := fs.Int64("amount", 0, "commission in minor units, e.g. 5000 for $50.00 or ¥5000 (commissions add)")
+	currency := fs.String("currency", "", "ISO 4217 code, e.g. USD (commissions add)")
+	ref := fs.String("ref", "", "source reference, e.g. the invoice id; the same reference is recorded once (commissions add)")
+	asJSON := fs.Bool("json", false, "list as JSON")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	db, ledger, err := openLedger(ctx, env.cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	defer db.Close()
+	bad := func(msg string) int {
+		fmt.Fprintf(env.stderr, "payouts %s %s: %s\n", what, verb, msg)
+		return 2
+	}
+	switch what + " " + verb {
+	case "partners add":
+		if *id == "" || len(*id) > 128 {
+			return bad("--id is required (at most 128 characters)")
+		}
+		if !stripeAccount.MatchString(*account) {
+			return bad("--account must be a Stripe Connect account id like acct_1Nv0FGQ9RKHgCVdK")
+		}
+		if err := ledger.AddPartner(ctx, *id, *account, time.Now()); err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		fmt.Fprintf(env.stdout, "partner %s → %s\n", *id, *account)
+	case "commissions add":
+		cur := strings.ToUpper(*currency)
+		switch {
+		case *partner == "":
+			return bad("--partner is required")
+		case *amount <= 0:
+			return bad("--amount must be a positive number of minor units")
+		case !money.ValidCurrency(cur):
+			return bad("--currency must be a 3-letter ISO 4217 code")
+		case *ref == "" || len(*ref) > 255:
+			return bad("--ref is required (at most 255 characters)")
+		}
+		added, err := ledger.Accrue(ctx, *partner, *ref, *amount, cur, time.Now())
+		if errors.Is(err, payout.ErrUnknownPartner) {
+			return bad(err.Error())
+		}
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		if !added {
+			fmt.Fprintf(env.stdout, "commission %s already recorded; nothing added\n", *ref)
+			return 0
+		}
+		fmt.Fprintf(env.stdout, "commission %s: %s for %s\n", *ref, money.New(*amount, cur), *partner)
+	case "partners list":
+		ps, err := ledger.Partners(ctx)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		if *asJSON {
+			return writeJSONOut(env, ps)
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTNER\tACCOUNT\tSINCE")
+		for _, p := range ps {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Account, p.CreatedAt.Format(time.DateOnly))
+		}
+		_ = tw.Flush()
+	case "commissions list":
+		cs, err := ledger.Commissions(ctx, *partner)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		if *asJSON {
+			return writeJSONOut(env, cs)
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTNER\tAMOUNT\tREF\tEARNED\tPAYOUT")
+		for _, c := range cs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.PartnerID, money.New(c.Amount, c.Currency), c.SourceRef, c.EarnedAt.Format(time.DateOnly), c.PayoutID)
+		}
+		_ = tw.Flush()
+	}
+	return 0
+}
+
+func writeJSONOut(env *cliEnv, v any) int {
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintln(env.stderr, err)
 		return 1
 	}
 	return 0
@@ -348,16 +497,33 @@ func cmdAnomaly(_ context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
-	sc := bufio.NewScanner(env.stdin)
+	// Lines are read whole; one longer than maxAnomalyLine cannot be a
+	// number and is refused with its line number (never a silent stop).
+	br := bufio.NewReaderSize(env.stdin, maxAnomalyLine)
 	line, flagged := 0, 0
-	for sc.Scan() {
+	for {
+		raw, isPrefix, err := br.ReadLine()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Fprintf(env.stderr, "line %d: read error: %v\n", line+1, err)
+			return 2
+		}
 		line++
-		text := strings.TrimSpace(sc.Text())
+		if isPrefix {
+			fmt.Fprintf(env.stderr, "line %d: longer than %d bytes; not a number\n", line, maxAnomalyLine)
+			return 2
+		}
+		text := strings.TrimSpace(string(raw))
 		if text == "" {
 			continue
 		}
 		v, err := strconv.ParseFloat(text, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			if len(text) > 40 {
+				text = text[:40] + "…"
+			}
 			fmt.Fprintf(env.stderr, "line %d: not a number: %q\n", line, text)
 			return 2
 		}
@@ -369,6 +535,24 @@ func cmdAnomaly(_ context.Context, env *cliEnv, args []string) int {
 	fmt.Fprintf(env.stdout, "%d of %d values anomalous\n", flagged, line)
 	return 0
 }
+
+// redisPersistent reports whether Redis keeps data across a restart: an
+// append-only file or RDB snapshots. An error counts as not persistent
+// (managed Redis services may refuse CONFIG; the warning says why to check).
+func redisPersistent(ctx context.Context, c redis.UniversalClient) bool {
+	aof, err := c.ConfigGet(ctx, "appendonly").Result()
+	if err != nil {
+		return false
+	}
+	save, err := c.ConfigGet(ctx, "save").Result()
+	if err != nil {
+		return false
+	}
+	return aof["appendonly"] == "yes" || strings.TrimSpace(save["save"]) != ""
+}
+
+// maxAnomalyLine bounds one input line of `anomaly`.
+const maxAnomalyLine = 4096
 
 func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "doctor")
@@ -405,13 +589,32 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 		check("schema version", err)
 		db.Close()
 	}
+	warnings := 0
+	warn := func(format string, a ...any) {
+		warnings++
+		fmt.Fprintf(env.stdout, "WARN  "+format+"\n", a...)
+	}
 	if cfg.RedisURL != "" {
 		c, err := newRedis(cfg.RedisURL)
 		if err == nil {
 			err = c.Ping(ctx).Err()
+			if err == nil && !redisPersistent(ctx, c) {
+				warn("redis has no persistence (appendonly no, save \"\"): a restart forgets every revoked token and rate limit; see README \"Running several replicas\"")
+			}
 			c.Close()
 		}
 		check("redis", err)
+	}
+	switch {
+	case cfg.OpsAddr == "":
+		warn("/metrics is served on the public port (set LEVQOR_OPS_ADDR=127.0.0.1:9090 to move it off)")
+	case cfg.OpsToken != "":
+		fmt.Fprintf(env.stdout, "INFO  ops listener on %s, bearer-token protected\n", cfg.OpsAddr)
+	default:
+		fmt.Fprintf(env.stdout, "INFO  ops listener on %s (loopback only)\n", cfg.OpsAddr)
+	}
+	if tags, _ := filepath.Glob(filepath.Join(cfg.BackupDir, "*.hmac")); len(tags) > 0 && cfg.BackupKey == nil {
+		check("backup key", fmt.Errorf("%d backups carry HMAC tags but LEVQOR_BACKUP_KEY is not set: their authenticity cannot be checked", len(tags)))
 	}
 	if cfg.JWTSecret == "" {
 		_, err := loadSecret(filepath.Join(cfg.DataDir, "jwt-ed25519.key"))
@@ -419,7 +622,7 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	_, err = loadSecret(filepath.Join(cfg.DataDir, "dsar.key"))
 	check("dsar key file", err)
-	store, err := backup.New(backup.Config{Dir: cfg.BackupDir, Logger: slog.New(slog.DiscardHandler)})
+	store, err := backupStore(cfg, slog.New(slog.DiscardHandler), nil)
 	if err == nil {
 		var list []backup.Info
 		list, err = store.List()
@@ -437,7 +640,7 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	if cfg.TelegramToken == "" {
 		fmt.Fprintln(env.stdout, "INFO  alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
 	}
-	fmt.Fprintf(env.stdout, "%d passed, %d failed\n", pass, fail)
+	fmt.Fprintf(env.stdout, "%d passed, %d failed, %d warnings\n", pass, fail, warnings)
 	if fail > 0 {
 		return 1
 	}

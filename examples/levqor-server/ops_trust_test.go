@@ -5,6 +5,8 @@ package main_test
 
 import (
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/levqor/levqor/internal/redistest"
 )
 
 // backupOnce runs `backup` against data and returns the new backup's path.
@@ -217,5 +221,148 @@ func TestBackupVerifyChecksSchemaAndScratch(t *testing.T) {
 	_ = os.WriteFile(other+".sha256", []byte(strings.Fields(string(sum))[0]+"  other-app.db\n"), 0o600)
 	if out, code := cli(t, data, "", "backup", "verify", other); code != 1 || !strings.Contains(out, "tables missing") {
 		t.Fatalf("verify of another application's database: exit %d\n%s", code, out)
+	}
+}
+
+// TestPayoutsAfterACrash: a run killed mid-transfer leaves its payout
+// leased; the next run inside the lease reports it in flight (with the
+// expiry) and exits 3, never an empty report with 0; once the lease has
+// expired a run finishes it without paying twice.
+func TestPayoutsAfterACrash(t *testing.T) {
+	data := newData(t)
+	stripe := newFakeStripe(t)
+	env := []string{"STRIPE_SECRET_KEY=sk_test_fake", "LEVQOR_STRIPE_API=" + stripe.URL}
+	for i := 1; i <= 3; i++ {
+		p := fmt.Sprintf("p%d", i)
+		if out, code := cliEnv(t, data, env, "payouts", "partners", "add", "--id", p, "--account", fmt.Sprintf("acct_%d", i)); code != 0 {
+			t.Fatalf("partners add: exit %d\n%s", code, out)
+		}
+		if out, code := cliEnv(t, data, env, "payouts", "commissions", "add", "--partner", p, "--amount", "6000", "--currency", "USD", "--ref", "inv-"+p); code != 0 {
+			t.Fatalf("commissions add: exit %d\n%s", code, out)
+		}
+	}
+	out, code := cliEnv(t, data, env, "payouts", "--dry-run")
+	if code != 0 || strings.Count(out, "would pay") != 3 || !strings.Contains(out, "$60.00") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	// The first run pays p1 at Stripe, then is killed before it hears back.
+	stripe.mu.Lock()
+	stripe.hang = make(chan struct{})
+	stripe.mu.Unlock()
+	cmd := exec.Command(binary, "payouts", "--lease", "2s")
+	cmd.Env = append(append(os.Environ(), "LEVQOR_DATA_DIR="+data), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(stripe.paid()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first run never reached Stripe")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	stripe.mu.Lock()
+	close(stripe.hang)
+	stripe.hang = nil
+	stripe.mu.Unlock()
+
+	out, code = cliEnv(t, data, env, "payouts", "--dry-run")
+	if code != 0 || !strings.Contains(out, "pending") || !strings.Contains(out, "leased by") {
+		t.Fatalf("dry run after the crash must show the pending payout: exit %d\n%s", code, out)
+	}
+	out, code = cliEnv(t, data, env, "payouts")
+	if code != 3 || !strings.Contains(out, "in flight") || !strings.Contains(out, "leased by") || strings.Count(out, "sent ") != 2 {
+		t.Fatalf("run inside the crashed run's lease: exit %d (want 3)\n%s", code, out)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	out, code = cliEnv(t, data, env, "payouts")
+	if code != 0 || strings.Count(out, "sent ") != 1 {
+		t.Fatalf("run after the lease expired: exit %d\n%s", code, out)
+	}
+	if paid := stripe.paid(); len(paid) != 3 || paid["acct_1"] != 6000 || paid["acct_2"] != 6000 || paid["acct_3"] != 6000 {
+		t.Fatalf("paid at Stripe: %v (each partner exactly once)", paid)
+	}
+	if out, code := cliEnv(t, data, env, "payouts"); code != 0 || strings.Contains(out, "sent ") {
+		t.Fatalf("nothing left: exit %d\n%s", code, out)
+	}
+	out, _ = cliEnv(t, data, env, "payouts", "commissions", "list", "--partner", "p1")
+	if !strings.Contains(out, "inv-p1") || !strings.Contains(out, "po_") {
+		t.Fatalf("commissions list:\n%s", out)
+	}
+}
+
+// TestPayoutsLedgerCommandsValidate: partners and commissions are entered
+// through validated commands; amounts print with their currency's decimals.
+func TestPayoutsLedgerCommandsValidate(t *testing.T) {
+	data := newData(t)
+	for _, args := range [][]string{
+		{"partners", "add", "--id", "p1", "--account", "not-an-account"},
+		{"partners", "add", "--account", "acct_1"},
+		{"commissions", "add", "--partner", "nobody", "--amount", "100", "--currency", "USD", "--ref", "r1"},
+		{"commissions", "add", "--partner", "p1", "--amount", "-5", "--currency", "USD", "--ref", "r1"},
+		{"commissions", "add", "--partner", "p1", "--amount", "5", "--currency", "dollars", "--ref", "r1"},
+		{"commissions", "add", "--partner", "p1", "--amount", "5", "--currency", "USD"},
+		{"commissions", "frob"},
+	} {
+		if args[0] == "commissions" && args[1] == "add" {
+			if out, code := cli(t, data, "", "payouts", "partners", "add", "--id", "p1", "--account", "acct_1"); code != 0 {
+				t.Fatalf("partners add: %d %s", code, out)
+			}
+		}
+		if out, code := cli(t, data, "", append([]string{"payouts"}, args...)...); code != 2 {
+			t.Errorf("payouts %v: exit %d, want 2\n%s", args, code, out)
+		}
+	}
+	if out, code := cli(t, data, "", "payouts", "commissions", "add", "--partner", "p1", "--amount", "6000", "--currency", "jpy", "--ref", "inv-y"); code != 0 || !strings.Contains(out, "6000 JPY") {
+		t.Fatalf("yen commission: exit %d\n%s", code, out)
+	}
+	if out, code := cli(t, data, "", "payouts", "commissions", "add", "--partner", "p1", "--amount", "6000", "--currency", "JPY", "--ref", "inv-y"); code != 0 || !strings.Contains(out, "already recorded") {
+		t.Fatalf("same reference twice: exit %d\n%s", code, out)
+	}
+	out, code := cli(t, data, "", "payouts", "partners", "list", "--json")
+	var ps []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0]["account"] != "acct_1" {
+		t.Fatalf("partners list --json: exit %d\n%s", code, out)
+	}
+}
+
+// TestAnomalyLongLines: a line over the limit is refused with its number
+// (exit 2), never a silent stop with exit 0.
+func TestAnomalyLongLines(t *testing.T) {
+	data := t.TempDir()
+	input := "1\n2\n" + strings.Repeat("9", 70000) + "\n3\n"
+	out, code := cli(t, data, input, "anomaly")
+	if code != 2 || !strings.Contains(out, "line 3") {
+		t.Fatalf("a 70 KB line: exit %d\n%.300s", code, out)
+	}
+	if out, code := cli(t, data, "1\n2\nNaN\n", "anomaly"); code != 2 || !strings.Contains(out, "line 3: not a number") {
+		t.Fatalf("NaN: exit %d\n%s", code, out)
+	}
+	if out, code := cli(t, data, strings.Repeat("5\n", 3000), "anomaly"); code != 0 || !strings.Contains(out, "0 of 3000") {
+		t.Fatalf("3000 lines: exit %d\n%s", code, out)
+	}
+}
+
+// TestDoctorChecks: doctor warns about public metrics and Redis without
+// persistence, and fails when tagged backups exist without the key.
+func TestDoctorChecks(t *testing.T) {
+	data := newData(t)
+	key := "LEVQOR_BACKUP_KEY=an operator secret of 32+ bytes!!"
+	backupOnce(t, data, key)
+	out, code := cli(t, data, "", "doctor")
+	if code != 1 || !strings.Contains(out, "FAIL  backup key") || !strings.Contains(out, "WARN  /metrics is served on the public port") {
+		t.Fatalf("doctor without the key: exit %d\n%s", code, out)
+	}
+	rs := redistest.Start(t) // started with --appendonly no --save ""
+	out, code = cliEnv(t, data, []string{key, "LEVQOR_REDIS_URL=" + rs.URL(), "LEVQOR_OPS_ADDR=127.0.0.1:9090"}, "doctor")
+	if code != 0 || !strings.Contains(out, "WARN  redis has no persistence") || !strings.Contains(out, "Running several replicas") || !strings.Contains(out, "INFO  ops listener on 127.0.0.1:9090") {
+		t.Fatalf("doctor with key, Redis without persistence: exit %d\n%s", code, out)
+	}
+	persistent := redistest.StartPersistent(t)
+	out, _ = cliEnv(t, data, []string{key, "LEVQOR_REDIS_URL=" + persistent.URL()}, "doctor")
+	if strings.Contains(out, "no persistence") || !strings.Contains(out, "PASS  redis") {
+		t.Fatalf("doctor with a persistent Redis:\n%s", out)
 	}
 }

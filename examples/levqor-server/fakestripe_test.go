@@ -1,0 +1,112 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeStripe speaks the part of Stripe's API the server uses, in Stripe's
+// wire format: form-encoded requests, JSON objects, list envelopes, error
+// bodies, idempotency keys (a replayed key returns the first response).
+type fakeStripe struct {
+	*httptest.Server
+	mu        sync.Mutex
+	transfers []map[string]any
+	byKey     map[string]map[string]any
+	// hang, when non-nil, is waited on after a transfer is recorded and
+	// before it is answered: the transfer is made, the answer delayed (or
+	// lost if the client dies).
+	hang chan struct{}
+}
+
+func newFakeStripe(t *testing.T) *fakeStripe {
+	f := &fakeStripe{byKey: map[string]map[string]any{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(func() {
+		f.mu.Lock()
+		if f.hang != nil {
+			close(f.hang)
+			f.hang = nil
+		}
+		f.mu.Unlock()
+		f.Close()
+	})
+	return f
+}
+
+func stripeError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":{"type":%q,"message":%q}}`, typ, msg)
+}
+
+func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer sk_test_") {
+		stripeError(w, 401, "invalid_request_error", "Invalid API Key provided")
+		return
+	}
+	_ = r.ParseForm()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.Method == "POST" && r.URL.Path == "/v1/transfers":
+		f.mu.Lock()
+		key := r.Header.Get("Idempotency-Key")
+		if tr, ok := f.byKey[key]; ok && key != "" {
+			f.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(tr)
+			return
+		}
+		amount, _ := strconv.ParseInt(r.Form.Get("amount"), 10, 64)
+		tr := map[string]any{
+			"id": fmt.Sprintf("tr_%d", len(f.transfers)+1), "object": "transfer", "amount": amount,
+			"currency": r.Form.Get("currency"), "destination": r.Form.Get("destination"),
+			"transfer_group": r.Form.Get("transfer_group"),
+		}
+		f.transfers = append(f.transfers, tr)
+		if key != "" {
+			f.byKey[key] = tr
+		}
+		hang := f.hang
+		f.mu.Unlock()
+		if hang != nil {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		_ = json.NewEncoder(w).Encode(tr)
+	case r.Method == "GET" && r.URL.Path == "/v1/transfers":
+		f.mu.Lock()
+		var data []map[string]any
+		for _, tr := range f.transfers {
+			if g := r.Form.Get("transfer_group"); g == "" || tr["transfer_group"] == g {
+				data = append(data, tr)
+			}
+		}
+		f.mu.Unlock()
+		if data == nil {
+			data = []map[string]any{}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "url": "/v1/transfers", "has_more": false, "data": data})
+	default:
+		stripeError(w, 404, "invalid_request_error", "Unrecognized request URL ("+r.Method+": "+r.URL.Path+")")
+	}
+}
+
+// paid sums the transfers per destination.
+func (f *fakeStripe) paid() map[string]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int64{}
+	for _, tr := range f.transfers {
+		out[tr["destination"].(string)] += tr["amount"].(int64)
+	}
+	return out
+}
