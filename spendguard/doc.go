@@ -1,6 +1,6 @@
 // Package spendguard watches daily spend and reports costs.
 //
-// Money is integer minor units with a currency, never float64 dollars.
+// Amounts are money.Money: integer minor units with a currency, never float64 dollars.
 // Sources report figures (costs, revenue, balances, metrics) for a period:
 // Stripe (balance, revenue and fees via stripe-go), OpenAI (the
 // organization Costs API), Fixed (a monthly cost, prorated) and SQLMetrics

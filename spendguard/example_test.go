@@ -1,6 +1,8 @@
 package spendguard_test
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"os"
 	"time"
@@ -14,8 +16,8 @@ type revenue struct{}
 func (revenue) Name() string { return "sales" }
 func (revenue) Lines(context.Context, spendguard.Period) ([]spendguard.Line, error) {
 	return []spendguard.Line{
-		{Label: "revenue", Kind: spendguard.KindRevenue, Amount: spendguard.Money{Amount: 12500, Currency: "USD"}},
-		{Label: "stripe fees", Kind: spendguard.KindCost, Amount: spendguard.Money{Amount: 393, Currency: "USD"}},
+		{Label: "revenue", Kind: spendguard.KindRevenue, Amount: money.Money{Amount: 12500, Currency: "USD"}},
+		{Label: "stripe fees", Kind: spendguard.KindCost, Amount: money.Money{Amount: 393, Currency: "USD"}},
 		{Label: "paying users", Kind: spendguard.KindMetric, Count: 42},
 	}, nil
 }
@@ -24,7 +26,7 @@ func ExampleReport_WriteText() {
 	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	sources := []spendguard.Source{
 		revenue{},
-		spendguard.Fixed{Label: "hosting", Monthly: spendguard.Money{Amount: 30000, Currency: "USD"}},
+		spendguard.Fixed{Label: "hosting", Monthly: money.Money{Amount: 30000, Currency: "USD"}},
 	}
 	r := spendguard.BuildReport(context.Background(), sources, spendguard.Period{Start: day, End: day.AddDate(0, 0, 1)}, day)
 	_ = r.WriteText(os.Stdout)

@@ -1,6 +1,8 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"errors"
 	"fmt"
@@ -24,14 +26,14 @@ const (
 var DefaultThresholds = []int{50, 80, 100}
 
 // DefaultDailyLimit is $50, the seed system's DAILY_SPEND_LIMIT.
-var DefaultDailyLimit = Money{Amount: 5000, Currency: "USD"}
+var DefaultDailyLimit = money.New(5000, "USD")
 
 // GuardConfig configures a Guard.
 type GuardConfig struct {
 	// Sources report today's costs. Required.
 	Sources []Source
 	// Limit is the daily spend limit. Default DefaultDailyLimit ($50).
-	Limit Money
+	Limit money.Money
 	// Thresholds are alarm levels in percent, each alerting once per day
 	// when crossed. Default DefaultThresholds (50, 80, 100).
 	Thresholds []int
@@ -76,16 +78,16 @@ type SourceError struct {
 
 // Check is the result of one Guard check.
 type Check struct {
-	Day   string `json:"day"`
-	Spent Money  `json:"spent"`
-	Limit Money  `json:"limit"`
+	Day   string      `json:"day"`
+	Spent money.Money `json:"spent"`
+	Limit money.Money `json:"limit"`
 	// Complete is false when a source failed: Spent is then a lower bound.
 	Complete bool          `json:"complete"`
 	Failed   []SourceError `json:"failed_sources,omitempty"`
 	Percent  float64       `json:"percent"`
 	// Forecast extrapolates Spent to the end of the day at today's rate;
 	// zero until MinForecastElapsed has passed.
-	Forecast   Money            `json:"forecast"`
+	Forecast   money.Money      `json:"forecast"`
 	Thresholds []ThresholdState `json:"thresholds"`
 	Paused     bool             `json:"paused"`
 }
@@ -107,7 +109,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if len(cfg.Sources) == 0 {
 		return nil, errors.New("spendguard: GuardConfig.Sources is empty")
 	}
-	if cfg.Limit == (Money{}) {
+	if cfg.Limit == (money.Money{}) {
 		cfg.Limit = DefaultDailyLimit
 	}
 	if cfg.Limit.Amount <= 0 || len(cfg.Limit.Currency) != 3 {
@@ -144,7 +146,7 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 	y, m, d := now.Date()
 	start := time.Date(y, m, d, 0, 0, 0, 0, g.cfg.Location)
 	end := start.AddDate(0, 0, 1)
-	c := Check{Day: start.Format("2006-01-02"), Limit: g.cfg.Limit, Spent: Money{0, g.cfg.Limit.Currency}, Complete: true}
+	c := Check{Day: start.Format("2006-01-02"), Limit: g.cfg.Limit, Spent: money.New(0, g.cfg.Limit.Currency), Complete: true}
 	for _, src := range g.cfg.Sources {
 		lines, err := src.Lines(ctx, Period{start, now})
 		if err == nil {
@@ -170,7 +172,7 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 	c.Percent = c.Spent.Percent(g.cfg.Limit)
 	if elapsed := now.Sub(start); elapsed >= g.cfg.MinForecastElapsed {
 		day := end.Sub(start)
-		c.Forecast = Money{int64(float64(c.Spent.Amount) * float64(day) / float64(elapsed)), c.Spent.Currency}
+		c.Forecast = money.New(int64(float64(c.Spent.Amount) * float64(day) / float64(elapsed)), c.Spent.Currency)
 	}
 
 	g.mu.Lock()

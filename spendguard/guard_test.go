@@ -1,6 +1,8 @@
 package spendguard_test
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"errors"
 	"strings"
@@ -17,7 +19,7 @@ import (
 type fixedSource struct {
 	name string
 	mu   sync.Mutex
-	cost spendguard.Money
+	cost money.Money
 	err  error
 }
 
@@ -33,7 +35,7 @@ func (f *fixedSource) Lines(context.Context, spendguard.Period) ([]spendguard.Li
 func (f *fixedSource) set(cents int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.cost, f.err = spendguard.Money{Amount: cents, Currency: "USD"}, err
+	f.cost, f.err = money.Money{Amount: cents, Currency: "USD"}, err
 }
 
 type alerts struct {
@@ -165,7 +167,7 @@ func TestFailingSourceIsNeverWithinLimit(t *testing.T) {
 	}
 	// A cost in another currency is not silently added or dropped.
 	eur := &fixedSource{name: "eu-hosting"}
-	eur.cost = spendguard.Money{Amount: 100, Currency: "EUR"}
+	eur.cost = money.Money{Amount: 100, Currency: "EUR"}
 	g2, _ := spendguard.NewGuard(spendguard.GuardConfig{Sources: []spendguard.Source{eur}})
 	if c, _ := g2.Check(context.Background()); c.Complete || !strings.Contains(c.Failed[0].Err, "EUR") {
 		t.Fatalf("%+v", c)
@@ -176,7 +178,7 @@ func TestGuardConfig(t *testing.T) {
 	src := &fixedSource{name: "x"}
 	for name, cfg := range map[string]spendguard.GuardConfig{
 		"no sources":       {},
-		"negative limit":   {Sources: []spendguard.Source{src}, Limit: spendguard.Money{Amount: -1, Currency: "USD"}},
+		"negative limit":   {Sources: []spendguard.Source{src}, Limit: money.Money{Amount: -1, Currency: "USD"}},
 		"no 100 threshold": {Sources: []spendguard.Source{src}, Thresholds: []int{50, 80}},
 	} {
 		if _, err := spendguard.NewGuard(cfg); err == nil {
@@ -202,15 +204,15 @@ func TestMoney(t *testing.T) {
 		{"-5", "USD", -500, "-$5.00", true},
 		{"5", "dollars", 0, "", false},
 	} {
-		m, err := spendguard.ParseMoney(tc.in, tc.cur)
+		m, err := money.Parse(tc.in, tc.cur)
 		if (err == nil) != tc.ok || m.Amount != tc.want || (tc.ok && m.String() != tc.str) {
-			t.Errorf("ParseMoney(%q, %q) = %v (%s), %v", tc.in, tc.cur, m.Amount, m, err)
+			t.Errorf("money.Parse(%q, %q) = %v (%s), %v", tc.in, tc.cur, m.Amount, m, err)
 		}
 	}
 }
 
 func TestFixedProrates(t *testing.T) {
-	f := spendguard.Fixed{Label: "hosting", Monthly: spendguard.Money{Amount: 30000, Currency: "USD"}}
+	f := spendguard.Fixed{Label: "hosting", Monthly: money.Money{Amount: 30000, Currency: "USD"}}
 	lines, _ := f.Lines(context.Background(), spendguard.Period{Start: day, End: day.Add(24 * time.Hour)})
 	if lines[0].Amount.Amount != 1000 { // November has 30 days
 		t.Fatalf("one day of $300/month = %v", lines[0].Amount)

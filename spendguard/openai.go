@@ -1,6 +1,8 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,11 +91,11 @@ func (o *OpenAI) Lines(ctx context.Context, p Period) ([]Line, error) {
 		if !page.HasMore || page.NextPage == "" {
 			var out []Line
 			for _, cur := range slices.Sorted(maps.Keys(totals)) {
-				scale := math.Pow10(Decimals(cur))
-				out = append(out, Line{Label: "openai usage", Kind: KindCost, Amount: Money{int64(math.Round(totals[cur] * scale)), cur}})
+				scale := math.Pow10(money.Decimals(cur))
+				out = append(out, Line{Label: "openai usage", Kind: KindCost, Amount: money.New(int64(math.Round(totals[cur] * scale)), cur)})
 			}
 			if len(out) == 0 {
-				out = []Line{{Label: "openai usage", Kind: KindCost, Amount: Money{0, "USD"}}}
+				out = []Line{{Label: "openai usage", Kind: KindCost, Amount: money.New(0, "USD")}}
 			}
 			return out, nil
 		}

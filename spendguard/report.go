@@ -1,6 +1,8 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"fmt"
 	"io"
@@ -32,9 +34,9 @@ type SourceReport struct {
 
 // CurrencyTotal sums one currency.
 type CurrencyTotal struct {
-	Costs   Money `json:"costs"`
-	Revenue Money `json:"revenue"`
-	Net     Money `json:"net"`
+	Costs   money.Money `json:"costs"`
+	Revenue money.Money `json:"revenue"`
+	Net     money.Money `json:"net"`
 }
 
 // BuildReport asks every source for the period's figures.

@@ -1,6 +1,8 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -22,10 +24,10 @@ const (
 
 // Line is one figure a Source reports for a period.
 type Line struct {
-	Label  string `json:"label"`
-	Kind   Kind   `json:"kind"`
-	Amount Money  `json:"amount,omitzero"` // cost, revenue, balance
-	Count  int64  `json:"count,omitempty"` // metric
+	Label  string      `json:"label"`
+	Kind   Kind        `json:"kind"`
+	Amount money.Money `json:"amount,omitzero"` // cost, revenue, balance
+	Count  int64       `json:"count,omitempty"` // metric
 }
 
 // Period is a half-open time range [Start, End).
@@ -45,7 +47,7 @@ type Source interface {
 // prorated to the period by the length of the month it starts in.
 type Fixed struct {
 	Label   string
-	Monthly Money
+	Monthly money.Money
 }
 
 var _ Source = Fixed{}
@@ -56,7 +58,7 @@ func (f Fixed) Name() string { return f.Label }
 // Lines implements Source.
 func (f Fixed) Lines(_ context.Context, p Period) ([]Line, error) {
 	if !p.End.After(p.Start) {
-		return []Line{{Label: f.Label, Kind: KindCost, Amount: Money{0, f.Monthly.Currency}}}, nil
+		return []Line{{Label: f.Label, Kind: KindCost, Amount: money.New(0, f.Monthly.Currency)}}, nil
 	}
 	y, m, _ := p.Start.Date()
 	monthStart := time.Date(y, m, 1, 0, 0, 0, 0, p.Start.Location())
@@ -64,7 +66,7 @@ func (f Fixed) Lines(_ context.Context, p Period) ([]Line, error) {
 	secs := int64(p.End.Sub(p.Start) / time.Second)
 	// Seconds keep the product far from int64 overflow; round half up.
 	amt := (f.Monthly.Amount*secs*2 + month) / (2 * month)
-	return []Line{{Label: f.Label, Kind: KindCost, Amount: Money{amt, f.Monthly.Currency}}}, nil
+	return []Line{{Label: f.Label, Kind: KindCost, Amount: money.New(amt, f.Monthly.Currency)}}, nil
 }
 
 // SQLMetrics counts things in the application's own database (users,

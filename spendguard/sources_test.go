@@ -1,6 +1,8 @@
 package spendguard_test
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -159,7 +161,7 @@ func TestOpenAISource(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 1.005 + 2.5 + 0.0049 = 3.5099 dollars → 351 cents.
-	if len(lines) != 1 || lines[0].Amount != (spendguard.Money{Amount: 351, Currency: "USD"}) {
+	if len(lines) != 1 || lines[0].Amount != (money.Money{Amount: 351, Currency: "USD"}) {
 		t.Fatalf("lines %+v", lines)
 	}
 	if strings.Join(*pages, ",") != ",page_AAA" {

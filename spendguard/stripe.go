@@ -1,6 +1,8 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/money"
+
 	"context"
 	"fmt"
 	"maps"
@@ -31,10 +33,10 @@ func (s *Stripe) Lines(ctx context.Context, p Period) ([]Line, error) {
 	}
 	var out []Line
 	for _, a := range bal.Available {
-		out = append(out, Line{Label: "available balance", Kind: KindBalance, Amount: Money{a.Amount, strings.ToUpper(string(a.Currency))}})
+		out = append(out, Line{Label: "available balance", Kind: KindBalance, Amount: money.New(a.Amount, strings.ToUpper(string(a.Currency)))})
 	}
 	for _, a := range bal.Pending {
-		out = append(out, Line{Label: "pending balance", Kind: KindBalance, Amount: Money{a.Amount, strings.ToUpper(string(a.Currency))}})
+		out = append(out, Line{Label: "pending balance", Kind: KindBalance, Amount: money.New(a.Amount, strings.ToUpper(string(a.Currency)))})
 	}
 	params := &stripe.BalanceTransactionListParams{CreatedRange: &stripe.RangeQueryParams{
 		GreaterThanOrEqual: p.Start.Unix(), LesserThan: p.End.Unix(),
@@ -53,10 +55,10 @@ func (s *Stripe) Lines(ctx context.Context, p Period) ([]Line, error) {
 		fees[cur] += tx.Fee
 	}
 	for _, cur := range slices.Sorted(maps.Keys(revenue)) {
-		out = append(out, Line{Label: "revenue", Kind: KindRevenue, Amount: Money{revenue[cur], cur}})
+		out = append(out, Line{Label: "revenue", Kind: KindRevenue, Amount: money.New(revenue[cur], cur)})
 	}
 	for _, cur := range slices.Sorted(maps.Keys(fees)) {
-		out = append(out, Line{Label: "stripe fees", Kind: KindCost, Amount: Money{fees[cur], cur}})
+		out = append(out, Line{Label: "stripe fees", Kind: KindCost, Amount: money.New(fees[cur], cur)})
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/ratelimit"
 	"github.com/levqor/levqor/spendguard"
 )
@@ -29,7 +30,7 @@ type config struct {
 	TelegramChat   string
 	StripeKey      string
 	OpenAIAdminKey string
-	DailyLimit     spendguard.Money
+	DailyLimit     money.Money
 	SLOLatency     time.Duration
 	SLOFailures    int
 	BackupDir      string
@@ -147,7 +148,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together")
 	}
 	if v := getenv("DAILY_SPEND_LIMIT"); v != "" {
-		m, err := spendguard.ParseMoney(v, "USD")
+		m, err := money.Parse(v, "USD")
 		if err != nil || m.Amount <= 0 {
 			bad("DAILY_SPEND_LIMIT", v, "want a positive dollar amount like 50 or 49.99")
 		}

@@ -179,7 +179,7 @@ func costSources(cfg config) []spendguard.Source {
 		out = append(out, &spendguard.OpenAI{AdminKey: cfg.OpenAIAdminKey, BaseURL: cfg.OpenAIAPI})
 	}
 	if v := os.Getenv("LEVQOR_INFRA_MONTHLY"); v != "" {
-		if m, err := spendguard.ParseMoney(v, "USD"); err == nil {
+		if m, err := money.Parse(v, "USD"); err == nil {
 			out = append(out, spendguard.Fixed{Label: "infrastructure", Monthly: m})
 		}
 	}
