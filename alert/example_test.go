@@ -25,10 +25,10 @@ func Example() {
 	d, _ := alert.NewDedup(alert.DedupConfig{Next: n, Now: func() time.Time { return now }})
 
 	ctx := context.Background()
-	_ = d.Notify(ctx, alert.SpendBreach("$41.20", "$50.00", 80))
-	_ = d.Notify(ctx, alert.SpendBreach("$41.90", "$50.00", 80)) // held back: same alert
+	_ = d.Notify(ctx, alert.SpendBreach("2026-11-25", "$41.20", "$50.00", 80))
+	_ = d.Notify(ctx, alert.SpendBreach("2026-11-25", "$41.90", "$50.00", 80)) // held back: same alert
 	// Output:
-	// level=WARN msg=alert severity=warning title="Daily spend at 80% of limit" fields.Spent=$41.20 fields.Limit=$50.00
+	// level=WARN msg=alert severity=warning title="Daily spend at 80% of limit" fields.Day=2026-11-25 fields.Spent=$41.20 fields.Limit=$50.00
 }
 
 func ExampleEscapeMarkdownV2() {

@@ -236,8 +236,8 @@ func TestTemplates(t *testing.T) {
 	}{
 		{alert.SystemDown("api", errors.New("timeout")), alert.SeverityCritical, "api is down"},
 		{alert.Recovered("api"), alert.SeveritySuccess, "api recovered"},
-		{alert.SpendBreach("$40.00", "$50.00", 80), alert.SeverityWarning, "80%"},
-		{alert.SpendBreach("$51.00", "$50.00", 100), alert.SeverityCritical, "100%"},
+		{alert.SpendBreach("2026-11-25", "$40.00", "$50.00", 80), alert.SeverityWarning, "80%"},
+		{alert.SpendBreach("2026-11-25", "$51.00", "$50.00", 100), alert.SeverityCritical, "100%"},
 		{alert.SLOBreach("latency p99", "350ms", "200ms"), alert.SeverityCritical, "latency p99"},
 		{alert.PayoutDone("acme", "$120.00", "tr_1"), alert.SeveritySuccess, "acme"},
 	} {
@@ -250,5 +250,21 @@ func TestTemplates(t *testing.T) {
 	}
 	if _, err := alert.ParseSeverity("panic"); err == nil {
 		t.Error("unknown severity accepted")
+	}
+}
+
+// TestSpendBreachDedupPerDay: a 4 h Dedup does not swallow the next day's
+// first threshold alert.
+func TestSpendBreachDedupPerDay(t *testing.T) {
+	now := time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC)
+	next := &recorder{}
+	d, _ := alert.NewDedup(alert.DedupConfig{Next: next, RepeatInterval: 4 * time.Hour, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	_ = d.Notify(ctx, alert.SpendBreach("2026-11-25", "$40.00", "$50.00", 80))
+	now = now.Add(2 * time.Hour)
+	_ = d.Notify(ctx, alert.SpendBreach("2026-11-26", "$41.00", "$50.00", 80))
+	_ = d.Notify(ctx, alert.SpendBreach("2026-11-26", "$42.00", "$50.00", 80)) // same day: held back
+	if n := len(next.got()); n != 2 {
+		t.Fatalf("%d alerts delivered; want yesterday's and today's first", n)
 	}
 }

@@ -20,9 +20,11 @@ func Recovered(component string) Alert {
 	return Alert{Severity: SeveritySuccess, Title: component + " recovered", Key: "recovered|" + component}
 }
 
-// SpendBreach reports daily spend crossing a threshold percentage of the
-// limit: critical at 100% and over, warning below.
-func SpendBreach(spent, limit string, percent int) Alert {
+// SpendBreach reports daily spend on day (e.g. "2026-11-25") crossing a
+// threshold percentage of the limit: critical at 100% and over, warning
+// below. The de-duplication key holds the day, so a Dedup interval that
+// spans midnight never swallows the next day's first alert.
+func SpendBreach(day, spent, limit string, percent int) Alert {
 	sev := SeverityWarning
 	if percent >= 100 {
 		sev = SeverityCritical
@@ -30,8 +32,8 @@ func SpendBreach(spent, limit string, percent int) Alert {
 	return Alert{
 		Severity: sev,
 		Title:    "Daily spend at " + strconv.Itoa(percent) + "% of limit",
-		Fields:   []Field{{"Spent", spent}, {"Limit", limit}},
-		Key:      "spend|" + strconv.Itoa(percent),
+		Fields:   []Field{{"Day", day}, {"Spent", spent}, {"Limit", limit}},
+		Key:      "spend|" + day + "|" + strconv.Itoa(percent),
 	}
 }
 

@@ -188,7 +188,7 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 			ts.State = StateAlarm
 			if !g.alarmed[t] {
 				g.alarmed[t] = true
-				alerts = append(alerts, alert.SpendBreach(c.Spent.String(), g.cfg.Limit.String(), t))
+				alerts = append(alerts, alert.SpendBreach(c.Day, c.Spent.String(), g.cfg.Limit.String(), t))
 				pause = pause || t == 100
 			}
 		case !c.Complete:
