@@ -192,6 +192,10 @@ func TestTrackerMiddleware(t *testing.T) {
 		switch r.URL.Path {
 		case "/500":
 			w.WriteHeader(500)
+		case "/103-then-500":
+			w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(500)
 		case "/404":
 			http.NotFound(w, r)
 		case "/slow":
@@ -200,7 +204,7 @@ func TestTrackerMiddleware(t *testing.T) {
 		_, _ = io.WriteString(w, "x")
 	})))
 	defer srv.Close()
-	for _, p := range []string{"/ok", "/ok", "/404", "/500", "/slow"} {
+	for _, p := range []string{"/ok", "/ok", "/404", "/500", "/slow", "/103-then-500", "/ok", "/ok", "/ok", "/ok"} {
 		res, err := http.Get(srv.URL + p)
 		if err != nil {
 			t.Fatal(err)
@@ -208,8 +212,8 @@ func TestTrackerMiddleware(t *testing.T) {
 		res.Body.Close()
 	}
 	st := tr.Status()
-	if st.Events != 5 || math.Abs(st.SLI-0.6) > 1e-9 {
-		t.Fatalf("events %d SLI %v, want 5 and 0.6 (404 is good; 500 and slow are bad)", st.Events, st.SLI)
+	if st.Events != 10 || math.Abs(st.SLI-0.7) > 1e-9 {
+		t.Fatalf("events %d SLI %v, want 10 and 0.7 (404 is good; 500, 103 then 500, and slow are bad)", st.Events, st.SLI)
 	}
 }
 

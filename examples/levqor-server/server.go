@@ -13,6 +13,7 @@ import (
 
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/dsar"
+	"github.com/levqor/levqor/internal/httpx"
 	"github.com/levqor/levqor/ratelimit"
 	"github.com/levqor/levqor/secheaders"
 	"github.com/levqor/levqor/tokens"
@@ -130,9 +131,9 @@ func (a *app) cspReports() (http.Handler, error) {
 	}
 	h := limited(reports)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := httpx.NewStatusRecorder(w)
 		h.ServeHTTP(rec, r)
-		if rec.status == http.StatusTooManyRequests {
+		if rec.Status() == http.StatusTooManyRequests {
 			a.metrics.cspReports.WithLabelValues("limited").Inc()
 		}
 	}), nil
@@ -212,28 +213,6 @@ func (v verdictVerifier) Verify(ctx context.Context, token string) (*tokens.Clai
 	return v.m.Verify(ctx, token)
 }
 
-// statusRecorder remembers the status for metrics.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 type routeKey struct{}
 
 // recordRoute reports the mux pattern that served a request to observe,
@@ -254,26 +233,24 @@ func recordRoute(mux *http.ServeMux) http.Handler {
 func (a *app) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := httpx.NewStatusRecorder(w)
 		route := new(string)
 		body := &timedBody{ReadCloser: r.Body}
 		r.Body = body
 		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
 		defer func() {
 			d := time.Since(start)
-			if rec.status == 0 {
-				rec.status = http.StatusOK
-			}
+			status := rec.Status()
 			route := *route
 			if route == "" {
 				route = "unmatched"
 			}
-			a.metrics.observe(route, r.Method, rec.status, d)
+			a.metrics.observe(route, r.Method, status, d)
 			if !isAPIRoute(route) {
 				return
 			}
 			serve := max(0, d-body.waited)
-			a.tracker.Observe(serve, rec.status < 500 && serve <= a.cfg.SLOLatency)
+			a.tracker.Observe(serve, status < 500 && serve <= a.cfg.SLOLatency)
 			if res := a.latency.Observe(float64(serve) / float64(time.Millisecond)); res.Anomaly {
 				a.metrics.anomalies.Inc()
 				if res.Severity >= 3 { // High
@@ -370,12 +347,7 @@ func (j *jsonErrorWriter) Write(b []byte) (int, error) {
 
 func (j *jsonErrorWriter) Unwrap() http.ResponseWriter { return j.ResponseWriter }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
