@@ -23,4 +23,3 @@ func (t *Tracker) Middleware(next http.Handler) http.Handler {
 		panicked = false
 	})
 }
-

@@ -172,7 +172,7 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 	c.Percent = c.Spent.Percent(g.cfg.Limit)
 	if elapsed := now.Sub(start); elapsed >= g.cfg.MinForecastElapsed {
 		day := end.Sub(start)
-		c.Forecast = money.New(int64(float64(c.Spent.Amount) * float64(day) / float64(elapsed)), c.Spent.Currency)
+		c.Forecast = money.New(int64(float64(c.Spent.Amount)*float64(day)/float64(elapsed)), c.Spent.Currency)
 	}
 
 	g.mu.Lock()

@@ -92,7 +92,7 @@ func (o *OpenAI) Lines(ctx context.Context, p Period) ([]Line, error) {
 			var out []Line
 			for _, cur := range slices.Sorted(maps.Keys(totals)) {
 				scale := math.Pow10(money.Decimals(cur))
-				out = append(out, Line{Label: "openai usage", Kind: KindCost, Amount: money.New(int64(math.Round(totals[cur] * scale)), cur)})
+				out = append(out, Line{Label: "openai usage", Kind: KindCost, Amount: money.New(int64(math.Round(totals[cur]*scale)), cur)})
 			}
 			if len(out) == 0 {
 				out = []Line{{Label: "openai usage", Kind: KindCost, Amount: money.New(0, "USD")}}
