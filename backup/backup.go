@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/levqor/levqor/internal/atomicfile"
 	"modernc.org/sqlite"
 )
 
@@ -149,7 +150,7 @@ func (s *Store) Dir() string { return s.cfg.Dir }
 func (s *Store) removeStaleTemps() {
 	entries, _ := os.ReadDir(s.cfg.Dir)
 	for _, e := range entries {
-		if !strings.Contains(e.Name(), ".tmp-") {
+		if !strings.Contains(e.Name(), atomicfile.TempSuffix) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && s.cfg.Now().Sub(fi.ModTime()) > staleTemp {
@@ -171,7 +172,7 @@ func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
 	if _, err := os.Lstat(s.path(name)); err == nil {
 		return Info{}, fmt.Errorf("backup: %s already exists", name)
 	}
-	tmp := s.path(name + ".tmp-" + randHex())
+	tmp := atomicfile.TempName(s.path(name))
 	defer removeTemp(tmp)
 
 	var pages int
@@ -204,11 +205,11 @@ func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
 	}
 	info := Info{Name: name, Time: now, Size: size, SHA256: sum, Pages: pages}
 	// Sidecars first: a backup under its final name always has them.
-	if err := writeFileAtomic(s.path(name+".sha256"), []byte(sum+"  "+name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(s.path(name+".sha256"), []byte(sum+"  "+name+"\n")); err != nil {
 		return Info{}, fmt.Errorf("backup: write sidecar: %w", err)
 	}
 	if s.cfg.Key != nil {
-		if err := writeFileAtomic(s.path(name+".hmac"), []byte(s.tag(sum)+"  "+name+"\n")); err != nil {
+		if err := atomicfile.WriteFile(s.path(name+".hmac"), []byte(s.tag(sum)+"  "+name+"\n")); err != nil {
 			return Info{}, fmt.Errorf("backup: write tag: %w", err)
 		}
 	}
@@ -217,7 +218,7 @@ func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
 		_ = os.Remove(s.path(name + ".hmac"))
 		return Info{}, fmt.Errorf("backup: %w", err)
 	}
-	if err := syncDir(s.cfg.Dir); err != nil {
+	if err := atomicfile.SyncDir(s.cfg.Dir); err != nil {
 		return Info{}, fmt.Errorf("backup: %w", err)
 	}
 	if err := s.updateManifest(func(m []Info) []Info { return append(m, info) }); err != nil {

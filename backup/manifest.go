@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/levqor/levqor/internal/atomicfile"
 )
 
 // validName accepts a plain file name: no directory part, not "." or
@@ -63,7 +65,7 @@ func (s *Store) updateManifest(f func([]Info) []Info) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path("manifest.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(s.path("manifest.json"), append(b, '\n')); err != nil {
 		return fmt.Errorf("backup: write manifest: %w", err)
 	}
 	return nil

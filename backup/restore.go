@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/levqor/levqor/internal/atomicfile"
 )
 
 // RestoreOptions modify Restore.
@@ -64,7 +66,7 @@ func (s *Store) RestoreFile(ctx context.Context, path, target string, opts Resto
 		return err
 	}
 	defer src.Close()
-	tmp := target + ".tmp-" + randHex()
+	tmp := atomicfile.TempName(target)
 	defer removeTemp(tmp)
 	if err := copyTo(ctx, src, tmp); err != nil {
 		return fmt.Errorf("backup: restore: %w", err)
@@ -80,7 +82,7 @@ func (s *Store) RestoreFile(ctx context.Context, path, target string, opts Resto
 	if err := os.Rename(tmp, target); err != nil {
 		return fmt.Errorf("backup: restore: %w", err)
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(target)); err != nil {
 		return fmt.Errorf("backup: restore: %w", err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "backup: restored", "from", path, "target", target)

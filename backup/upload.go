@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/levqor/levqor/internal/atomicfile"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -123,7 +125,7 @@ func (d *DirUploader) Put(ctx context.Context, name string, r io.Reader) error {
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 		return err
 	}
-	return writeAtomic(ctx, filepath.Join(d.Dir, name), r)
+	return atomicfile.Write(ctx, filepath.Join(d.Dir, name), r)
 }
 
 // SHA256 implements Uploader by reading the stored file back.

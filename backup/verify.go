@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/levqor/levqor/internal/atomicfile"
 )
 
 // Verify checks the backup called name in the store's directory (see
@@ -104,7 +106,7 @@ func (s *Store) restoreTest(ctx context.Context, f *os.File, path string, size i
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("backup: verify %s: %w", name, err)
 	}
-	scratch := filepath.Join(dir, ".verify-"+name+".tmp-"+randHex())
+	scratch := atomicfile.TempName(filepath.Join(dir, ".verify-"+name))
 	defer removeTemp(scratch)
 	if err := copyTo(ctx, f, scratch); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {

@@ -1,15 +1,14 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/internal/atomicfile"
+
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -146,43 +145,11 @@ func (f *FlagsFile) update(change func(*PauseState)) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(f.Path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(f.Path, append(b, '\n')); err != nil {
 		return fmt.Errorf("spendguard: write flags file: %w", err)
 	}
 	f.stamp = fileStamp{} // force a re-read
 	return nil
-}
-
-// writeAtomic replaces path with data through a fsynced temporary file.
-func writeAtomic(path string, data []byte) error {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := path + ".tmp-" + hex.EncodeToString(rnd[:])
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if _, err := fh.Write(data); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // PauseChecker reports the pause state; *FlagsFile implements it.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/levqor/levqor/internal/atomicfile"
+
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -375,25 +377,9 @@ func loadSecret(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	// Write a complete temporary file, then link it into place: another
-	// replica starting at the same moment sees either no key or a whole one.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	// Created whole or not at all: another replica starting at the same
+	// moment sees either no key or a complete one.
+	if err := atomicfile.CreateExclusive(path, b); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return loadSecret(path) // another replica won
 		}
