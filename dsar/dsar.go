@@ -1,6 +1,8 @@
 package dsar
 
 import (
+	"github.com/levqor/levqor/internal/sqldialect"
+
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -44,7 +46,7 @@ type Config struct {
 	Sources []Source
 	// DB stores the audit trail and the request log (tables
 	// levqor_dsar_audit and levqor_dsar_requests, created if missing).
-	// Required.
+	// Required; SQLite or PostgreSQL, told apart by the driver.
 	DB *sql.DB
 	// SubjectKey keys the HMAC that identifies subjects in the audit trail
 	// and request log, so neither re-stores an erased identity. At least
@@ -52,8 +54,6 @@ type Config struct {
 	SubjectKey []byte
 	// Controller is the Art. 15 information put in every export.
 	Controller Controller
-	// Postgres switches placeholders to $n. Default ? (SQLite).
-	Postgres bool
 	// Logger receives exports and erasures (by subject reference). Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -98,7 +98,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, q: func(q string) string { return rebind(cfg.Postgres, q) }}
+	dialect, err := sqldialect.Detect(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("dsar: %w", err)
+	}
+	s := &Service{cfg: cfg, q: dialect.Rebind}
 	for _, stmt := range []string{
 		`CREATE TABLE IF NOT EXISTS levqor_dsar_audit (
 			id TEXT PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL,

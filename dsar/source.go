@@ -1,6 +1,8 @@
 package dsar
 
 import (
+	"github.com/levqor/levqor/internal/sqldialect"
+
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -62,7 +63,8 @@ const (
 type SQLSourceConfig struct {
 	// Name labels the dataset. Default: Table.
 	Name string
-	// DB holds the table. Required.
+	// DB holds the table. Required; SQLite or PostgreSQL, told apart by
+	// the driver.
 	DB *sql.DB
 	// Table and SubjectColumn select the subject's rows. Required.
 	Table, SubjectColumn string
@@ -77,13 +79,12 @@ type SQLSourceConfig struct {
 	KeyColumn string
 	// HashKey keys EraseHash's HMAC; at least 16 bytes.
 	HashKey []byte
-	// Postgres switches placeholders to $1, $2, ... Default ? (SQLite, MySQL).
-	Postgres bool
 }
 
 // SQLSource exports and erases a subject's rows of one table.
 type SQLSource struct {
 	cfg                                   SQLSourceConfig
+	dialect                               sqldialect.Dialect
 	exportQ, countQ, deleteQ, nullQ, keyQ string
 	hashQ                                 string
 }
@@ -139,7 +140,11 @@ func NewSQLSource(cfg SQLSourceConfig) (*SQLSource, error) {
 	for i, c := range cfg.Columns {
 		cols[i] = quote(c)
 	}
-	s := &SQLSource{cfg: cfg}
+	dialect, err := sqldialect.Detect(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("dsar: source %s: %w", cfg.Name, err)
+	}
+	s := &SQLSource{cfg: cfg, dialect: dialect}
 	s.exportQ = s.rebind("SELECT " + strings.Join(cols, ", ") + " FROM " + t + " WHERE " + sc + " = ?")
 	s.countQ = s.rebind("SELECT COUNT(*) FROM " + t + " WHERE " + sc + " = ?")
 	s.deleteQ = s.rebind("DELETE FROM " + t + " WHERE " + sc + " = ?")
@@ -160,25 +165,7 @@ func NewSQLSource(cfg SQLSourceConfig) (*SQLSource, error) {
 	return s, nil
 }
 
-func (s *SQLSource) rebind(q string) string { return rebind(s.cfg.Postgres, q) }
-
-// rebind turns ? placeholders into $1, $2, ... for PostgreSQL.
-func rebind(postgres bool, q string) string {
-	if !postgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func (s *SQLSource) rebind(q string) string { return s.dialect.Rebind(q) }
 
 // Name implements Source.
 func (s *SQLSource) Name() string { return s.cfg.Name }

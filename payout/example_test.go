@@ -30,7 +30,7 @@ func ExampleRunner_Run() {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 
-	ledger, _ := payout.NewLedger(ctx, db, false)
+	ledger, _ := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
 	_ = ledger.AddPartner(ctx, "acme", "acct_1Acme", now)
 	_ = ledger.AddPartner(ctx, "tiny", "acct_1Tiny", now)
 	// 20% of two $150 sales: $60, over the $50 minimum.

@@ -1,13 +1,14 @@
 package payout
 
 import (
+	"github.com/levqor/levqor/internal/sqldialect"
+
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,27 +38,25 @@ type Ledger struct {
 	q  func(string) string
 }
 
-// NewLedger creates the tables if needed. postgres switches placeholders to $n.
-func NewLedger(ctx context.Context, db *sql.DB, postgres bool) (*Ledger, error) {
+// LedgerConfig configures a Ledger.
+type LedgerConfig struct {
+	// DB holds the ledger's tables (levqor_partners, levqor_commissions,
+	// levqor_payouts; created if missing). Required; SQLite or PostgreSQL,
+	// told apart by the driver. The Ledger never closes it.
+	DB *sql.DB
+}
+
+// NewLedger validates cfg and creates the tables if needed.
+func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
+	db := cfg.DB
 	if db == nil {
-		return nil, errors.New("payout: NewLedger needs a *sql.DB")
+		return nil, errors.New("payout: LedgerConfig.DB is required")
 	}
-	l := &Ledger{db: db, q: func(s string) string { return s }}
-	if postgres {
-		l.q = func(s string) string {
-			var b strings.Builder
-			n := 0
-			for _, r := range s {
-				if r == '?' {
-					n++
-					b.WriteString("$" + strconv.Itoa(n))
-					continue
-				}
-				b.WriteRune(r)
-			}
-			return b.String()
-		}
+	dialect, err := sqldialect.Detect(db)
+	if err != nil {
+		return nil, fmt.Errorf("payout: %w", err)
 	}
+	l := &Ledger{db: db, q: dialect.Rebind}
 	for _, stmt := range []string{
 		`CREATE TABLE IF NOT EXISTS levqor_partners (
 			id TEXT PRIMARY KEY, account TEXT NOT NULL, created_at TEXT NOT NULL)`,

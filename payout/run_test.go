@@ -45,7 +45,7 @@ func newWorld(t *testing.T, partners int) *world {
 	w := &world{path: sqlitetest.Path(t), clk: testclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	w.db = sqlitetest.Open(t, w.path)
 	var err error
-	if w.ledger, err = payout.NewLedger(context.Background(), w.db, false); err != nil {
+	if w.ledger, err = payout.NewLedger(context.Background(), payout.LedgerConfig{DB: w.db}); err != nil {
 		t.Fatal(err)
 	}
 	var accts []string
@@ -213,7 +213,7 @@ func TestConcurrentRuns(t *testing.T) {
 	for i := range 4 {
 		// Each replica has its own connection pool to the same database file.
 		db := sqlitetest.Open(t, w.path)
-		ledger, err := payout.NewLedger(context.Background(), db, false)
+		ledger, err := payout.NewLedger(context.Background(), payout.LedgerConfig{DB: db})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,41 +1,32 @@
 package tokens
 
 import (
+	"github.com/levqor/levqor/internal/sqldialect"
+
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 )
 
 // DefaultTablePrefix prefixes the SQLStore's table names.
 const DefaultTablePrefix = "levqor_"
 
-// Dialect selects the SQL placeholder style.
-type Dialect int
-
-// Supported dialects. The schema and statements are plain SQL that SQLite
-// (3.24+, for upserts) and PostgreSQL both accept.
-const (
-	DialectSQLite   Dialect = iota // ? placeholders (SQLite, the default)
-	DialectPostgres                // $1 placeholders
-)
-
 // SQLConfig configures a SQLStore.
 type SQLConfig struct {
 	// DB is the database handle. Required; the store never closes it.
-	// For SQLite, set a busy timeout (e.g. _pragma=busy_timeout(5000)) so
-	// concurrent writers wait instead of failing.
+	// SQLite (modernc.org/sqlite, mattn/go-sqlite3) and PostgreSQL (pgx's
+	// stdlib driver, lib/pq) are told apart by the driver; another driver
+	// is an error. For SQLite, set a busy timeout (e.g.
+	// _pragma=busy_timeout(5000)) so concurrent writers wait instead of
+	// failing.
 	DB *sql.DB
 	// TablePrefix prefixes the two table names (<prefix>token_families,
 	// <prefix>token_revocations). Letters, digits and underscores only.
 	// Default DefaultTablePrefix.
 	TablePrefix string
-	// Dialect picks the placeholder style. Default DialectSQLite.
-	Dialect Dialect
 }
 
 // SQLStore is a Store in a SQL database through database/sql. Revocations
@@ -62,6 +53,10 @@ const maxRotateAttempts = 8
 func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 	if cfg.DB == nil {
 		return nil, fmt.Errorf("tokens: SQLConfig.DB is required")
+	}
+	dialect, err := sqldialect.Detect(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = DefaultTablePrefix
@@ -91,7 +86,7 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 			return nil, fmt.Errorf("tokens: create schema: %w", err)
 		}
 	}
-	rb := func(q string) string { return rebind(cfg.Dialect, q) }
+	rb := dialect.Rebind
 	return &SQLStore{db: cfg.DB, q: sqlQueries{
 		createFamily: rb(`INSERT INTO ` + fam + ` (id, subject, current_jti, expires_at) VALUES (?, ?, ?, ?)`),
 		selectFamily: rb(`SELECT current_jti, previous_jti, retired_at, revoked FROM ` + fam + ` WHERE id = ?`),
@@ -106,23 +101,6 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 		cleanRevocations: rb(`DELETE FROM ` + rev + ` WHERE expires_at < ?`),
 		cleanFamilies:    rb(`DELETE FROM ` + fam + ` WHERE expires_at < ?`),
 	}}, nil
-}
-
-func rebind(d Dialect, q string) string {
-	if d != DialectPostgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // Close implements Store; the caller's *sql.DB stays open.

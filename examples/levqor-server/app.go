@@ -172,7 +172,7 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	}
 
 	// Partner ledger and DSAR.
-	if a.ledger, err = payout.NewLedger(ctx, a.db, false); err != nil {
+	if a.ledger, err = payout.NewLedger(ctx, payout.LedgerConfig{DB: a.db}); err != nil {
 		return nil, err
 	}
 	if a.dsar, err = a.newDSAR(ctx); err != nil {

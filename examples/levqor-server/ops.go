@@ -324,7 +324,7 @@ func openLedger(ctx context.Context, cfg config) (*sql.DB, *payout.Ledger, error
 	if err != nil {
 		return nil, nil, err
 	}
-	ledger, err := payout.NewLedger(ctx, db, false)
+	ledger, err := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
 	if err != nil {
 		db.Close()
 		return nil, nil, err

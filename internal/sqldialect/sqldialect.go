@@ -1,0 +1,94 @@
+// Package sqldialect tells SQLite from PostgreSQL behind a *sql.DB and
+// writes the few statements that differ. Levqor's SQL is otherwise plain
+// SQL both accept; statements are written with ? placeholders and
+// rebound for PostgreSQL.
+package sqldialect
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// Dialect is a SQL engine family.
+type Dialect int
+
+// Dialects.
+const (
+	SQLite   Dialect = iota + 1 // ? placeholders
+	Postgres                    // $1 placeholders
+)
+
+// ErrUnsupported reports a database/sql driver Levqor does not know.
+var ErrUnsupported = errors.New("unsupported database driver (want modernc.org/sqlite, github.com/mattn/go-sqlite3, github.com/jackc/pgx/v5/stdlib or github.com/lib/pq)")
+
+// drivers maps a driver's Go package to its dialect.
+var drivers = map[string]Dialect{
+	"modernc.org/sqlite":              SQLite,
+	"github.com/mattn/go-sqlite3":     SQLite,
+	"github.com/jackc/pgx/v5/stdlib":  Postgres,
+	"github.com/jackc/pgx/v4/stdlib":  Postgres,
+	"github.com/lib/pq":               Postgres,
+	"github.com/jackc/pgx/v5/pgxpool": Postgres,
+}
+
+// Detect returns the dialect of db's driver. An unknown driver is an
+// error, never a guess.
+func Detect(db *sql.DB) (Dialect, error) {
+	if db == nil {
+		return 0, errors.New("nil *sql.DB")
+	}
+	t := reflect.TypeOf(db.Driver())
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if d, ok := drivers[t.PkgPath()]; ok {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%w: %s.%s", ErrUnsupported, t.PkgPath(), t.Name())
+}
+
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	}
+	return "unknown"
+}
+
+// Rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL; for
+// SQLite it returns q unchanged. A ? inside a single-quoted string
+// literal is left alone.
+func (d Dialect) Rebind(q string) string {
+	if d != Postgres {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n, quoted := 0, false
+	for _, r := range q {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+		case r == '?' && !quoted:
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// AutoIncrement is the column type of an auto-incrementing integer key.
+func (d Dialect) AutoIncrement() string {
+	if d == Postgres {
+		return "BIGSERIAL PRIMARY KEY"
+	}
+	return "INTEGER PRIMARY KEY AUTOINCREMENT"
+}

@@ -1,0 +1,53 @@
+package sqldialect_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/levqor/levqor/internal/sqldialect"
+)
+
+func TestRebind(t *testing.T) {
+	for _, tc := range []struct{ in, pg string }{
+		{"SELECT 1", "SELECT 1"},
+		{"SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = $1 AND c = $2"},
+		{"SELECT '?' || ? FROM t", "SELECT '?' || $1 FROM t"},
+		{"INSERT INTO t VALUES (?, 'it''s', ?)", "INSERT INTO t VALUES ($1, 'it''s', $2)"},
+	} {
+		if got := sqldialect.Postgres.Rebind(tc.in); got != tc.pg {
+			t.Errorf("Postgres.Rebind(%q) = %q, want %q", tc.in, got, tc.pg)
+		}
+		if got := sqldialect.SQLite.Rebind(tc.in); got != tc.in {
+			t.Errorf("SQLite.Rebind changed %q", tc.in)
+		}
+	}
+}
+
+type unknownDriver struct{}
+
+func (unknownDriver) Open(string) (driver.Conn, error) { return nil, errors.New("no") }
+
+func TestDetect(t *testing.T) {
+	db, err := sql.Open("sqlite", "file::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if d, err := sqldialect.Detect(db); err != nil || d != sqldialect.SQLite {
+		t.Fatalf("modernc: %v %v", d, err)
+	}
+	other := sql.OpenDB(connector{})
+	if _, err := sqldialect.Detect(other); !errors.Is(err, sqldialect.ErrUnsupported) {
+		t.Fatalf("unknown driver: %v", err)
+	}
+}
+
+type connector struct{}
+
+func (connector) Connect(context.Context) (driver.Conn, error) { return nil, errors.New("no") }
+func (connector) Driver() driver.Driver                        { return unknownDriver{} }
