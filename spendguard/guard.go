@@ -96,12 +96,13 @@ type Check struct {
 type Guard struct {
 	cfg GuardConfig
 
-	mu       sync.Mutex
-	day      string
-	alarmed  map[int]bool // thresholds alerted today
-	forecast map[int]bool
-	unknown  bool // a source-failure alert is out
-	paused   string
+	mu          sync.Mutex
+	day         string
+	alarmed     map[int]bool // thresholds alerted today
+	forecast    map[int]bool
+	unknown     bool   // a source-failure alert is out
+	paused      string // day billing was paused (the Pauser succeeded)
+	pauseFailed string // day a failed pause was alerted
 }
 
 // NewGuard validates cfg.
@@ -112,7 +113,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Limit == (money.Money{}) {
 		cfg.Limit = DefaultDailyLimit
 	}
-	if cfg.Limit.Amount <= 0 || len(cfg.Limit.Currency) != 3 {
+	if cfg.Limit.Amount <= 0 || !money.ValidCurrency(cfg.Limit.Currency) {
 		return nil, fmt.Errorf("spendguard: Limit %v must be positive with a currency", cfg.Limit)
 	}
 	if cfg.Thresholds == nil {
@@ -125,8 +126,11 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	if cfg.MinForecastElapsed == 0 {
+	switch {
+	case cfg.MinForecastElapsed == 0:
 		cfg.MinForecastElapsed = DefaultMinForecastElapsed
+	case cfg.MinForecastElapsed < 0:
+		return nil, fmt.Errorf("spendguard: MinForecastElapsed %v is negative", cfg.MinForecastElapsed)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -140,47 +144,93 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 // Check measures today's spend, updates threshold states, alerts once per
 // crossing and pauses billing at 100%. A failing source makes the check
 // incomplete: thresholds the known spend has not crossed are UNKNOWN,
-// never OK.
+// never OK. A source that returns lines and an error counts as failed and
+// contributes nothing (BuildReport applies the same rule); so does one
+// whose costs overflow.
+//
+// A pause that fails is not recorded: Check returns the error, Paused
+// stays false, a critical alert goes out (once a day), and the next Check
+// tries to pause again.
 func (g *Guard) Check(ctx context.Context) (Check, error) {
 	now := g.cfg.Now().In(g.cfg.Location)
-	y, m, d := now.Date()
-	start := time.Date(y, m, d, 0, 0, 0, 0, g.cfg.Location)
-	end := start.AddDate(0, 0, 1)
-	c := Check{Day: start.Format("2006-01-02"), Limit: g.cfg.Limit, Spent: money.New(0, g.cfg.Limit.Currency), Complete: true}
-	for _, src := range g.cfg.Sources {
-		lines, err := src.Lines(ctx, Period{start, now})
-		if err == nil {
-			var sum int64
-			for _, l := range lines {
-				if l.Kind != KindCost {
-					continue
-				}
-				if l.Amount.Currency != g.cfg.Limit.Currency {
-					err = fmt.Errorf("cost %q in %s, limit in %s", l.Label, l.Amount.Currency, g.cfg.Limit.Currency)
-					break
-				}
-				sum += l.Amount.Amount
+	start, end := DayBounds(now, g.cfg.Location)
+	c := Check{Day: now.Format(time.DateOnly), Limit: g.cfg.Limit, Spent: money.New(0, g.cfg.Limit.Currency), Complete: true}
+	g.measure(ctx, &c, Period{start, now})
+	c.Percent = c.Spent.Percent(g.cfg.Limit)
+	if elapsed := now.Sub(start); elapsed >= g.cfg.MinForecastElapsed && elapsed > 0 {
+		if f, err := c.Spent.MulDiv(int64(end.Sub(start)/time.Millisecond), max(1, int64(elapsed/time.Millisecond))); err == nil {
+			c.Forecast = f
+		}
+	}
+	alerts, needPause := g.evaluate(&c)
+	var errs []error
+	if needPause {
+		a, err := g.pause(ctx, &c)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		alerts = append(alerts, a...)
+	}
+	for _, a := range alerts {
+		a.Time = now
+		if g.cfg.Notifier != nil {
+			if err := g.cfg.Notifier.Notify(ctx, a); err != nil {
+				errs = append(errs, fmt.Errorf("spendguard: alert: %w", err))
 			}
-			if err == nil {
-				c.Spent.Amount += sum
+		}
+	}
+	g.cfg.Logger.InfoContext(ctx, "spendguard: check", "day", c.Day, "spent", c.Spent.String(), "limit", g.cfg.Limit.String(),
+		"percent", strconv.FormatFloat(c.Percent, 'f', 1, 64), "complete", c.Complete, "paused", c.Paused, "forecast", c.Forecast.String())
+	return c, errors.Join(errs...)
+}
+
+// measure adds every source's costs for p to c.Spent; a source that fails,
+// reports a cost in another currency or overflows is recorded in c.Failed.
+func (g *Guard) measure(ctx context.Context, c *Check, p Period) {
+	for _, src := range g.cfg.Sources {
+		sum, err := sourceCost(ctx, src, p, g.cfg.Limit.Currency)
+		if err == nil {
+			var total money.Money
+			if total, err = c.Spent.Add(sum); err == nil {
+				c.Spent = total
 				continue
 			}
 		}
 		c.Complete = false
 		c.Failed = append(c.Failed, SourceError{Source: src.Name(), Err: err.Error()})
 	}
-	c.Percent = c.Spent.Percent(g.cfg.Limit)
-	if elapsed := now.Sub(start); elapsed >= g.cfg.MinForecastElapsed {
-		day := end.Sub(start)
-		c.Forecast = money.New(int64(float64(c.Spent.Amount)*float64(day)/float64(elapsed)), c.Spent.Currency)
-	}
+}
 
+// sourceCost sums one source's cost lines in currency, checked.
+func sourceCost(ctx context.Context, src Source, p Period, currency string) (money.Money, error) {
+	lines, err := src.Lines(ctx, p)
+	if err != nil {
+		return money.Money{}, err
+	}
+	sum := money.New(0, currency)
+	for _, l := range lines {
+		if l.Kind != KindCost {
+			continue
+		}
+		if l.Amount.Currency != currency {
+			return money.Money{}, fmt.Errorf("cost %q in %s, limit in %s", l.Label, l.Amount.Currency, currency)
+		}
+		if sum, err = sum.Add(l.Amount); err != nil {
+			return money.Money{}, fmt.Errorf("cost %q: %w", l.Label, err)
+		}
+	}
+	return sum, nil
+}
+
+// evaluate sets c's threshold states and returns the alerts due and
+// whether billing must be paused now.
+func (g *Guard) evaluate(c *Check) ([]alert.Alert, bool) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.day != c.Day { // a new day: every threshold starts OK again
 		g.day, g.alarmed, g.forecast = c.Day, map[int]bool{}, map[int]bool{}
 	}
 	var alerts []alert.Alert
-	pause := false
 	for _, t := range g.cfg.Thresholds {
 		ts := ThresholdState{Percent: t, State: StateOK, Forecast: StateOK}
 		switch {
@@ -189,7 +239,6 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 			if !g.alarmed[t] {
 				g.alarmed[t] = true
 				alerts = append(alerts, alert.SpendBreach(c.Day, c.Spent.String(), g.cfg.Limit.String(), t))
-				pause = pause || t == 100
 			}
 		case !c.Complete:
 			ts.State = StateUnknown
@@ -218,30 +267,73 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 	} else if c.Complete {
 		g.unknown = false
 	}
-	alreadyPaused := g.paused == c.Day
-	if pause && !alreadyPaused {
-		g.paused = c.Day
-	}
 	c.Paused = g.paused == c.Day
-	g.mu.Unlock()
+	return alerts, c.Percent >= 100 && !c.Paused
+}
 
-	var errs []error
-	if pause && !alreadyPaused && g.cfg.Pauser != nil {
-		reason := "daily spend " + c.Spent.String() + " reached the limit " + g.cfg.Limit.String() + " on " + c.Day
-		if err := g.cfg.Pauser.Pause(ctx, reason); err != nil {
-			errs = append(errs, fmt.Errorf("spendguard: pause billing: %w", err))
-			alerts = append(alerts, alert.Alert{Severity: alert.SeverityCritical, Title: "Spend limit reached but billing could NOT be paused", Message: err.Error(), Key: "spend-pause-failed"})
+// pause calls the Pauser and records success only; a failure is returned,
+// alerted once a day, and retried by the next Check.
+func (g *Guard) pause(ctx context.Context, c *Check) ([]alert.Alert, error) {
+	if g.cfg.Pauser == nil {
+		return nil, nil
+	}
+	reason := "daily spend " + c.Spent.String() + " reached the limit " + g.cfg.Limit.String() + " on " + c.Day
+	err := g.cfg.Pauser.Pause(ctx, reason)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err == nil {
+		g.paused, g.pauseFailed = c.Day, ""
+		c.Paused = true
+		return nil, nil
+	}
+	var alerts []alert.Alert
+	if g.pauseFailed != c.Day {
+		g.pauseFailed = c.Day
+		alerts = append(alerts, alert.Alert{Severity: alert.SeverityCritical, Title: "Spend limit reached but billing could NOT be paused",
+			Message: err.Error() + " (retried on every check)", Key: "spend-pause-failed|" + c.Day})
+	}
+	return alerts, fmt.Errorf("spendguard: pause billing: %w", err)
+}
+
+// DayBounds returns the first instant of t's calendar day in loc and the
+// first instant of the next day. It is correct in every IANA zone,
+// including those where a DST change skips midnight (the day then starts
+// at 01:00) or repeats it.
+func DayBounds(t time.Time, loc *time.Location) (start, end time.Time) {
+	t = t.In(loc)
+	y, m, d := t.Date()
+	start = firstInstant(y, m, d, t, loc)
+	ny, nm, nd := time.Date(y, m, d+1, 12, 0, 0, 0, loc).Date()
+	end = firstInstant(ny, nm, nd, time.Date(ny, nm, nd, 12, 0, 0, 0, loc), loc)
+	return start, end
+}
+
+// firstInstant finds, to the second, the earliest instant whose local date
+// is (y, m, d), searching back from at (which is on that date).
+func firstInstant(y int, m time.Month, d int, at time.Time, loc *time.Location) time.Time {
+	onOrAfter := func(x time.Time) bool {
+		xy, xm, xd := x.In(loc).Date()
+		if xy != y {
+			return xy > y
+		}
+		if xm != m {
+			return xm > m
+		}
+		return xd >= d
+	}
+	// Local midnight, when it exists, is the answer; time.Date may instead
+	// return an instant on the previous day (midnight skipped by DST).
+	if c := time.Date(y, m, d, 0, 0, 0, 0, loc); onOrAfter(c) && !onOrAfter(c.Add(-time.Second)) {
+		return c
+	}
+	lo, hi := at.Add(-50*time.Hour).Unix(), at.Unix() // lo before the day, hi on it
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if onOrAfter(time.Unix(mid, 0)) {
+			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	for _, a := range alerts {
-		a.Time = now
-		if g.cfg.Notifier != nil {
-			if err := g.cfg.Notifier.Notify(ctx, a); err != nil {
-				errs = append(errs, fmt.Errorf("spendguard: alert: %w", err))
-			}
-		}
-	}
-	g.cfg.Logger.InfoContext(ctx, "spendguard: check", "day", c.Day, "spent", c.Spent.String(), "limit", g.cfg.Limit.String(),
-		"percent", strconv.FormatFloat(c.Percent, 'f', 1, 64), "complete", c.Complete, "forecast", c.Forecast.String())
-	return c, errors.Join(errs...)
+	return time.Unix(hi, 0).In(loc)
 }
