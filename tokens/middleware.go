@@ -21,6 +21,12 @@ var _ Verifier = (*Manager)(nil)
 // with a WWW-Authenticate: Bearer challenge (RFC 6750 §3) and a JSON body;
 // a Store failure gets 503 (the Manager's FailOpen decides whether that can
 // happen). Tokens are never logged or echoed.
+//
+// A request whose context already holds verified claims (put there by
+// OptionalAuth or RequireAuth earlier in the chain) is admitted without
+// verifying again, so OptionalAuth in front of a rate limiter and
+// RequireAuth on the protected routes cost one verification and one store
+// round trip per request, not two.
 func RequireAuth(v Verifier) func(http.Handler) http.Handler {
 	return auth(v, false)
 }
@@ -36,6 +42,10 @@ func OptionalAuth(v Verifier) func(http.Handler) http.Handler {
 func auth(v Verifier, optional bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := FromContext(r.Context()); ok {
+				next.ServeHTTP(w, r)
+				return
+			}
 			h := r.Header.Get("Authorization")
 			if h == "" && optional {
 				next.ServeHTTP(w, r)

@@ -177,3 +177,31 @@ func TestMemoryStoreJanitor(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// countingVerifier counts verifications.
+type countingVerifier struct {
+	tokens.Verifier
+	n int
+}
+
+func (c *countingVerifier) Verify(ctx context.Context, token string) (*tokens.Claims, error) {
+	c.n++
+	return c.Verifier.Verify(ctx, token)
+}
+
+// TestRequireAuthReusesClaims: OptionalAuth in front (for rate-limit keys)
+// and RequireAuth on the route verify once per request, not twice.
+func TestRequireAuthReusesClaims(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, tokens.Config{Keys: keySet(t, edKey(t)), Store: memStore(t)})
+	p, _ := m.Issue(ctx, "alice")
+	cv := &countingVerifier{Verifier: m}
+	h := tokens.OptionalAuth(cv)(tokens.RequireAuth(cv)(http.HandlerFunc(whoami)))
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer "+p.AccessToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 || rec.Body.String() != "alice" || cv.n != 1 {
+		t.Fatalf("status %d body %q, %d verifications (want 1)", rec.Code, rec.Body, cv.n)
+	}
+}
