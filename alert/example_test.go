@@ -20,7 +20,7 @@ func Example() {
 			return a
 		},
 	}))
-	n, _ := alert.New(alert.TelegramConfig{}, logger)
+	n := alert.NewSlog(logger)
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	d, _ := alert.NewDedup(alert.DedupConfig{Next: n, Now: func() time.Time { return now }})
 

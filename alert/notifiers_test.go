@@ -91,6 +91,18 @@ func (b *blocker) Notify(ctx context.Context, a alert.Alert) error {
 	return b.recorder.Notify(ctx, a)
 }
 
+// stubborn ignores its context: it returns only when released.
+type stubborn struct {
+	once             sync.Once
+	release, started chan struct{}
+}
+
+func (s *stubborn) Notify(context.Context, alert.Alert) error {
+	s.once.Do(func() { close(s.started) })
+	<-s.release
+	return nil
+}
+
 func TestQueue(t *testing.T) {
 	b := newBlocker()
 	q, err := alert.NewQueue(alert.QueueConfig{Next: b, Size: 2})
@@ -113,33 +125,41 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("Dropped = %d, want 3", q.Dropped())
 	}
 	close(b.release)
-	if err := q.Close(ctx); err != nil {
+	if err := q.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(b.got()); got != 3 || q.Delivered() != 3 {
 		t.Fatalf("delivered %d (%d), want the blocked one and the two queued", got, q.Delivered())
 	}
 	if err := q.Notify(ctx, alert.Alert{}); !errors.Is(err, alert.ErrClosed) {
-		t.Fatalf("after Close: %v", err)
+		t.Fatalf("after Shutdown: %v", err)
 	}
-	if err := q.Close(ctx); err != nil {
-		t.Fatal("second Close:", err)
+	if err := q.Shutdown(ctx); err != nil {
+		t.Fatal("second Shutdown:", err)
 	}
 }
 
-func TestQueueCloseDeadline(t *testing.T) {
-	b := newBlocker() // never released
+func TestQueueShutdownDeadline(t *testing.T) {
+	b := &stubborn{release: make(chan struct{}), started: make(chan struct{})} // ignores ctx
 	q, _ := alert.NewQueue(alert.QueueConfig{Next: b, Size: 8})
 	for range 5 {
 		_ = q.Notify(context.Background(), alert.Alert{})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	<-b.started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := q.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
+	start := time.Now()
+	err := q.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, alert.ErrUndelivered) || !strings.Contains(err.Error(), "5 alert(s)") {
+		t.Fatalf("Shutdown = %v", err)
 	}
-	if q.Delivered() != 0 || q.Failed()+q.Dropped() != 5 {
-		t.Fatalf("delivered %d failed %d dropped %d", q.Delivered(), q.Failed(), q.Dropped())
+	// It returns at the deadline even though the notifier never does.
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Shutdown returned %v after a 100ms deadline", d)
+	}
+	close(b.release)
+	if q.Delivered() != 0 {
+		t.Fatalf("delivered %d", q.Delivered())
 	}
 }
 
@@ -214,17 +234,26 @@ func TestDedup(t *testing.T) {
 	}
 }
 
-func TestNewDefault(t *testing.T) {
-	n, err := alert.New(alert.TelegramConfig{}, nil)
-	if _, ok := n.(*alert.Slog); err != nil || !ok {
-		t.Fatalf("unconfigured: %T, %v; want *Slog", n, err)
+func TestNewAlerter(t *testing.T) {
+	var logs strings.Builder
+	a, err := alert.New(alert.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := alert.New(alert.TelegramConfig{Token: testToken}, nil); err == nil {
+	ctx := context.Background()
+	_ = a.Notify(ctx, alert.SystemDown("db", nil))
+	_ = a.Notify(ctx, alert.SystemDown("db", nil)) // held back by de-duplication
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "db is down"); n != 1 || a.Queue().Delivered() != 2 || len(a.History().Records(alert.Query{})) != 1 {
+		t.Fatalf("unconfigured Telegram: %d log lines, %d delivered, history %d", n, a.Queue().Delivered(), len(a.History().Records(alert.Query{})))
+	}
+	if _, err := alert.New(alert.Config{Telegram: alert.TelegramConfig{Token: testToken}}); err == nil {
 		t.Fatal("token without chat accepted")
 	}
-	n, err = alert.New(alert.TelegramConfig{Token: testToken, ChatID: "1"}, nil)
-	if _, ok := n.(*alert.Telegram); err != nil || !ok {
-		t.Fatalf("configured: %T, %v", n, err)
+	if _, err := alert.New(alert.Config{Telegram: alert.TelegramConfig{Token: testToken, ChatID: "1"}}); err != nil {
+		t.Fatalf("configured: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -35,13 +36,13 @@ type QueueConfig struct {
 
 // Queue delivers alerts from one background goroutine so that a slow
 // notifier never blocks a request. Notify never waits: when the queue is
-// full the alert is dropped, counted and ErrQueueFull returned. Close
-// drains what is queued.
+// full the alert is dropped, counted and ErrQueueFull returned. Shutdown
+// drains what is queued, within its context's deadline.
 type Queue struct {
 	cfg    QueueConfig
 	ch     chan Alert
 	done   chan struct{}
-	ctx    context.Context // cancelled when Close gives up draining
+	ctx    context.Context // cancelled when Shutdown gives up draining
 	cancel context.CancelFunc
 
 	mu     sync.RWMutex
@@ -91,7 +92,7 @@ func (q *Queue) Notify(_ context.Context, a Alert) error {
 func (q *Queue) run() {
 	defer close(q.done)
 	for a := range q.ch {
-		if q.ctx.Err() != nil { // Close gave up: drop the rest
+		if q.ctx.Err() != nil { // Shutdown gave up: drop the rest
 			q.dropped.Add(1)
 			continue
 		}
@@ -107,10 +108,18 @@ func (q *Queue) run() {
 	}
 }
 
-// Close stops accepting alerts and waits until the queued ones are
-// delivered or ctx ends; then the in-flight delivery is cancelled, the rest
-// is dropped and ctx.Err() returned. Safe to call more than once.
-func (q *Queue) Close(ctx context.Context) error {
+// ErrUndelivered is returned by Shutdown when ctx ended before every
+// queued alert was delivered.
+var ErrUndelivered = errors.New("alert: shutdown deadline passed with alerts undelivered")
+
+// Shutdown stops accepting alerts and waits until the queued ones are
+// delivered or ctx ends. At the deadline it returns at once, whatever the
+// notifier is doing: the in-flight delivery's context is cancelled, the
+// alerts still queued are dropped (counted in Dropped), and the error
+// wraps ErrUndelivered and ctx.Err() with how many were left. The delivery
+// goroutine exits as soon as the notifier returns. Safe to call more than
+// once.
+func (q *Queue) Shutdown(ctx context.Context) error {
 	q.mu.Lock()
 	if !q.closed {
 		q.closed = true
@@ -123,8 +132,16 @@ func (q *Queue) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		q.cancel()
-		<-q.done
-		return ctx.Err()
+		left := len(q.ch) + 1 // the queue, and the delivery in flight
+		select {
+		case <-q.done:
+			left = 0
+		default:
+		}
+		if left == 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: %d alert(s): %w", ErrUndelivered, left, ctx.Err())
 	}
 }
 

@@ -243,7 +243,7 @@ func TestTokenRedaction(t *testing.T) {
 				}
 			}
 			_ = q.Notify(ctx, a)
-			_ = q.Close(ctx)
+			_ = q.Shutdown(ctx)
 			if q.Failed() != 1 {
 				t.Fatalf("queue failed count %d", q.Failed())
 			}

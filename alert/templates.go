@@ -1,8 +1,6 @@
 package alert
 
 import (
-	"fmt"
-	"log/slog"
 	"strconv"
 )
 
@@ -55,18 +53,4 @@ func PayoutDone(partner, amount, reference string) Alert {
 		Fields:   []Field{{"Amount", amount}, {"Reference", reference}},
 		Key:      "payout|" + reference,
 	}
-}
-
-// New returns the notifier for a deployment: Telegram when both token and
-// chat id are set, the slog notifier when neither is (graceful degradation:
-// alerts are logged, nothing is lost, no error). Only one of the two set is
-// a configuration mistake and returns an error.
-func New(tg TelegramConfig, logger *slog.Logger) (Notifier, error) {
-	switch {
-	case tg.Token == "" && tg.ChatID == "":
-		return NewSlog(logger), nil
-	case tg.Token == "" || tg.ChatID == "":
-		return nil, fmt.Errorf("alert: Telegram needs both a bot token and a chat id")
-	}
-	return NewTelegram(tg)
 }

@@ -22,7 +22,7 @@ func BenchmarkJWTVerify(b *testing.B) {
 		verify any
 	}{{"HS256", hk, secret}, {"EdDSA", ek, nil}} {
 		ks, _ := tokens.NewKeySet(tc.key)
-		store := tokens.NewMemoryStore(tokens.MemoryConfig{})
+		store, _ := tokens.NewMemoryStore(tokens.MemoryConfig{})
 		m, err := tokens.New(tokens.Config{Keys: ks, Store: store})
 		if err != nil {
 			b.Fatal(err)

@@ -24,14 +24,15 @@ const DefaultLease = 5 * time.Minute
 // than paid under a guessed threshold.
 var DefaultMinimums = map[string]int64{"USD": 5000}
 
-// Step names the points of a payout that the Hook observes.
-type Step string
+// step names the points of a payout where fault-injection tests stop a
+// Run (export_test.go); not part of the API.
+type step string
 
 // Steps, in order.
 const (
-	StepReserved Step = "reserved" // payout row created, commissions reserved (committed)
-	StepPaid     Step = "paid"     // the Payouter accepted the transfer (not yet recorded)
-	StepRecorded Step = "recorded" // the ledger says sent
+	stepReserved step = "reserved" // payout row created, commissions reserved (committed)
+	stepPaid     step = "paid"     // the Payouter accepted the transfer (not yet recorded)
+	stepRecorded step = "recorded" // the ledger says sent
 )
 
 // RunnerConfig configures a Runner.
@@ -49,16 +50,20 @@ type RunnerConfig struct {
 	DryRun bool
 	// Notifier receives a success summary and failures. Optional.
 	Notifier alert.Notifier
-	// Hook, if set, is called after each Step; an error stops the Run at
-	// that point, exactly as a crash would (fault-injection tests use it).
-	Hook func(step Step, payoutID string) error
+	// Progress, if set, is called after each payout is recorded as sent,
+	// for progress output. It must not block.
+	Progress func(p Payout)
 	// Logger and Now. Defaults slog.Default() and time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
 }
 
 // Runner pays out commissions.
-type Runner struct{ cfg RunnerConfig }
+type Runner struct {
+	cfg RunnerConfig
+	// hook stops a Run after a step, as a crash would; set by tests only.
+	hook func(s step, payoutID string) error
+}
 
 // NewRunner validates cfg.
 func NewRunner(cfg RunnerConfig) (*Runner, error) {
@@ -162,7 +167,7 @@ func (r Report) WriteText(w io.Writer) error {
 	return nil
 }
 
-// errStopped marks a Run stopped by its Hook.
+// errStopped marks a Run stopped by a test's hook.
 var errStopped = errors.New("payout: run stopped by hook")
 
 // Run pays every eligible partner; see the package documentation for the
@@ -215,7 +220,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		if !ok {
 			continue // another Run reserved these commissions first
 		}
-		if err := r.hook(StepReserved, p.ID); err != nil {
+		if err := r.at(stepReserved, p.ID); err != nil {
 			return rep, err
 		}
 		if err := r.process(ctx, p, &rep); err != nil {
@@ -229,12 +234,12 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-func (r *Runner) hook(step Step, id string) error {
-	if r.cfg.Hook == nil {
+func (r *Runner) at(s step, id string) error {
+	if r.hook == nil {
 		return nil
 	}
-	if err := r.cfg.Hook(step, id); err != nil {
-		return fmt.Errorf("%w at %s of %s: %w", errStopped, step, id, err)
+	if err := r.hook(s, id); err != nil {
+		return fmt.Errorf("%w at %s of %s: %w", errStopped, s, id, err)
 	}
 	return nil
 }
@@ -347,7 +352,7 @@ func (r *Runner) process(ctx context.Context, p Payout, rep *Report) error {
 		}
 		transferID = id
 	}
-	if err := r.hook(StepPaid, p.ID); err != nil {
+	if err := r.at(stepPaid, p.ID); err != nil {
 		return err
 	}
 	now := r.cfg.Now()
@@ -358,7 +363,10 @@ func (r *Runner) process(ctx context.Context, p Payout, rep *Report) error {
 	p.State, p.TransferID, p.UpdatedAt = StateSent, transferID, now
 	rep.Sent = append(rep.Sent, p)
 	r.cfg.Logger.InfoContext(ctx, "payout: sent", "payout", p.ID, "partner", p.PartnerID, "amount", p.Amount, "currency", p.Currency, "transfer", transferID)
-	return r.hook(StepRecorded, p.ID)
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(p)
+	}
+	return r.at(stepRecorded, p.ID)
 }
 
 func (r *Runner) failed(ctx context.Context, p Payout, cause error, rep *Report) error {

@@ -179,7 +179,9 @@ func TestCrashAfterEachStep(t *testing.T) {
 					return nil
 				}
 			}
-			_, err := w.runner(t, payout.RunnerConfig{Hook: hook}).Run(context.Background())
+			r := w.runner(t, payout.RunnerConfig{})
+			payout.SetHook(r, hook)
+			_, err := r.Run(context.Background())
 			if tc.crash && !errors.Is(err, errCrash) {
 				t.Fatalf("first run: %v", err)
 			}
@@ -303,7 +305,9 @@ func TestCrashedRunIsReportedInFlight(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := w.runner(t, payout.RunnerConfig{Hook: crash, Owner: "run_crashed"}).Run(context.Background()); !errors.Is(err, errCrash) {
+	crashed := w.runner(t, payout.RunnerConfig{Owner: "run_crashed"})
+	payout.SetHook(crashed, crash)
+	if _, err := crashed.Run(context.Background()); !errors.Is(err, errCrash) {
 		t.Fatal(err)
 	}
 	w.clk.Advance(time.Minute)
@@ -325,9 +329,10 @@ func TestCrashedRunIsReportedInFlight(t *testing.T) {
 		t.Fatalf("dry run pending %+v %v", dry.Pending, err)
 	}
 	w.clk.Advance(payout.DefaultLease)
-	rep, err = w.runner(t, payout.RunnerConfig{}).Run(context.Background())
-	if err != nil || !rep.Done() || len(rep.Sent) == 0 {
-		t.Fatalf("after the lease: %+v %v", rep, err)
+	var progress []string
+	rep, err = w.runner(t, payout.RunnerConfig{Progress: func(p payout.Payout) { progress = append(progress, p.ID) }}).Run(context.Background())
+	if err != nil || !rep.Done() || len(rep.Sent) == 0 || len(progress) != len(rep.Sent) {
+		t.Fatalf("after the lease: %+v %v; progress %v", rep, err, progress)
 	}
 }
 

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"io"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -94,6 +95,18 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 
 // Rate implements Limiter.
 func (f *Fallback) Rate() Rate { return f.cfg.Primary.Rate() }
+
+// Close closes Primary and Secondary when they implement io.Closer (a
+// Memory secondary stops its sweeper) and returns their errors joined.
+func (f *Fallback) Close() error {
+	var errs []error
+	for _, l := range []Limiter{f.cfg.Primary, f.cfg.Secondary} {
+		if c, ok := l.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Allow implements Limiter.
 func (f *Fallback) Allow(ctx context.Context, key string) (Result, error) {

@@ -21,10 +21,6 @@ type RedisConfig struct {
 	Rate Rate
 	// Prefix prefixes every key. Default DefaultRedisPrefix.
 	Prefix string
-	// Now, when set, supplies the time instead of the Redis server's clock.
-	// Default nil: the script reads Redis TIME, so app servers with skewed
-	// clocks still agree. Set it only in tests.
-	Now func() time.Time
 }
 
 // Redis is a GCRA limiter whose state lives in Redis, shared by every
@@ -38,7 +34,10 @@ type Redis struct {
 	interval string
 	burst    string
 	prefix   string
-	now      func() time.Time
+	// now replaces Redis TIME in tests only (export_test.go): in use the
+	// script reads the Redis server's clock, so replicas with skewed clocks
+	// agree.
+	now func() time.Time
 }
 
 var _ Limiter = (*Redis)(nil)
@@ -81,7 +80,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		cfg.Prefix = DefaultRedisPrefix
 	}
 	return &Redis{
-		c: cfg.Client, rate: rate, prefix: cfg.Prefix, now: cfg.Now,
+		c: cfg.Client, rate: rate, prefix: cfg.Prefix,
 		interval: strconv.FormatInt(rate.interval(), 10),
 		burst:    strconv.Itoa(rate.Burst),
 	}, nil
@@ -89,6 +88,11 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 
 // Rate implements Limiter.
 func (l *Redis) Rate() Rate { return l.rate }
+
+// Close implements io.Closer. The limiter holds nothing of its own (the
+// client is the caller's, and stays open); Close exists so every limiter
+// is closed the same way.
+func (l *Redis) Close() error { return nil }
 
 // Allow implements Limiter.
 func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {

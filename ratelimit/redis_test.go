@@ -44,7 +44,8 @@ func TestRedisMatchesMemory(t *testing.T) {
 		t.Run(rate.String(), func(t *testing.T) {
 			now := time.Now().Truncate(time.Second)
 			mem := newMemory(t, ratelimit.MemoryConfig{Rate: rate})
-			red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: rate, Prefix: "eq:" + rate.String() + ":", Now: func() time.Time { return now }})
+			red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: rate, Prefix: "eq:" + rate.String() + ":"})
+			ratelimit.SetRedisClock(red, func() time.Time { return now })
 			rng := rand.New(rand.NewPCG(1, 2))
 			allowed := 0
 			for i := range 2000 {

@@ -44,7 +44,10 @@ type Source interface {
 }
 
 // Fixed is a configured monthly cost (hosting, SaaS subscriptions),
-// prorated to the period by the length of the month it starts in.
+// prorated to the period by the length of the month it starts in. It
+// belongs in a cost report; a daily Guard's sources should be the spend a
+// pause can stop (usage-billed APIs), or a fixed cost larger than the
+// daily limit pauses billing every day.
 type Fixed struct {
 	Label   string
 	Monthly money.Money
@@ -64,9 +67,11 @@ func (f Fixed) Lines(_ context.Context, p Period) ([]Line, error) {
 	monthStart := time.Date(y, m, 1, 0, 0, 0, 0, p.Start.Location())
 	month := int64(monthStart.AddDate(0, 1, 0).Sub(monthStart) / time.Second)
 	secs := int64(p.End.Sub(p.Start) / time.Second)
-	// Seconds keep the product far from int64 overflow; round half up.
-	amt := (f.Monthly.Amount*secs*2 + month) / (2 * month)
-	return []Line{{Label: f.Label, Kind: KindCost, Amount: money.New(amt, f.Monthly.Currency)}}, nil
+	amt, err := f.Monthly.MulDiv(secs, month) // checked, rounded half away from zero
+	if err != nil {
+		return nil, fmt.Errorf("spendguard: fixed cost %s: %w", f.Label, err)
+	}
+	return []Line{{Label: f.Label, Kind: KindCost, Amount: amt}}, nil
 }
 
 // SQLMetrics counts things in the application's own database (users,

@@ -13,7 +13,7 @@ func Example() {
 	ctx := context.Background()
 	key, _ := tokens.GenerateEd25519Key()
 	keys, _ := tokens.NewKeySet(key)
-	store := tokens.NewMemoryStore(tokens.MemoryConfig{})
+	store, _ := tokens.NewMemoryStore(tokens.MemoryConfig{})
 	defer store.Close()
 	m, _ := tokens.New(tokens.Config{Keys: keys, Store: store, RefreshGrace: -1})
 
@@ -40,7 +40,7 @@ func ExampleManager_Verify_expired() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	key, _ := tokens.NewHMACKey("2026-01", []byte("an example secret of at least 32 bytes"))
 	keys, _ := tokens.NewKeySet(key)
-	store := tokens.NewMemoryStore(tokens.MemoryConfig{})
+	store, _ := tokens.NewMemoryStore(tokens.MemoryConfig{})
 	defer store.Close()
 	m, _ := tokens.New(tokens.Config{Keys: keys, Store: store, Now: func() time.Time { return now }})
 

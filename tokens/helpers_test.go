@@ -36,7 +36,10 @@ func keySet(t testing.TB, signing tokens.Key, accepted ...tokens.Key) *tokens.Ke
 }
 
 func memStore(t testing.TB) *tokens.MemoryStore {
-	s := tokens.NewMemoryStore(tokens.MemoryConfig{})
+	s, err := tokens.NewMemoryStore(tokens.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }

@@ -40,8 +40,10 @@ type memFamily struct {
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemoryStore returns a MemoryStore and starts its janitor; Close stops it.
-func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
+// NewMemoryStore validates cfg and starts the janitor; Close stops it.
+// It never fails today; the error keeps the constructor shape of every
+// other store.
+func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 	if cfg.CleanupInterval == 0 {
 		cfg.CleanupInterval = DefaultCleanupInterval
 	}
@@ -57,10 +59,10 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	}
 	if cfg.CleanupInterval < 0 {
 		close(s.done)
-		return s
+		return s, nil
 	}
 	go s.janitor(cfg.CleanupInterval)
-	return s
+	return s, nil
 }
 
 func (s *MemoryStore) janitor(every time.Duration) {

@@ -155,7 +155,7 @@ func TestJWKS(t *testing.T) {
 
 func TestMemoryStoreJanitor(t *testing.T) {
 	clk := testclock.New(fixedNow)
-	s := tokens.NewMemoryStore(tokens.MemoryConfig{CleanupInterval: time.Millisecond, Now: clk.Now})
+	s, _ := tokens.NewMemoryStore(tokens.MemoryConfig{CleanupInterval: time.Millisecond, Now: clk.Now})
 	ctx := context.Background()
 	_ = s.RevokeToken(ctx, "f", "jti", fixedNow.Add(time.Minute))
 	clk.Advance(2 * time.Minute)

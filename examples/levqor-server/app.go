@@ -52,9 +52,7 @@ type app struct {
 	unlockDB func()      // releases the database lock file
 	clientIP *ratelimit.ClientIP
 	headers  *secheaders.Headers
-	queue    *alert.Queue
-	history  *alert.History
-	alerts   alert.Notifier
+	alerts   *alert.Alerter
 	latency  *anomaly.ZScore
 	tracker  *slo.Tracker
 	dsar     *dsar.Service
@@ -100,21 +98,12 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a.hashes = newHashGate(c.HashConcurrency)
 
 	// Alerts: Telegram or the log, behind history, de-duplication and a queue.
-	base, err := alert.New(alert.TelegramConfig{Token: c.TelegramToken, ChatID: c.TelegramChat, BaseURL: c.TelegramAPI}, log)
-	if err != nil {
+	if a.alerts, err = alert.New(alert.Config{
+		Telegram:       alert.TelegramConfig{Token: c.TelegramToken, ChatID: c.TelegramChat, BaseURL: c.TelegramAPI},
+		RepeatInterval: time.Hour, Logger: log,
+	}); err != nil {
 		return nil, err
 	}
-	if a.history, err = alert.NewHistory(alert.HistoryConfig{Next: base}); err != nil {
-		return nil, err
-	}
-	dedup, err := alert.NewDedup(alert.DedupConfig{Next: a.history, RepeatInterval: time.Hour})
-	if err != nil {
-		return nil, err
-	}
-	if a.queue, err = alert.NewQueue(alert.QueueConfig{Next: dedup, Logger: log}); err != nil {
-		return nil, err
-	}
-	a.alerts = a.queue
 
 	// Tokens.
 	if a.keys, err = loadKeys(c); err != nil {
@@ -389,9 +378,11 @@ func loadSecret(path string) ([]byte, error) {
 }
 
 func (a *app) close() {
-	if a.queue != nil {
+	if a.alerts != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = a.queue.Close(ctx)
+		if err := a.alerts.Shutdown(ctx); err != nil {
+			a.log.Error("alerts not delivered before exit", "err", err)
+		}
 		cancel()
 	}
 	if a.tracker != nil {

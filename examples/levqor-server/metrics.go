@@ -47,9 +47,9 @@ func newMetrics(a *app) *metrics {
 			}
 			return 0
 		}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_delivered_total", Help: "Alerts delivered."}, func() float64 { return float64(a.queue.Delivered()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_failed_total", Help: "Alerts whose delivery failed."}, func() float64 { return float64(a.queue.Failed()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_dropped_total", Help: "Alerts dropped by a full queue."}, func() float64 { return float64(a.queue.Dropped()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_delivered_total", Help: "Alerts delivered."}, func() float64 { return float64(a.alerts.Queue().Delivered()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_failed_total", Help: "Alerts whose delivery failed."}, func() float64 { return float64(a.alerts.Queue().Failed()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_dropped_total", Help: "Alerts dropped by a full queue."}, func() float64 { return float64(a.alerts.Queue().Dropped()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_slo_error_budget_remaining", Help: "Unspent fraction of the API SLO's error budget."},
 		func() float64 { return a.tracker.Status().BudgetRemaining }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_ratelimit_memory_keys", Help: "Keys held by the in-memory API rate limiter (capped by LEVQOR_RATE_LIMIT_KEYS)."},

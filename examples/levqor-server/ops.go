@@ -289,12 +289,9 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 	rc := payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Lease: *lease, Logger: env.log}
 	if isTTY(env.stderr) {
 		sent := 0
-		rc.Hook = func(step payout.Step, id string) error {
-			if step == payout.StepRecorded {
-				sent++
-				fmt.Fprintf(env.stderr, "\rpayouts: %d sent (last %s)", sent, id)
-			}
-			return nil
+		rc.Progress = func(p payout.Payout) {
+			sent++
+			fmt.Fprintf(env.stderr, "\rpayouts: %d sent (last %s)", sent, p.ID)
 		}
 		defer fmt.Fprintln(env.stderr)
 	}
