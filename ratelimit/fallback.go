@@ -3,8 +3,8 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
