@@ -30,7 +30,7 @@ func mustZ(t testing.TB, cfg anomaly.Config) *anomaly.ZScore {
 	return d
 }
 
-// seedSeries is like the seed system's demo: latencies around 100ms and
+// seedSeries is a latency series: values around 100ms and
 // one spike.
 var seedSeries = []float64{
 	102, 98, 101, 99, 103, 97, 100, 104, 96, 101,

@@ -6,7 +6,7 @@ import (
 	"github.com/levqor/levqor/anomaly"
 )
 
-// Example replays a latency series like the seed system's demo: a rolling
+// Example replays a latency series: a rolling
 // window of 20, three sigma, and one spike among 23 samples.
 func Example() {
 	d, _ := anomaly.NewZScore(anomaly.Config{Window: 20, Threshold: 3, Direction: anomaly.Spikes})

@@ -14,7 +14,6 @@
 // listed.
 //
 // Handler serves the authenticated subject only, taken from a function the
-// caller supplies: unlike the seed system, whose export endpoint took an
-// email address from the request body, nobody can ask for someone else's
-// data.
+// caller supplies (never an address from the request body), so nobody
+// can ask for someone else's data.
 package dsar

@@ -32,11 +32,14 @@ type Controller struct {
 	SupervisoryAuthority string   `json:"supervisory_authority,omitempty"`
 }
 
-// DefaultRights lists the data subject's rights (Art. 15(1)(e)-(f)).
-var DefaultRights = []string{
-	"access (Art. 15)", "rectification (Art. 16)", "erasure (Art. 17)",
-	"restriction of processing (Art. 18)", "data portability (Art. 20)",
-	"objection (Art. 21)", "lodging a complaint with a supervisory authority (Art. 77)",
+// DefaultRights returns the data subject's rights (Art. 15(1)(e)-(f)), a
+// new slice each call.
+func DefaultRights() []string {
+	return []string{
+		"access (Art. 15)", "rectification (Art. 16)", "erasure (Art. 17)",
+		"restriction of processing (Art. 18)", "data portability (Art. 20)",
+		"objection (Art. 21)", "lodging a complaint with a supervisory authority (Art. 77)",
+	}
 }
 
 // Config configures a Service.
@@ -90,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		seen[s.Name()] = true
 	}
 	if cfg.Controller.Rights == nil {
-		cfg.Controller.Rights = DefaultRights
+		cfg.Controller.Rights = DefaultRights()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

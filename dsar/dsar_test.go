@@ -105,7 +105,7 @@ func TestExportContainsAllAndOnlyTheSubject(t *testing.T) {
 			t.Errorf("%s: %d records (summary %d/%d), want %d", src, len(doc.Data[src]), sum[src], doc.Summary[src], n)
 		}
 	}
-	if doc.Subject != alice || doc.Controller.Name != "Levqor Ltd" || len(doc.Controller.Rights) != len(dsar.DefaultRights) || doc.GeneratedAt != "2026-11-25T09:00:00Z" {
+	if doc.Subject != alice || doc.Controller.Name != "Levqor Ltd" || len(doc.Controller.Rights) != len(dsar.DefaultRights()) || doc.GeneratedAt != "2026-11-25T09:00:00Z" {
 		t.Fatalf("header %+v", doc)
 	}
 	if doc.Data["users"][0]["name"] != "Alice Liddell" || doc.Data["invoices"][0]["address"] != "Alice Liddell, 1 Main St" {

@@ -15,7 +15,7 @@ import (
 	"github.com/levqor/levqor/money"
 )
 
-// DefaultCommissionBasisPoints is the seed system's 20% commission.
+// DefaultCommissionBasisPoints is the default commission: 20% (2000 basis points).
 const DefaultCommissionBasisPoints = 2000
 
 // Payout states.

@@ -19,10 +19,14 @@ import (
 // Defaults for RunnerConfig.
 const DefaultLease = 5 * time.Minute
 
-// DefaultMinimums is the seed system's $50 threshold. Commissions in a
+// DefaultMinimumUSD is the default payout threshold: $50 (in cents).
+const DefaultMinimumUSD = 5000
+
+// DefaultMinimums returns the default payout thresholds per currency in
+// minor units: USD 5000 ($50), a new map each call. Commissions in a
 // currency without a minimum are never paid out (and are reported), rather
 // than paid under a guessed threshold.
-var DefaultMinimums = map[string]int64{"USD": 5000}
+func DefaultMinimums() map[string]int64 { return map[string]int64{"USD": DefaultMinimumUSD} }
 
 // step names the points of a payout where fault-injection tests stop a
 // Run (export_test.go); not part of the API.
@@ -39,7 +43,7 @@ const (
 type RunnerConfig struct {
 	Ledger   *Ledger  // required
 	Payouter Payouter // required
-	// Minimums per currency (minor units). Default DefaultMinimums.
+	// Minimums per currency (minor units). Default DefaultMinimums() (USD 5000).
 	Minimums map[string]int64
 	// Lease is how long a Run owns a pending payout before another Run may
 	// take it over. Default DefaultLease.
@@ -71,7 +75,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		return nil, errors.New("payout: RunnerConfig needs Ledger and Payouter")
 	}
 	if cfg.Minimums == nil {
-		cfg.Minimums = DefaultMinimums
+		cfg.Minimums = DefaultMinimums()
 	}
 	norm := map[string]int64{}
 	for cur, m := range cfg.Minimums {

@@ -25,13 +25,16 @@ type BurnWindow struct {
 	Severity alert.Severity
 }
 
-// DefaultBurnWindows are the SRE Workbook's pairs for a 30-day SLO: 2% of
+// DefaultBurnWindows returns the SRE Workbook's pairs for a 30-day SLO: 2% of
 // the budget in 1h or 5% in 6h pages; 10% in 1d or 3d opens a ticket.
-var DefaultBurnWindows = []BurnWindow{
-	{Long: time.Hour, Short: 5 * time.Minute, Factor: 14.4, Severity: alert.SeverityCritical},
-	{Long: 6 * time.Hour, Short: 30 * time.Minute, Factor: 6, Severity: alert.SeverityCritical},
-	{Long: 24 * time.Hour, Short: 2 * time.Hour, Factor: 3, Severity: alert.SeverityWarning},
-	{Long: 72 * time.Hour, Short: 6 * time.Hour, Factor: 1, Severity: alert.SeverityWarning},
+// A new slice each call.
+func DefaultBurnWindows() []BurnWindow {
+	return []BurnWindow{
+		{Long: time.Hour, Short: 5 * time.Minute, Factor: 14.4, Severity: alert.SeverityCritical},
+		{Long: 6 * time.Hour, Short: 30 * time.Minute, Factor: 6, Severity: alert.SeverityCritical},
+		{Long: 24 * time.Hour, Short: 2 * time.Hour, Factor: 3, Severity: alert.SeverityWarning},
+		{Long: 72 * time.Hour, Short: 6 * time.Hour, Factor: 1, Severity: alert.SeverityWarning},
+	}
 }
 
 // Defaults for TrackerConfig.
@@ -56,7 +59,7 @@ type TrackerConfig struct {
 	// when it is faster than this (a latency SLI) as well as non-5xx.
 	// Default 0: availability only.
 	LatencyThreshold time.Duration
-	// BurnWindows are the alerting pairs. Default DefaultBurnWindows.
+	// BurnWindows are the alerting pairs. Default DefaultBurnWindows().
 	BurnWindows []BurnWindow
 	// MinEvents: a pair does not fire while its long window holds fewer
 	// events (low traffic makes rates meaningless). Default DefaultMinEvents.
@@ -107,7 +110,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	setDefault(&cfg.EvalInterval, DefaultEvalInterval)
 	setDefault(&cfg.LatencyWindow, DefaultLatencyWindow)
 	if cfg.BurnWindows == nil {
-		cfg.BurnWindows = DefaultBurnWindows
+		cfg.BurnWindows = DefaultBurnWindows()
 	}
 	switch {
 	case !(cfg.Objective > 0 && cfg.Objective < 1):

@@ -96,7 +96,7 @@ func TestBurnRateWindows(t *testing.T) {
 				t.Fatalf("%d alerts for %d firing pairs", n, len(tc.want))
 			}
 			for i, a := range al.list() {
-				if a.Severity != slo.DefaultBurnWindows[tc.want[i]].Severity {
+				if a.Severity != slo.DefaultBurnWindows()[tc.want[i]].Severity {
 					t.Fatalf("alert %+v has the wrong severity", a)
 				}
 			}

@@ -129,13 +129,13 @@ type WatchdogConfig struct {
 	// Interval is the pause between probes. Default DefaultInterval (10s).
 	Interval time.Duration
 	// LatencyThreshold: a slower probe fails. Default DefaultLatencyThreshold
-	// (200ms; the seed's SLO_LATENCY_THRESHOLD).
+	// (200ms).
 	LatencyThreshold time.Duration
 	// ProbeTimeout bounds one probe; hitting it is a failure. Default
 	// DefaultProbeTimeout (5s).
 	ProbeTimeout time.Duration
 	// FailureLimit: roll back when failures >= FailureLimit. Default
-	// DefaultFailureLimit (3; the seed's SLO_FAIL_THRESHOLD).
+	// DefaultFailureLimit (3).
 	FailureLimit int
 	// ErrorLimit: stop with VerdictError after this many consecutive
 	// unmeasurable probes. Default DefaultErrorLimit (3).

@@ -22,20 +22,24 @@ const (
 	DefaultMinForecastElapsed = time.Hour
 )
 
-// DefaultThresholds are the alarm levels in percent of the daily limit.
-var DefaultThresholds = []int{50, 80, 100}
+// DefaultThresholds returns the alarm levels in percent of the daily
+// limit: 50, 80 and 100 (a new slice each call).
+func DefaultThresholds() []int { return []int{50, 80, 100} }
 
-// DefaultDailyLimit is $50, the seed system's DAILY_SPEND_LIMIT.
-var DefaultDailyLimit = money.New(5000, "USD")
+// DefaultDailyLimitCents is the default daily limit: $50.
+const DefaultDailyLimitCents = 5000
+
+// DefaultDailyLimit returns the default daily limit, $50.
+func DefaultDailyLimit() money.Money { return money.New(DefaultDailyLimitCents, "USD") }
 
 // GuardConfig configures a Guard.
 type GuardConfig struct {
 	// Sources report today's costs. Required.
 	Sources []Source
-	// Limit is the daily spend limit. Default DefaultDailyLimit ($50).
+	// Limit is the daily spend limit. Default DefaultDailyLimit() ($50).
 	Limit money.Money
 	// Thresholds are alarm levels in percent, each alerting once per day
-	// when crossed. Default DefaultThresholds (50, 80, 100).
+	// when crossed. Default DefaultThresholds() (50, 80, 100).
 	Thresholds []int
 	// Pauser is called once when spend reaches 100% of the limit. Optional.
 	Pauser Pauser
@@ -111,13 +115,13 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		return nil, errors.New("spendguard: GuardConfig.Sources is empty")
 	}
 	if cfg.Limit == (money.Money{}) {
-		cfg.Limit = DefaultDailyLimit
+		cfg.Limit = DefaultDailyLimit()
 	}
 	if cfg.Limit.Amount <= 0 || !money.ValidCurrency(cfg.Limit.Currency) {
 		return nil, fmt.Errorf("spendguard: Limit %v must be positive with a currency", cfg.Limit)
 	}
 	if cfg.Thresholds == nil {
-		cfg.Thresholds = DefaultThresholds
+		cfg.Thresholds = DefaultThresholds()
 	}
 	cfg.Thresholds = slices.Sorted(slices.Values(cfg.Thresholds))
 	if len(cfg.Thresholds) == 0 || cfg.Thresholds[0] <= 0 || cfg.Thresholds[len(cfg.Thresholds)-1] != 100 {

@@ -90,7 +90,7 @@ var envVars = [][2]string{
 func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		Addr: ":8080", DataDir: "./data", RateLimit: ratelimit.PerMinute(60),
-		DailyLimit: spendguard.DefaultDailyLimit, SLOLatency: 200 * time.Millisecond, SLOFailures: 3,
+		DailyLimit: spendguard.DefaultDailyLimit(), SLOLatency: 200 * time.Millisecond, SLOFailures: 3,
 		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
 		AuthRateLimit: ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
 		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
