@@ -163,6 +163,14 @@ func (m Money) Add(o Money) (Money, error) {
 	return Money{Amount: s, Currency: m.Currency}, nil
 }
 
+// Sub returns m - o, checked like Add.
+func (m Money) Sub(o Money) (Money, error) {
+	if o.Amount == math.MinInt64 {
+		return Money{}, fmt.Errorf("%w: %s - %s", ErrOverflow, m, o)
+	}
+	return m.Add(Money{Amount: -o.Amount, Currency: o.Currency})
+}
+
 // Sum adds amounts of one currency, checking every step. The sum of
 // nothing is an error (no currency).
 func Sum(ms ...Money) (Money, error) {

@@ -61,6 +61,12 @@ func TestArithmeticIsChecked(t *testing.T) {
 	if !errors.Is(err, money.ErrOverflow) {
 		t.Fatalf("MinInt64 - 1: %v", err)
 	}
+	if d, err := money.New(5, "USD").Sub(money.New(7, "USD")); err != nil || d.Amount != -2 {
+		t.Fatalf("Sub: %v %v", d, err)
+	}
+	if _, err := money.New(0, "USD").Sub(money.New(math.MinInt64, "USD")); !errors.Is(err, money.ErrOverflow) {
+		t.Fatalf("0 - MinInt64: %v", err)
+	}
 	if _, err := money.Sum(money.New(1, "USD"), money.New(1, "EUR")); !errors.Is(err, money.ErrCurrencyMismatch) {
 		t.Fatalf("mixed: %v", err)
 	}

@@ -3,9 +3,15 @@ package spendguard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +169,166 @@ func TestForecastConfig(t *testing.T) {
 	c, _ := g.Check(context.Background())
 	if c.Forecast.Amount < 0 || c.Forecast.Amount == math.MinInt64 {
 		t.Fatalf("forecast at midnight: %v", c.Forecast)
+	}
+}
+
+// TestFlagsFileBadContent: valid JSON of the wrong shape is an error for
+// State and Pause, never a panic, and the middleware fails closed.
+func TestFlagsFileBadContent(t *testing.T) {
+	for _, content := range []string{"null", "[]", `"paused"`, "42", `{"billing_paused": "yes"}`, `{"paused_at": 7}`, "{", ""} {
+		t.Run(content, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "flags.json")
+			_ = os.WriteFile(path, []byte(content), 0o600)
+			f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
+			if _, err := f.State(); err == nil {
+				t.Fatal("State accepted it")
+			}
+			if err := f.Pause(context.Background(), "limit"); err == nil {
+				t.Fatal("Pause overwrote a file it could not read")
+			}
+			if b, _ := os.ReadFile(path); string(b) != content {
+				t.Fatal("the file was changed")
+			}
+			rec := httptest.NewRecorder()
+			spendguard.BlockWhilePaused(f)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			if rec.Code != 503 {
+				t.Fatalf("middleware answered %d, want 503 (fail closed)", rec.Code)
+			}
+		})
+	}
+}
+
+// TestFlagsFileSeesReplacement: a replacement with the same size and
+// modification time (a different inode) is seen.
+func TestFlagsFileSeesReplacement(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flags.json")
+	mtime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	write := func(p, content string) {
+		_ = os.WriteFile(p, []byte(content), 0o600)
+		_ = os.Chtimes(p, mtime, mtime)
+	}
+	write(path, `{"billing_paused": false, "x": 1}`)
+	f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
+	if st, err := f.State(); err != nil || st.Paused {
+		t.Fatal(st, err)
+	}
+	write(path+".new", `{"billing_paused": true , "x":1}`) // same length
+	_ = os.Rename(path+".new", path)
+	if st, err := f.State(); err != nil || !st.Paused {
+		t.Fatalf("replacement not seen: %+v %v", st, err)
+	}
+}
+
+// FuzzFlagsFile: whatever the file holds, State and Pause return (no
+// panic), and a Pause that succeeds is then read back as paused with the
+// other keys kept.
+func FuzzFlagsFile(f *testing.F) {
+	for _, s := range []string{"", "null", "{}", `{"billing_paused":true}`, `{"a":[1,2]}`, "[]", `{"billing_paused":null}`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(dir, "flags.json")
+		_ = os.WriteFile(path, content, 0o600)
+		ff, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
+		_, stateErr := ff.State()
+		if err := ff.Pause(context.Background(), "fuzz"); err == nil {
+			if stateErr != nil {
+				t.Fatalf("Pause succeeded on content State refused: %q", content)
+			}
+			st, err := ff.State()
+			if err != nil || !st.Paused {
+				t.Fatalf("after Pause: %+v %v (content %q)", st, err, content)
+			}
+		}
+	})
+}
+
+// TestOpenAIHostileServer: a Retry-After of 999999 s fails the source at
+// once (no 277-hour sleep); endless pagination stops at MaxPages; a cost
+// of 1e300 is an error, never MinInt64.
+func TestOpenAIHostileServer(t *testing.T) {
+	p := spendguard.Period{Start: day, End: day.Add(time.Hour)}
+	var waits []time.Duration
+	sleep := func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	var requests atomic.Int64
+	mode := "retry"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		switch mode {
+		case "retry":
+			w.Header().Set("Retry-After", "999999")
+			w.WriteHeader(429)
+			fmt.Fprint(w, `{"error":{"message":"slow down"}}`)
+		case "endless":
+			fmt.Fprint(w, `{"object":"page","data":[],"has_more":true,"next_page":"again"}`)
+		case "huge":
+			fmt.Fprint(w, `{"object":"page","data":[{"results":[{"amount":{"value":1e300,"currency":"usd"}}]}],"has_more":false}`)
+		}
+	}))
+	defer srv.Close()
+	o, _ := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: "sk-admin-x", BaseURL: srv.URL, MaxPages: 20})
+	spendguard.SetSleep(o, sleep)
+	if _, err := o.Lines(context.Background(), p); err == nil || len(waits) != 0 || requests.Load() != 1 {
+		t.Fatalf("Retry-After 999999: err %v, waits %v, %d requests", err, waits, requests.Load())
+	}
+	mode = "endless"
+	requests.Store(0)
+	if _, err := o.Lines(context.Background(), p); err == nil || !strings.Contains(err.Error(), "MaxPages") || requests.Load() != 20 {
+		t.Fatalf("endless pages: err %v after %d requests", err, requests.Load())
+	}
+	mode = "huge"
+	if lines, err := o.Lines(context.Background(), p); err == nil {
+		t.Fatalf("1e300 dollars accepted: %+v", lines)
+	}
+}
+
+// TestStripeEndlessPages: a server always answering has_more stops at
+// MaxPages.
+func TestStripeEndlessPages(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v1/balance" {
+			fmt.Fprint(w, `{"object":"balance","available":[],"pending":[]}`)
+			return
+		}
+		n := requests.Add(1)
+		fmt.Fprintf(w, `{"object":"list","url":"/v1/balance_transactions","has_more":true,"data":[{"id":"txn_%d","object":"balance_transaction","amount":1,"fee":0,"currency":"usd","type":"charge"}]}`, n)
+	}))
+	defer srv.Close()
+	s, _ := spendguard.NewStripe(spendguard.StripeConfig{Client: stripeClient(srv.URL, stripeKey, 0), MaxPages: 5})
+	_, err := s.Lines(context.Background(), spendguard.Period{Start: day, End: day.Add(time.Hour)})
+	if err == nil || !strings.Contains(err.Error(), "MaxPages") || requests.Load() != 6 {
+		t.Fatalf("err %v after %d list requests", err, requests.Load())
+	}
+}
+
+// partialSource returns lines and an error.
+type partialSource struct{}
+
+func (partialSource) Name() string { return "partial" }
+func (partialSource) Lines(context.Context, spendguard.Period) ([]spendguard.Line, error) {
+	return []spendguard.Line{{Label: "half", Kind: spendguard.KindCost, Amount: money.New(700, "USD")}}, errors.New("page 2 failed")
+}
+
+// TestPartialDataOneRule: lines returned with an error count nowhere, in
+// the Guard and in the report alike.
+func TestPartialDataOneRule(t *testing.T) {
+	src := &fixedSource{name: "api"}
+	src.set(100, nil)
+	sources := []spendguard.Source{src, partialSource{}}
+	g, _ := spendguard.NewGuard(spendguard.GuardConfig{Sources: sources, Now: testclock.New(day.Add(12 * time.Hour)).Now, Logger: quietLog})
+	c, _ := g.Check(context.Background())
+	r := spendguard.BuildReport(context.Background(), sources, spendguard.Period{Start: day, End: day.Add(time.Hour)}, day)
+	if c.Spent.Amount != 100 || r.Totals["USD"].Costs.Amount != 100 || c.Complete || r.Complete {
+		t.Fatalf("guard spent %v complete %v; report costs %v complete %v", c.Spent, c.Complete, r.Totals["USD"].Costs, r.Complete)
+	}
+	huge := linesSource{[]spendguard.Line{{Label: "x", Kind: spendguard.KindCost, Amount: money.New(math.MaxInt64, "USD")}}}
+	r = spendguard.BuildReport(context.Background(), []spendguard.Source{src, huge}, spendguard.Period{Start: day, End: day.Add(time.Hour)}, day)
+	if r.Complete || r.Totals["USD"].Costs.Amount != 100 {
+		t.Fatalf("overflowing report: %+v", r.Totals)
 	}
 }

@@ -24,10 +24,8 @@ func (revenue) Lines(context.Context, spendguard.Period) ([]spendguard.Line, err
 
 func ExampleReport_WriteText() {
 	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	sources := []spendguard.Source{
-		revenue{},
-		spendguard.Fixed{Label: "hosting", Monthly: money.Money{Amount: 30000, Currency: "USD"}},
-	}
+	hosting, _ := spendguard.NewFixed(spendguard.FixedConfig{Label: "hosting", Monthly: money.New(30000, "USD")})
+	sources := []spendguard.Source{revenue{}, hosting}
 	r := spendguard.BuildReport(context.Background(), sources, spendguard.Period{Start: day, End: day.AddDate(0, 0, 1)}, day)
 	_ = r.WriteText(os.Stdout)
 	// Output:

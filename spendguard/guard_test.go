@@ -212,7 +212,7 @@ func TestMoney(t *testing.T) {
 }
 
 func TestFixedProrates(t *testing.T) {
-	f := spendguard.Fixed{Label: "hosting", Monthly: money.Money{Amount: 30000, Currency: "USD"}}
+	f, _ := spendguard.NewFixed(spendguard.FixedConfig{Label: "hosting", Monthly: money.Money{Amount: 30000, Currency: "USD"}})
 	lines, _ := f.Lines(context.Background(), spendguard.Period{Start: day, End: day.Add(24 * time.Hour)})
 	if lines[0].Amount.Amount != 1000 { // November has 30 days
 		t.Fatalf("one day of $300/month = %v", lines[0].Amount)

@@ -1,44 +1,98 @@
 package spendguard
 
 import (
-	"github.com/levqor/levqor/money"
-
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/levqor/levqor/internal/backoff"
+	"github.com/levqor/levqor/money"
 )
 
-// DefaultOpenAIBaseURL is the OpenAI API root.
-const DefaultOpenAIBaseURL = "https://api.openai.com"
+// Defaults for OpenAIConfig (and, for pages, StripeConfig).
+const (
+	DefaultOpenAIBaseURL = "https://api.openai.com"
+	DefaultMaxRetries    = 3
+	// DefaultMaxWait caps any wait between retries, including one a
+	// server asks for with Retry-After; a longer request fails the source
+	// (spend unknown) instead of sleeping.
+	DefaultMaxWait = time.Minute
+	// DefaultMaxPages caps pagination: a server that keeps answering
+	// has_more fails the source instead of being followed forever.
+	DefaultMaxPages = 100
+	defaultTimeout  = 30 * time.Second
+)
+
+// OpenAIConfig configures an OpenAI source.
+type OpenAIConfig struct {
+	// AdminKey is sent as a Bearer token; it never appears in errors.
+	// Required.
+	AdminKey string
+	// BaseURL is the API root. Default DefaultOpenAIBaseURL.
+	BaseURL string
+	// Client sends the requests. Default: an http.Client with a 30s timeout.
+	Client *http.Client
+	// MaxRetries bounds retries after 429 and 5xx. Default
+	// DefaultMaxRetries (3); negative: no retry.
+	MaxRetries int
+	// MaxWait caps each wait between retries. Default DefaultMaxWait (1m).
+	MaxWait time.Duration
+	// MaxPages caps the pages followed. Default DefaultMaxPages (100).
+	MaxPages int
+}
 
 // OpenAI reports the organization's costs for the period from the Costs
 // API (GET /v1/organization/costs, daily buckets, following next_page),
-// which needs an admin key. Amounts are summed per currency and rounded to
-// the cent once, at the end.
+// which needs an admin key. Amounts are summed per currency and converted
+// to minor units once, at the end, checked: a non-finite or out-of-range
+// amount fails the source (unknown), never a wrapped number.
 type OpenAI struct {
-	// AdminKey is sent as a Bearer token; it never appears in errors.
-	AdminKey string
-	// BaseURL defaults to DefaultOpenAIBaseURL.
-	BaseURL string
-	// Client defaults to an http.Client with a 30s timeout.
-	Client *http.Client
-	// MaxRetries bounds retries after 429 and 5xx. Default 3.
-	MaxRetries int
-	// Sleep waits before a retry. Default: a timer honouring ctx.
-	Sleep func(ctx context.Context, d time.Duration) error
+	cfg   OpenAIConfig
+	sleep backoff.SleepFunc
 }
 
 var _ Source = (*OpenAI)(nil)
+
+// NewOpenAI validates cfg.
+func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
+	if cfg.AdminKey == "" {
+		return nil, errors.New("spendguard: OpenAIConfig.AdminKey is required")
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultOpenAIBaseURL
+	}
+	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("spendguard: OpenAIConfig.BaseURL %q is not an http(s) URL", cfg.BaseURL)
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: defaultTimeout}
+	}
+	switch {
+	case cfg.MaxRetries == 0:
+		cfg.MaxRetries = DefaultMaxRetries
+	case cfg.MaxRetries < 0:
+		cfg.MaxRetries = 0
+	}
+	if cfg.MaxWait < 0 || cfg.MaxPages < 0 {
+		return nil, errors.New("spendguard: OpenAIConfig.MaxWait and MaxPages must not be negative")
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
+	if cfg.MaxPages == 0 {
+		cfg.MaxPages = DefaultMaxPages
+	}
+	return &OpenAI{cfg: cfg, sleep: backoff.Sleep}, nil
+}
 
 // Name implements Source.
 func (o *OpenAI) Name() string { return "openai" }
@@ -56,21 +110,11 @@ type costsPage struct {
 	NextPage string `json:"next_page"`
 }
 
-// maxPages guards against a server that never stops paginating.
-const maxPages = 1000
-
 // Lines implements Source.
 func (o *OpenAI) Lines(ctx context.Context, p Period) ([]Line, error) {
-	if o.AdminKey == "" {
-		return nil, errors.New("openai: no admin key configured")
-	}
-	base := o.BaseURL
-	if base == "" {
-		base = DefaultOpenAIBaseURL
-	}
 	totals := map[string]float64{}
 	cursor := ""
-	for range maxPages {
+	for range o.cfg.MaxPages {
 		q := url.Values{}
 		q.Set("start_time", strconv.FormatInt(p.Start.Unix(), 10))
 		q.Set("end_time", strconv.FormatInt(p.End.Unix(), 10))
@@ -80,7 +124,7 @@ func (o *OpenAI) Lines(ctx context.Context, p Period) ([]Line, error) {
 			q.Set("page", cursor)
 		}
 		var page costsPage
-		if err := o.get(ctx, strings.TrimRight(base, "/")+"/v1/organization/costs?"+q.Encode(), &page); err != nil {
+		if err := o.get(ctx, strings.TrimRight(o.cfg.BaseURL, "/")+"/v1/organization/costs?"+q.Encode(), &page); err != nil {
 			return nil, err
 		}
 		for _, b := range page.Data {
@@ -89,51 +133,38 @@ func (o *OpenAI) Lines(ctx context.Context, p Period) ([]Line, error) {
 			}
 		}
 		if !page.HasMore || page.NextPage == "" {
-			var out []Line
-			for _, cur := range slices.Sorted(maps.Keys(totals)) {
-				scale := math.Pow10(money.Decimals(cur))
-				out = append(out, Line{Label: "openai usage", Kind: KindCost, Amount: money.New(int64(math.Round(totals[cur]*scale)), cur)})
-			}
-			if len(out) == 0 {
-				out = []Line{{Label: "openai usage", Kind: KindCost, Amount: money.New(0, "USD")}}
-			}
-			return out, nil
+			return costLines(totals)
 		}
 		cursor = page.NextPage
 	}
-	return nil, fmt.Errorf("openai: more than %d pages of costs", maxPages)
+	return nil, fmt.Errorf("openai: more than %d pages of costs (MaxPages)", o.cfg.MaxPages)
+}
+
+// costLines converts summed float amounts to checked minor units.
+func costLines(totals map[string]float64) ([]Line, error) {
+	var out []Line
+	for _, cur := range slices.Sorted(maps.Keys(totals)) {
+		m, err := money.FromMajor(totals[cur], cur)
+		if err != nil {
+			return nil, fmt.Errorf("openai: cost in %s: %w", cur, err)
+		}
+		out = append(out, Line{Label: "openai usage", Kind: KindCost, Amount: m})
+	}
+	if len(out) == 0 {
+		out = []Line{{Label: "openai usage", Kind: KindCost, Amount: money.New(0, "USD")}}
+	}
+	return out, nil
 }
 
 func (o *OpenAI) get(ctx context.Context, u string, into any) error {
-	client := o.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-	retries := o.MaxRetries
-	if retries == 0 {
-		retries = 3
-	}
-	sleep := o.Sleep
-	if sleep == nil {
-		sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		}
-	}
-	backoff := time.Second
-	for attempt := 0; ; attempt++ {
+	policy := backoff.Policy{Attempts: o.cfg.MaxRetries + 1, Initial: time.Second, Max: o.cfg.MaxWait}
+	return backoff.Do(ctx, policy, o.sleep, func(int) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return fmt.Errorf("openai: %w", err)
 		}
-		req.Header.Set("Authorization", "Bearer "+o.AdminKey)
-		res, err := client.Do(req)
+		req.Header.Set("Authorization", "Bearer "+o.cfg.AdminKey)
+		res, err := o.cfg.Client.Do(req)
 		if err != nil {
 			return fmt.Errorf("openai: %s", o.scrub(err.Error()))
 		}
@@ -148,36 +179,29 @@ func (o *OpenAI) get(ctx context.Context, u string, into any) error {
 			}
 			return nil
 		}
-		var apiErr struct {
-			Error struct {
-				Message string `json:"message"`
-				Type    string `json:"type"`
-			} `json:"error"`
+		err = fmt.Errorf("openai: HTTP %d: %s", res.StatusCode, o.apiMessage(res.StatusCode, body))
+		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500 {
+			after, _ := backoff.RetryAfter(res.Header, time.Now())
+			return backoff.Retryable(err, after)
 		}
-		_ = json.Unmarshal(body, &apiErr)
-		msg := o.scrub(apiErr.Error.Message)
-		if msg == "" {
-			msg = http.StatusText(res.StatusCode)
-		}
-		err = fmt.Errorf("openai: HTTP %d: %s", res.StatusCode, msg)
-		retryable := res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500
-		if !retryable || attempt >= retries {
-			return err
-		}
-		wait := backoff
-		if s, perr := strconv.Atoi(res.Header.Get("Retry-After")); perr == nil && s >= 0 {
-			wait = time.Duration(s) * time.Second
-		}
-		backoff *= 2
-		if serr := sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("%w (retry abandoned: %w)", err, serr)
-		}
+		return err
+	})
+}
+
+// apiMessage is the error message of an OpenAI error body, scrubbed.
+func (o *OpenAI) apiMessage(status int, body []byte) string {
+	var apiErr struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
 	}
+	_ = json.Unmarshal(body, &apiErr)
+	if msg := o.scrub(apiErr.Error.Message); msg != "" {
+		return msg
+	}
+	return http.StatusText(status)
 }
 
 func (o *OpenAI) scrub(s string) string {
-	if o.AdminKey == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, o.AdminKey, "<redacted>")
+	return strings.ReplaceAll(s, o.cfg.AdminKey, "<redacted>")
 }

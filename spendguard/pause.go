@@ -1,8 +1,6 @@
 package spendguard
 
 import (
-	"github.com/levqor/levqor/internal/atomicfile"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +8,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/levqor/levqor/internal/atomicfile"
 )
 
 // Pauser stops billable work when the daily limit is reached. Resume is
@@ -34,34 +35,67 @@ type PauseFunc func(ctx context.Context, reason string) error
 // Pause calls f.
 func (f PauseFunc) Pause(ctx context.Context, reason string) error { return f(ctx, reason) }
 
-// FlagsFile keeps the pause state in a JSON billing-flags file that other
-// processes (workers, cron jobs) can read. Keys it does not own are kept.
-// Every write is atomic: a temporary file, fsync, rename, directory fsync,
-// so a crash leaves either the old file or the new one, never half.
-type FlagsFile struct {
+// FlagsFileConfig configures a FlagsFile.
+type FlagsFileConfig struct {
+	// Path of the JSON billing-flags file. Required; a missing file means
+	// not paused.
 	Path string
 	// Now stamps pauses and resumes. Default time.Now.
 	Now func() time.Time
+}
+
+// FlagsFile keeps the pause state in a JSON billing-flags file that other
+// processes (workers, cron jobs) can read. Keys it does not own are kept.
+// Every write is atomic: a temporary file, fsync, rename, directory fsync,
+// so a crash leaves either the old file or the new one, never half. Content
+// that is not a JSON object of the expected shape (null, an array, a
+// string where a boolean belongs) is an error, never a panic; State and
+// Pause then fail, and BlockWhilePaused fails closed.
+type FlagsFile struct {
+	path string
+	now  func() time.Time
 
 	mu     sync.Mutex
 	cached PauseState
 	stamp  fileStamp
 }
 
+// fileStamp identifies one version of the file: a replacement by rename
+// changes the inode even when size and modification time are equal.
 type fileStamp struct {
-	mod  time.Time
-	size int64
-	ok   bool
+	dev, ino uint64
+	mod      time.Time
+	ctime    int64
+	size     int64
+	ok       bool
 }
 
-var _ Pauser = (*FlagsFile)(nil)
-
-func (f *FlagsFile) now() time.Time {
-	if f.Now != nil {
-		return f.Now()
+func stampOf(fi os.FileInfo) fileStamp {
+	st := fileStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.dev, st.ino, st.ctime = uint64(sys.Dev), sys.Ino, sys.Ctim.Nano()
 	}
-	return time.Now()
+	return st
 }
+
+var (
+	_ Pauser       = (*FlagsFile)(nil)
+	_ PauseChecker = (*FlagsFile)(nil)
+)
+
+// NewFlagsFile validates cfg. It does not read the file.
+func NewFlagsFile(cfg FlagsFileConfig) (*FlagsFile, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("spendguard: FlagsFileConfig.Path is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &FlagsFile{path: cfg.Path, now: cfg.Now}, nil
+}
+
+// Path is the flags file's path.
+func (f *FlagsFile) Path() string { return f.path }
 
 // Pause implements Pauser.
 func (f *FlagsFile) Pause(_ context.Context, reason string) error {
@@ -80,18 +114,18 @@ func (f *FlagsFile) Resume(_ context.Context, operator string) error {
 	})
 }
 
-// State reads the file, re-parsing it only when its size or modification
-// time changed, so it is cheap enough for every request. A missing file
+// State reads the file, re-parsing it only when it changed (inode, size,
+// modification or change time), so it is cheap enough for every request. A missing file
 // means not paused; an unreadable one is an error.
 func (f *FlagsFile) State() (PauseState, error) {
-	fi, err := os.Stat(f.Path)
+	fi, err := os.Stat(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return PauseState{}, nil
 	}
 	if err != nil {
 		return PauseState{}, err
 	}
-	stamp := fileStamp{fi.ModTime(), fi.Size(), true}
+	stamp := stampOf(fi)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if stamp == f.stamp {
@@ -108,18 +142,18 @@ func (f *FlagsFile) State() (PauseState, error) {
 func (f *FlagsFile) read() (map[string]json.RawMessage, PauseState, error) {
 	raw := map[string]json.RawMessage{}
 	var st PauseState
-	b, err := os.ReadFile(f.Path)
+	b, err := os.ReadFile(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return raw, st, nil
 	}
 	if err != nil {
 		return nil, st, err
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, st, fmt.Errorf("spendguard: flags file %s is not a JSON object: %w", f.Path, err)
+	if err := json.Unmarshal(b, &raw); err != nil || raw == nil {
+		return nil, st, fmt.Errorf("spendguard: flags file %s is not a JSON object", f.path)
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, st, fmt.Errorf("spendguard: flags file %s: %w", f.Path, err)
+		return nil, st, fmt.Errorf("spendguard: flags file %s: %w", f.path, err)
 	}
 	return raw, st, nil
 }
@@ -145,7 +179,7 @@ func (f *FlagsFile) update(change func(*PauseState)) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(f.Path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(f.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("spendguard: write flags file: %w", err)
 	}
 	f.stamp = fileStamp{} // force a re-read

@@ -21,7 +21,7 @@ const childEnv = "LEVQOR_FLAGS_CHILD"
 func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		// Pause and resume forever until killed.
-		f := &spendguard.FlagsFile{Path: path}
+		f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
 		for i := 0; ; i++ {
 			if i%2 == 0 {
 				_ = f.Pause(context.Background(), strings.Repeat("limit reached ", 200))
@@ -39,7 +39,7 @@ func TestFlagsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
-	f := &spendguard.FlagsFile{Path: path, Now: func() time.Time { return now }}
+	f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path, Now: func() time.Time { return now }})
 	if st, err := f.State(); err != nil || st.Paused {
 		t.Fatalf("%+v %v", st, err)
 	}
@@ -76,7 +76,7 @@ func TestFlagsFile(t *testing.T) {
 // new version.
 func TestFlagsFileCrashMidWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "billing_flags.json")
-	f := &spendguard.FlagsFile{Path: path}
+	f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
 	if err := f.Pause(context.Background(), "initial"); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestFlagsFileCrashMidWrite(t *testing.T) {
 
 func TestBlockWhilePaused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flags.json")
-	f := &spendguard.FlagsFile{Path: path}
+	f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
 	srv := httptest.NewServer(spendguard.BlockWhilePaused(f)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "charged")
 	})))

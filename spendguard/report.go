@@ -39,34 +39,60 @@ type CurrencyTotal struct {
 	Net     money.Money `json:"net"`
 }
 
-// BuildReport asks every source for the period's figures.
+// BuildReport asks every source for the period's figures. A source that
+// returns an error contributes nothing, even lines it returned with the
+// error (the rule Guard.Check applies too): partial figures would look
+// complete. Totals are checked sums; one that would overflow marks the
+// report incomplete and names the currency.
 func BuildReport(ctx context.Context, sources []Source, p Period, now time.Time) Report {
 	r := Report{Period: p, GeneratedAt: now.UTC(), Totals: map[string]CurrencyTotal{}, Complete: true}
 	for _, src := range sources {
 		sr := SourceReport{Name: src.Name()}
 		lines, err := src.Lines(ctx, p)
+		if err == nil {
+			totals, terr := addTotals(r.Totals, lines)
+			if terr == nil {
+				r.Totals, sr.Lines = totals, lines
+			}
+			err = terr
+		}
 		if err != nil {
 			sr.Err = err.Error()
 			r.Complete = false
 		}
-		sr.Lines = lines
-		for _, l := range lines {
-			if l.Kind != KindCost && l.Kind != KindRevenue {
-				continue
-			}
-			t := r.Totals[l.Amount.Currency]
-			t.Costs.Currency, t.Revenue.Currency, t.Net.Currency = l.Amount.Currency, l.Amount.Currency, l.Amount.Currency
-			if l.Kind == KindCost {
-				t.Costs.Amount += l.Amount.Amount
-			} else {
-				t.Revenue.Amount += l.Amount.Amount
-			}
-			t.Net.Amount = t.Revenue.Amount - t.Costs.Amount
-			r.Totals[l.Amount.Currency] = t
-		}
 		r.Sources = append(r.Sources, sr)
 	}
 	return r
+}
+
+// addTotals returns totals plus lines' costs and revenue, or an error on
+// overflow (totals are then unchanged).
+func addTotals(totals map[string]CurrencyTotal, lines []Line) (map[string]CurrencyTotal, error) {
+	out := maps.Clone(totals)
+	for _, l := range lines {
+		if l.Kind != KindCost && l.Kind != KindRevenue {
+			continue
+		}
+		cur := l.Amount.Currency
+		t, ok := out[cur]
+		if !ok {
+			t = CurrencyTotal{Costs: money.New(0, cur), Revenue: money.New(0, cur), Net: money.New(0, cur)}
+		}
+		var err error
+		if l.Kind == KindCost {
+			t.Costs, err = t.Costs.Add(l.Amount)
+		} else {
+			t.Revenue, err = t.Revenue.Add(l.Amount)
+		}
+		if err == nil {
+			t.Net, err = t.Revenue.Sub(t.Costs)
+		}
+		if err != nil {
+			return totals, fmt.Errorf("total in %s: %w", cur, err)
+		}
+		out[cur] = t
+	}
+	return out, nil
 }
 
 // WriteText prints the report as an aligned table.

@@ -43,35 +43,51 @@ type Source interface {
 	Lines(ctx context.Context, p Period) ([]Line, error)
 }
 
+// FixedConfig configures a Fixed source.
+type FixedConfig struct {
+	// Label names the cost, e.g. "hosting". Required.
+	Label string
+	// Monthly is the cost per calendar month. Required; not negative.
+	Monthly money.Money
+}
+
 // Fixed is a configured monthly cost (hosting, SaaS subscriptions),
 // prorated to the period by the length of the month it starts in. It
 // belongs in a cost report; a daily Guard's sources should be the spend a
 // pause can stop (usage-billed APIs), or a fixed cost larger than the
 // daily limit pauses billing every day.
 type Fixed struct {
-	Label   string
-	Monthly money.Money
+	label   string
+	monthly money.Money
 }
 
-var _ Source = Fixed{}
+var _ Source = (*Fixed)(nil)
+
+// NewFixed validates cfg.
+func NewFixed(cfg FixedConfig) (*Fixed, error) {
+	if cfg.Label == "" || !money.ValidCurrency(cfg.Monthly.Currency) || cfg.Monthly.Amount < 0 {
+		return nil, fmt.Errorf("spendguard: FixedConfig needs a Label and a non-negative Monthly amount with a currency (got %q, %v)", cfg.Label, cfg.Monthly)
+	}
+	return &Fixed{label: cfg.Label, monthly: cfg.Monthly}, nil
+}
 
 // Name implements Source.
-func (f Fixed) Name() string { return f.Label }
+func (f *Fixed) Name() string { return f.label }
 
 // Lines implements Source.
-func (f Fixed) Lines(_ context.Context, p Period) ([]Line, error) {
+func (f *Fixed) Lines(_ context.Context, p Period) ([]Line, error) {
 	if !p.End.After(p.Start) {
-		return []Line{{Label: f.Label, Kind: KindCost, Amount: money.New(0, f.Monthly.Currency)}}, nil
+		return []Line{{Label: f.label, Kind: KindCost, Amount: money.New(0, f.monthly.Currency)}}, nil
 	}
 	y, m, _ := p.Start.Date()
 	monthStart := time.Date(y, m, 1, 0, 0, 0, 0, p.Start.Location())
 	month := int64(monthStart.AddDate(0, 1, 0).Sub(monthStart) / time.Second)
 	secs := int64(p.End.Sub(p.Start) / time.Second)
-	amt, err := f.Monthly.MulDiv(secs, month) // checked, rounded half away from zero
+	amt, err := f.monthly.MulDiv(secs, month) // checked, rounded half away from zero
 	if err != nil {
-		return nil, fmt.Errorf("spendguard: fixed cost %s: %w", f.Label, err)
+		return nil, fmt.Errorf("spendguard: fixed cost %s: %w", f.label, err)
 	}
-	return []Line{{Label: f.Label, Kind: KindCost, Amount: amt}}, nil
+	return []Line{{Label: f.label, Kind: KindCost, Amount: amt}}, nil
 }
 
 // SQLMetrics counts things in the application's own database (users,

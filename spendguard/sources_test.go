@@ -83,7 +83,7 @@ func stripeClient(url, key string, retries int64) *stripe.Client {
 func TestStripeSource(t *testing.T) {
 	srv := fakeStripe(t, 1)
 	defer srv.Close()
-	src := &spendguard.Stripe{Client: stripeClient(srv.URL, stripeKey, 2)}
+	src, _ := spendguard.NewStripe(spendguard.StripeConfig{Client: stripeClient(srv.URL, stripeKey, 2)})
 	lines, err := src.Lines(context.Background(), spendguard.Period{Start: day, End: day.Add(24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestStripeSource(t *testing.T) {
 	if got["available balance"] != 125000 || got["pending balance"] != 4200 || got["revenue"] != 40000 || got["stripe fees"] != 2200 {
 		t.Fatalf("lines %+v", lines)
 	}
-	bad := &spendguard.Stripe{Client: stripeClient(srv.URL, "sk_test_wrong", 0)}
+	bad, _ := spendguard.NewStripe(spendguard.StripeConfig{Client: stripeClient(srv.URL, "sk_test_wrong", 0)})
 	if _, err := bad.Lines(context.Background(), spendguard.Period{Start: day, End: day.Add(time.Hour)}); err == nil || !strings.Contains(err.Error(), "Invalid API Key") {
 		t.Fatalf("err = %v", err)
 	}
@@ -155,7 +155,8 @@ func TestOpenAISource(t *testing.T) {
 	sleep := func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
 
 	srv, pages := fakeOpenAI(t, 429, 500)
-	o := &spendguard.OpenAI{AdminKey: adminKey, BaseURL: srv.URL, Sleep: sleep}
+	o, _ := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: adminKey, BaseURL: srv.URL})
+	spendguard.SetSleep(o, sleep)
 	lines, err := o.Lines(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -172,14 +173,16 @@ func TestOpenAISource(t *testing.T) {
 	}
 
 	srv2, _ := fakeOpenAI(t)
-	wrong := &spendguard.OpenAI{AdminKey: "sk-admin-WRONG-secret", BaseURL: srv2.URL, Sleep: sleep}
+	wrong, _ := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: "sk-admin-WRONG-secret", BaseURL: srv2.URL})
+	spendguard.SetSleep(wrong, sleep)
 	_, err = wrong.Lines(context.Background(), p)
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || strings.Contains(err.Error(), "WRONG-secret") {
 		t.Fatalf("err = %v (must not contain the key)", err)
 	}
 
 	srv3, _ := fakeOpenAI(t, 429, 429, 429, 429, 429)
-	limited := &spendguard.OpenAI{AdminKey: adminKey, BaseURL: srv3.URL, Sleep: sleep, MaxRetries: 2}
+	limited, _ := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: adminKey, BaseURL: srv3.URL, MaxRetries: 2})
+	spendguard.SetSleep(limited, sleep)
 	if _, err := limited.Lines(context.Background(), p); err == nil || !strings.Contains(err.Error(), "429") {
 		t.Fatalf("err = %v", err)
 	}

@@ -31,6 +31,7 @@ type config struct {
 	StripeKey      string
 	OpenAIAdminKey string
 	DailyLimit     money.Money
+	InfraMonthly   money.Money // fixed monthly cost for the cost report
 	SLOLatency     time.Duration
 	SLOFailures    int
 	BackupDir      string
@@ -73,7 +74,7 @@ var envVars = [][2]string{
 	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval, e.g. 24h (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
 	{"LEVQOR_BACKUP_KEY", "32+ byte secret: backups get an HMAC tag, and verify/restore refuse untagged or doctored ones"},
-	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, for spend and costs"},
+	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, shown by costs (not counted by the daily spend guard)"},
 	{"LEVQOR_AUTH_RATE_LIMIT", "rate limit per client IP on /api/auth/* (default 10/m)"},
 	{"LEVQOR_RATE_LIMIT_KEYS", "keys each in-memory rate limiter holds (default 100000)"},
 	{"LEVQOR_HASH_CONCURRENCY", "password hashes (19 MiB each) computed at once (default GOMAXPROCS)"},
@@ -153,6 +154,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			bad("DAILY_SPEND_LIMIT", v, "want a positive dollar amount like 50 or 49.99")
 		}
 		c.DailyLimit = m
+	}
+	if v := getenv("LEVQOR_INFRA_MONTHLY"); v != "" {
+		m, err := money.Parse(v, "USD")
+		if err != nil || m.Amount < 0 {
+			bad("LEVQOR_INFRA_MONTHLY", v, "want a dollar amount like 300 or 299.99")
+		}
+		c.InfraMonthly = m
 	}
 	if v := getenv("SLO_LATENCY_THRESHOLD"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)

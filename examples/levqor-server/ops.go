@@ -169,21 +169,36 @@ func stripeClient(cfg config) *stripe.Client {
 	return stripe.NewClient(cfg.StripeKey, stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))
 }
 
-// costSources builds the configured spend sources.
-func costSources(cfg config) []spendguard.Source {
+// costSources builds the configured cost sources. The daily spend guard
+// takes only the spend a pause can stop (Stripe fees, OpenAI usage); the
+// cost report also shows the fixed monthly infrastructure cost
+// (withFixed), which would otherwise pause billing every day it exceeds
+// the daily limit.
+func costSources(cfg config, withFixed bool) ([]spendguard.Source, error) {
 	var out []spendguard.Source
 	if cfg.StripeKey != "" {
-		out = append(out, &spendguard.Stripe{Client: stripeClient(cfg)})
+		s, err := spendguard.NewStripe(spendguard.StripeConfig{Client: stripeClient(cfg)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
 	}
 	if cfg.OpenAIAdminKey != "" {
-		out = append(out, &spendguard.OpenAI{AdminKey: cfg.OpenAIAdminKey, BaseURL: cfg.OpenAIAPI})
-	}
-	if v := os.Getenv("LEVQOR_INFRA_MONTHLY"); v != "" {
-		if m, err := money.Parse(v, "USD"); err == nil {
-			out = append(out, spendguard.Fixed{Label: "infrastructure", Monthly: m})
+		base := cfg.OpenAIAPI
+		o, err := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: cfg.OpenAIAdminKey, BaseURL: base})
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, o)
 	}
-	return out
+	if withFixed && cfg.InfraMonthly.Amount > 0 {
+		f, err := spendguard.NewFixed(spendguard.FixedConfig{Label: "infrastructure", Monthly: cfg.InfraMonthly})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
@@ -191,14 +206,22 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	sources := costSources(env.cfg)
+	sources, err := costSources(env.cfg, false)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
 	if len(sources) == 0 {
-		fmt.Fprintln(env.stderr, "spend: no cost sources configured (STRIPE_SECRET_KEY, OPENAI_ADMIN_KEY, LEVQOR_INFRA_MONTHLY): spend is unknown")
+		fmt.Fprintln(env.stderr, "spend: no usage cost sources configured (STRIPE_SECRET_KEY, OPENAI_ADMIN_KEY): spend is unknown")
+		return 2
+	}
+	flags, err := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: filepath.Join(env.cfg.DataDir, "billing_flags.json")})
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
 	g, err := spendguard.NewGuard(spendguard.GuardConfig{
-		Sources: sources, Limit: env.cfg.DailyLimit, Logger: env.log,
-		Pauser: &spendguard.FlagsFile{Path: filepath.Join(env.cfg.DataDir, "billing_flags.json")},
+		Sources: sources, Limit: env.cfg.DailyLimit, Logger: env.log, Pauser: flags,
 	})
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
@@ -234,7 +257,12 @@ func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	defer db.Close()
-	sources := append(costSources(env.cfg), &spendguard.SQLMetrics{Label: "database", DB: db, Queries: []spendguard.MetricQuery{
+	sources, err := costSources(env.cfg, true)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	sources = append(sources, &spendguard.SQLMetrics{Label: "database", DB: db, Queries: []spendguard.MetricQuery{
 		{Label: "users", SQL: "SELECT COUNT(*) FROM users"},
 		{Label: "partners", SQL: "SELECT COUNT(*) FROM levqor_partners"},
 		{Label: "database bytes", SQL: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"},
