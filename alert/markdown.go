@@ -65,11 +65,13 @@ func chunk(lines []mdLine, limit int) []string {
 	var cur strings.Builder
 	curLen := 0
 	flush := func() {
-		if curLen > 0 {
+		// A chunk of only white space (a long run of spaces split off)
+		// would be rejected by Telegram as an empty message.
+		if curLen > 0 && strings.TrimSpace(cur.String()) != "" {
 			out = append(out, cur.String())
-			cur.Reset()
-			curLen = 0
 		}
+		cur.Reset()
+		curLen = 0
 	}
 	for i, line := range lines {
 		lineLen := 0

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,3 +299,67 @@ func TestSpendBreachDedupPerDay(t *testing.T) {
 		t.Fatalf("%d alerts delivered; want yesterday's and today's first", n)
 	}
 }
+
+// slowCounter counts deliveries and takes a moment, so concurrent
+// notifications overlap.
+type slowCounter struct{ n atomic.Int64 }
+
+func (s *slowCounter) Notify(context.Context, alert.Alert) error {
+	s.n.Add(1)
+	time.Sleep(5 * time.Millisecond)
+	return nil
+}
+
+// TestDedupConcurrent: 10 identical alerts at once are delivered once.
+func TestDedupConcurrent(t *testing.T) {
+	next := &slowCounter{}
+	d, _ := alert.NewDedup(alert.DedupConfig{Next: next, RepeatInterval: time.Hour})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { _ = d.Notify(context.Background(), alert.SystemDown("db", nil)) })
+	}
+	wg.Wait()
+	if n := next.n.Load(); n != 1 || d.Suppressed(alert.SystemDown("db", nil).DedupKey()) != 9 {
+		t.Fatalf("delivered %d times, suppressed %d; want 1 and 9", n, d.Suppressed(alert.SystemDown("db", nil).DedupKey()))
+	}
+}
+
+// TestDedupBounded: MaxKeys bounds the keys held, however many distinct
+// keys arrive within the interval.
+func TestDedupBounded(t *testing.T) {
+	next := &recorder{}
+	d, _ := alert.NewDedup(alert.DedupConfig{Next: next, RepeatInterval: time.Hour, MaxKeys: 1000})
+	ctx := context.Background()
+	for i := range 50_000 {
+		_ = d.Notify(ctx, alert.Alert{Title: "t", Key: strconv.Itoa(i)})
+	}
+	if d.Len() != 1000 {
+		t.Fatalf("%d keys held with MaxKeys 1000", d.Len())
+	}
+	// The most recent keys are still de-duplicated.
+	before := len(next.got())
+	_ = d.Notify(ctx, alert.Alert{Title: "t", Key: "49999"})
+	if len(next.got()) != before {
+		t.Fatal("a recent key was forgotten")
+	}
+}
+
+// BenchmarkDedupDistinctKeys: each Notify is O(1) with a full key set
+// (1M distinct keys through a 10k-key Dedup).
+func BenchmarkDedupDistinctKeys(b *testing.B) {
+	d, _ := alert.NewDedup(alert.DedupConfig{Next: nopNotifier{}, RepeatInterval: time.Hour})
+	keys := make([]string, 1_000_000)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = d.Notify(ctx, alert.Alert{Title: "t", Key: keys[i%len(keys)]})
+	}
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(context.Context, alert.Alert) error { return nil }

@@ -1,6 +1,12 @@
 package alert
 
 import (
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/levqor/levqor/internal/backoff"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +25,7 @@ const (
 	DefaultMaxRetries      = 3
 	DefaultBackoff         = time.Second
 	DefaultMaxRetryAfter   = time.Minute
+	DefaultMaxText         = 8000
 	DefaultHTTPTimeout     = 10 * time.Second
 	// MaxMessageLength is Telegram's limit on one message's text.
 	MaxMessageLength = 4096
@@ -53,11 +60,13 @@ type TelegramConfig struct {
 	// Silent decides disable_notification. Default: Alert.Silent, or
 	// severity info or success.
 	Silent func(Alert) bool
+	// MaxText caps the characters of an alert's Message (and of each
+	// field value, at MaxText/8) that are sent; the rest is replaced by a
+	// "[… N more characters]" marker, so one huge alert is a few messages,
+	// not hundreds. Default DefaultMaxText (8000).
+	MaxText int
 	// Now stamps alerts without a Time. Default time.Now.
 	Now func() time.Time
-	// Sleep waits between retries and returns early with ctx.Err().
-	// Default: a timer.
-	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Telegram sends alerts with the Bot API sendMessage method, formatted as
@@ -66,6 +75,8 @@ type Telegram struct {
 	cfg      TelegramConfig
 	endpoint string // contains the token: never print it
 	redacted string
+	secrets  []string          // the token as it may be echoed: plain, path- and query-escaped
+	sleep    backoff.SleepFunc // tests record waits instead (export_test.go)
 }
 
 var _ Notifier = (*Telegram)(nil)
@@ -104,29 +115,33 @@ func NewTelegram(cfg TelegramConfig) (*Telegram, error) {
 			return a.Silent || a.Severity == SeverityInfo || a.Severity == SeveritySuccess
 		}
 	}
+	if cfg.MaxText == 0 {
+		cfg.MaxText = DefaultMaxText
+	}
+	if cfg.MaxText < 80 {
+		return nil, fmt.Errorf("alert: TelegramConfig.MaxText %d is below 80", cfg.MaxText)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	return &Telegram{
 		cfg:      cfg,
 		endpoint: base + "/bot" + cfg.Token + "/sendMessage",
 		redacted: base + "/bot<redacted>/sendMessage",
+		secrets:  uniq(cfg.Token, url.PathEscape(cfg.Token), url.QueryEscape(cfg.Token), strings.ReplaceAll(url.QueryEscape(cfg.Token), "%3A", "%3a")),
+		sleep:    backoff.Sleep,
 	}, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+func uniq(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
+	return out
 }
 
 var severityEmoji = [...]string{"ℹ️", "✅", "⚠️", "🚨"}
@@ -145,18 +160,28 @@ func (t *Telegram) Format(a Alert) []string {
 		mdLine{}.plain(emoji + " ").bold(truncate(a.Title, maxTitleRunes)).plain(" [" + strings.ToUpper(a.Severity.String()) + "]"),
 	}
 	if a.Message != "" {
-		for _, l := range strings.Split(a.Message, "\n") {
+		for _, l := range strings.Split(clipRunes(a.Message, t.cfg.MaxText), "\n") {
 			lines = append(lines, mdLine{}.plain(l))
 		}
 	}
 	if len(a.Fields) > 0 {
 		lines = append(lines, mdLine{})
 		for _, f := range a.Fields {
-			lines = append(lines, mdLine{}.bold(truncate(f.Key, maxKeyRunes)+":").plain(" "+f.Value))
+			lines = append(lines, mdLine{}.bold(truncate(f.Key, maxKeyRunes)+":").plain(" "+clipRunes(f.Value, t.cfg.MaxText/8)))
 		}
 	}
 	lines = append(lines, mdLine{}, mdLine{}.plain(when.UTC().Format(time.RFC3339)))
 	return chunk(lines, MaxMessageLength)
+}
+
+// clipRunes keeps the first n characters of s and says how many more there
+// were.
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + " [… " + strconv.Itoa(len(r)-n) + " more characters]"
 }
 
 func truncate(s string, n int) string {
@@ -216,38 +241,26 @@ func (t *Telegram) send(ctx context.Context, text string, silent bool) error {
 	if err != nil {
 		return err
 	}
-	backoff := t.cfg.Backoff
-	for attempt := 0; ; attempt++ {
+	policy := backoff.Policy{Attempts: t.cfg.MaxRetries + 1, Initial: t.cfg.Backoff, Max: t.cfg.MaxRetryAfter}
+	tries := 0
+	err = backoff.Do(ctx, policy, t.sleep, func(int) error {
+		tries++
 		err := t.post(ctx, body)
-		if err == nil {
-			return nil
-		}
-		var wait time.Duration
 		var apiErr *APIError
 		switch {
-		case ctx.Err() != nil:
+		case err == nil || ctx.Err() != nil:
 			return err
 		case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests:
-			wait = max(apiErr.RetryAfter, time.Second)
-			if wait > t.cfg.MaxRetryAfter {
-				return fmt.Errorf("%w (retry_after %v exceeds the %v we wait)", err, wait, t.cfg.MaxRetryAfter)
-			}
+			return backoff.Retryable(err, max(apiErr.RetryAfter, time.Second))
 		case errors.As(err, &apiErr) && apiErr.StatusCode < 500:
 			return err // a request Telegram will never accept
-		default: // 5xx or a network error
-			wait = backoff
-			backoff *= 2
 		}
-		if attempt >= t.cfg.MaxRetries {
-			return fmt.Errorf("after %d attempts: %w", attempt+1, err)
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return fmt.Errorf("%w (no time left to retry in %v)", err, wait)
-		}
-		if serr := t.cfg.Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("%w (retry abandoned: %w)", err, serr)
-		}
+		return backoff.Retryable(err, 0) // 5xx or a network error
+	})
+	if err != nil && tries > 1 {
+		return fmt.Errorf("after %d attempts: %w", tries, err)
 	}
+	return err
 }
 
 func (t *Telegram) post(ctx context.Context, body []byte) error {
@@ -267,10 +280,12 @@ func (t *Telegram) post(ctx context.Context, body []byte) error {
 	}
 	var ar apiResponse
 	if jerr := json.Unmarshal(raw, &ar); jerr != nil {
-		if res.StatusCode >= 300 {
-			return &APIError{StatusCode: res.StatusCode, Description: http.StatusText(res.StatusCode)}
+		if res.StatusCode == http.StatusOK {
+			// Telegram answered 200: the message was accepted. Retrying
+			// because a proxy mangled the body would send it twice.
+			return nil
 		}
-		return fmt.Errorf("telegram: unreadable response (HTTP %d)", res.StatusCode)
+		return &APIError{StatusCode: res.StatusCode, Description: http.StatusText(res.StatusCode)}
 	}
 	if res.StatusCode == http.StatusOK && ar.OK {
 		return nil
@@ -290,12 +305,16 @@ func (t *Telegram) redact(err error) error {
 	if errors.As(err, &ue) {
 		ue.URL = t.redacted
 	}
-	if strings.Contains(err.Error(), t.cfg.Token) {
-		return errors.New(t.scrub(err.Error()))
+	if msg := err.Error(); t.scrub(msg) != msg {
+		return errors.New(t.scrub(msg))
 	}
 	return err
 }
 
+// scrub removes the token, also percent-encoded, from s.
 func (t *Telegram) scrub(s string) string {
-	return strings.ReplaceAll(s, t.cfg.Token, "<redacted>")
+	for _, secret := range t.secrets {
+		s = strings.ReplaceAll(s, secret, "<redacted>")
+	}
+	return s
 }

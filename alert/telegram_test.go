@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -26,10 +31,11 @@ func (s *sleeps) Sleep(ctx context.Context, d time.Duration) error {
 
 func newTelegram(t *testing.T, f *fakeTelegram, s *sleeps) *alert.Telegram {
 	t.Helper()
-	tg, err := alert.NewTelegram(alert.TelegramConfig{Token: testToken, ChatID: "-100123", BaseURL: f.URL, Sleep: s.Sleep})
+	tg, err := alert.NewTelegram(alert.TelegramConfig{Token: testToken, ChatID: "-100123", BaseURL: f.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
+	alert.SetSleep(tg, s.Sleep)
 	return tg
 }
 
@@ -100,7 +106,10 @@ func TestTelegramDelivers(t *testing.T) {
 
 func TestTelegramSplitsLongAlerts(t *testing.T) {
 	f := newFakeTelegram(t)
-	tg := newTelegram(t, f, &sleeps{})
+	tg, err := alert.NewTelegram(alert.TelegramConfig{Token: testToken, ChatID: "-100123", BaseURL: f.URL, MaxText: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var body strings.Builder
 	for i := range 400 {
 		body.WriteString("line ")
@@ -226,11 +235,11 @@ func TestTokenRedaction(t *testing.T) {
 	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {
 			cfg.Token, cfg.ChatID = testToken, "1"
-			cfg.Sleep = (&sleeps{}).Sleep
 			tg, err := alert.NewTelegram(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
+			alert.SetSleep(tg, (&sleeps{}).Sleep)
 			var logs bytes.Buffer
 			q, _ := alert.NewQueue(alert.QueueConfig{Next: tg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			err = tg.Notify(ctx, a)
@@ -288,5 +297,58 @@ func TestTelegramConfig(t *testing.T) {
 		} else if strings.Contains(err.Error(), testToken) {
 			t.Errorf("%s: token in error", name)
 		}
+	}
+}
+
+// TestTelegramEdges: a 1 MiB alert is a few messages with a truncation
+// marker; a line of 4096 spaces never yields a white-space-only message;
+// a 200 whose body is not JSON counts as delivered (sent once); a
+// percent-encoded echo of the token is scrubbed.
+func TestTelegramEdges(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeTelegram(t)
+	tg := newTelegram(t, f, &sleeps{})
+	if err := tg.Notify(ctx, alert.Alert{Title: "huge", Message: strings.Repeat("a", 1<<20), Time: at}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := f.sent()
+	if len(msgs) > 4 || !strings.Contains(msgs[len(msgs)-1].Text, "more characters") {
+		t.Fatalf("a 1 MiB alert became %d messages", len(msgs))
+	}
+
+	f2 := newFakeTelegram(t)
+	tg2 := newTelegram(t, f2, &sleeps{})
+	if err := tg2.Notify(ctx, alert.Alert{Title: "spaces", Message: "start\n" + strings.Repeat(" ", 4096) + "\nend", Time: at}); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range f2.sent() {
+		if strings.TrimSpace(m.Text) == "" {
+			t.Fatalf("message %d is only white space", i)
+		}
+	}
+
+	var posts atomic.Int64
+	mangled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, "<html>ok</html>")
+	}))
+	defer mangled.Close()
+	s := &sleeps{}
+	tg3, _ := alert.NewTelegram(alert.TelegramConfig{Token: testToken, ChatID: "1", BaseURL: mangled.URL})
+	alert.SetSleep(tg3, s.Sleep)
+	if err := tg3.Notify(ctx, alert.Alert{Title: "once", Time: at}); err != nil || posts.Load() != 1 || len(s.waits) != 0 {
+		t.Fatalf("200 with a non-JSON body: err %v, %d posts", err, posts.Load())
+	}
+
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		fmt.Fprintf(w, `{"ok":false,"error_code":400,"description":"Bad Request: bot %s not found"}`, url.QueryEscape(testToken))
+	}))
+	defer echo.Close()
+	tg4, _ := alert.NewTelegram(alert.TelegramConfig{Token: testToken, ChatID: "1", BaseURL: echo.URL})
+	err := tg4.Notify(ctx, alert.Alert{Title: "x", Time: at})
+	if err == nil || strings.Contains(err.Error(), url.QueryEscape(testToken)) || strings.Contains(err.Error(), "AAFakeSecret") {
+		t.Fatalf("percent-encoded token in the error: %v", err)
 	}
 }
