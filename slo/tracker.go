@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/levqor/levqor/alert"
@@ -81,7 +78,7 @@ type TrackerConfig struct {
 // Tracker records good and bad events for one SLO and evaluates its error
 // budget and burn rates. Memory is fixed at construction: per-minute
 // counters for the longest burn window, per-hour counters for the period,
-// and per-minute latency histograms for LatencyWindow (about 150 KB with
+// and per-minute latency histograms for LatencyWindow (about 170 KB with
 // the defaults). Recording is O(1), lock-free on the hot path and
 // allocation-free.
 type Tracker struct {
@@ -174,16 +171,16 @@ func (t *Tracker) Close() error {
 // Record counts one event.
 func (t *Tracker) Record(good bool) {
 	now := t.cfg.Now().Unix()
-	t.minutes.add(now/60, good)
-	t.hours.add(now/3600, good)
+	t.minutes.add(floorDiv(now, 60), good)
+	t.hours.add(floorDiv(now, 3600), good)
 }
 
 // Observe counts one event with its latency, which also feeds Percentiles.
 func (t *Tracker) Observe(latency time.Duration, good bool) {
 	now := t.cfg.Now().Unix()
-	t.minutes.add(now/60, good)
-	t.hours.add(now/3600, good)
-	t.lat.add(now/60, latency)
+	t.minutes.add(floorDiv(now, 60), good)
+	t.hours.add(floorDiv(now, 3600), good)
+	t.lat.add(floorDiv(now, 60), latency)
 }
 
 // Reset forgets every event and alert state (e.g. after an incident review
@@ -248,14 +245,14 @@ func (t *Tracker) Status() Status {
 
 func (t *Tracker) status(now int64) Status {
 	budget := 1 - t.cfg.Objective
-	good, total := t.hours.sum(now/3600, int(t.cfg.Period/time.Hour))
+	good, total := t.hours.sum(floorDiv(now, 3600), int(t.cfg.Period/time.Hour))
 	st := Status{Name: t.cfg.Name, Objective: t.cfg.Objective, SLI: 1, Events: total, BudgetRemaining: 1}
 	if total > 0 {
 		st.SLI = float64(good) / float64(total)
 		st.BudgetRemaining = 1 - (1-st.SLI)/budget
 	}
 	burn := func(w time.Duration) (float64, uint64) {
-		g, n := t.minutes.sum(now/60, int(w/time.Minute))
+		g, n := t.minutes.sum(floorDiv(now, 60), int(w/time.Minute))
 		if n == 0 {
 			return 0, 0
 		}
@@ -310,163 +307,4 @@ func fmtDur(d time.Duration) string {
 	default:
 		return strconv.Itoa(int(d/time.Minute)) + "m"
 	}
-}
-
-// ring holds good/total counters for consecutive time slots (minutes or
-// hours). A slot is claimed for a new time index under mu (once per slot
-// per period); counting is atomic and lock-free.
-type ring struct {
-	mu    sync.Mutex
-	slots []slot
-}
-
-type slot struct {
-	idx         atomic.Int64 // time index + 1; 0 = never used
-	good, total atomic.Uint64
-}
-
-func newRing(n int) ring { return ring{slots: make([]slot, n)} }
-
-func (r *ring) claim(idx int64) *slot {
-	s := &r.slots[idx%int64(len(r.slots))]
-	if s.idx.Load() != idx+1 {
-		r.mu.Lock()
-		if s.idx.Load() != idx+1 {
-			s.good.Store(0)
-			s.total.Store(0)
-			s.idx.Store(idx + 1) // publish only after the reset
-		}
-		r.mu.Unlock()
-	}
-	return s
-}
-
-func (r *ring) add(idx int64, good bool) {
-	s := r.claim(idx)
-	if good {
-		s.good.Add(1)
-	}
-	s.total.Add(1)
-}
-
-// sum adds the n slots ending at idx (inclusive).
-func (r *ring) sum(idx int64, n int) (good, total uint64) {
-	n = min(n, len(r.slots))
-	for i := range int64(n) {
-		s := &r.slots[(idx-i)%int64(len(r.slots))]
-		if s.idx.Load() == idx-i+1 {
-			good += s.good.Load()
-			total += s.total.Load()
-		}
-	}
-	return good, total
-}
-
-func (r *ring) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range r.slots {
-		r.slots[i].idx.Store(0)
-	}
-}
-
-// Latency histogram: bucket i counts latencies in (bound[i-1], bound[i]],
-// bounds growing by 25% from 1ms to ~36 minutes; the last is open-ended.
-const latencyBuckets = 64
-
-var latencyBounds = func() (b [latencyBuckets - 1]time.Duration) {
-	v := float64(time.Millisecond)
-	for i := range b {
-		b[i] = time.Duration(v)
-		v *= 1.25
-	}
-	return b
-}()
-
-type latencyRing struct {
-	mu    sync.Mutex
-	slots []latencySlot
-}
-
-type latencySlot struct {
-	idx    atomic.Int64
-	counts [latencyBuckets]atomic.Uint64
-}
-
-func newLatencyRing(n int) latencyRing { return latencyRing{slots: make([]latencySlot, n)} }
-
-func (r *latencyRing) add(idx int64, d time.Duration) {
-	s := &r.slots[idx%int64(len(r.slots))]
-	if s.idx.Load() != idx+1 {
-		r.mu.Lock()
-		if s.idx.Load() != idx+1 {
-			for i := range s.counts {
-				s.counts[i].Store(0)
-			}
-			s.idx.Store(idx + 1)
-		}
-		r.mu.Unlock()
-	}
-	b, _ := slices.BinarySearch(latencyBounds[:], d)
-	s.counts[b].Add(1)
-}
-
-func (r *latencyRing) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range r.slots {
-		r.slots[i].idx.Store(0)
-	}
-}
-
-// Percentiles returns latency quantiles (e.g. 0.5, 0.95, 0.99) over the
-// LatencyWindow, interpolated inside histogram buckets that are 25% wide,
-// so each is within 25% of the exact value. NaN when no latency was
-// observed.
-func (t *Tracker) Percentiles(qs ...float64) []float64 {
-	r := &t.lat
-	idx := t.cfg.Now().Unix() / 60
-	var counts [latencyBuckets]uint64
-	var total uint64
-	for i := range int64(len(r.slots)) {
-		s := &r.slots[(idx-i)%int64(len(r.slots))]
-		if s.idx.Load() != idx-i+1 {
-			continue
-		}
-		for b := range counts {
-			c := s.counts[b].Load()
-			counts[b] += c
-			total += c
-		}
-	}
-	out := make([]float64, len(qs))
-	for i, q := range qs {
-		out[i] = quantile(counts[:], total, q)
-	}
-	return out
-}
-
-// quantile returns the q-quantile in seconds.
-func quantile(counts []uint64, total uint64, q float64) float64 {
-	if total == 0 || q < 0 || q > 1 {
-		return math.NaN()
-	}
-	rank := q * float64(total)
-	var seen uint64
-	for b, c := range counts {
-		if c == 0 || float64(seen+c) < rank {
-			seen += c
-			continue
-		}
-		lo, hi := time.Duration(0), latencyBounds[len(latencyBounds)-1]
-		if b > 0 {
-			lo = latencyBounds[b-1]
-		}
-		if b < len(latencyBounds) {
-			hi = latencyBounds[b]
-		}
-		frac := (rank - float64(seen)) / float64(c)
-		return (float64(lo) + frac*float64(hi-lo)) / float64(time.Second)
-	}
-	return float64(latencyBounds[len(latencyBounds)-1]) / float64(time.Second)
 }

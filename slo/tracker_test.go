@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -167,21 +169,68 @@ func TestBudgetAndReset(t *testing.T) {
 func TestPercentiles(t *testing.T) {
 	clk := testclock.New(start)
 	tr := newTracker(t, clk, slo.TrackerConfig{})
-	if p := tr.Percentiles(0.5); !math.IsNaN(p[0]) {
+	if _, ok := tr.Percentiles(0.5); ok {
 		t.Fatal("percentile without data")
 	}
 	for i := 1; i <= 1000; i++ {
 		tr.Observe(time.Duration(i)*time.Millisecond, true)
 	}
-	p := tr.Percentiles(0.5, 0.95, 0.99)
-	for i, want := range []float64{0.5, 0.95, 0.99} {
-		if math.Abs(p[i]-want)/want > 0.25 {
-			t.Errorf("p%v = %v, want within 25%% of %v", want*100, p[i], want)
+	p, ok := tr.Percentiles(0.5, 0.95, 0.99)
+	for i, want := range []time.Duration{500 * time.Millisecond, 950 * time.Millisecond, 990 * time.Millisecond} {
+		if !ok || math.Abs(float64(p[i]-want))/float64(want) > 0.25 {
+			t.Errorf("p = %v, want within 25%% of %v", p[i], want)
 		}
 	}
 	clk.Advance(2 * time.Hour)
-	if p := tr.Percentiles(0.5); !math.IsNaN(p[0]) {
+	if _, ok := tr.Percentiles(0.5); ok {
 		t.Fatal("latencies older than the window still counted")
+	}
+}
+
+// TestPercentilesAccuracy: against exact quantiles of random latencies
+// spread over the documented range (1µs to about 65 minutes), every
+// estimate is within 25%.
+func TestPercentilesAccuracy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	lo, hi := math.Log(float64(slo.MinLatency)), math.Log(float64(slo.MaxLatency))
+	for trial := range 40 {
+		clk := testclock.New(start)
+		tr := newTracker(t, clk, slo.TrackerConfig{})
+		// Each trial spans a random part of the range, down to sub-ms and up to an hour.
+		a := lo + rng.Float64()*(hi-lo)
+		b := a + rng.Float64()*(hi-a)
+		vals := make([]time.Duration, 500+rng.IntN(2000))
+		for i := range vals {
+			vals[i] = time.Duration(math.Exp(a + rng.Float64()*(b-a)))
+			tr.Observe(vals[i], true)
+		}
+		slices.Sort(vals)
+		qs := []float64{0.01, 0.5, 0.9, 0.99, 1}
+		got, _ := tr.Percentiles(qs...)
+		for i, q := range qs {
+			exact := vals[max(0, int(math.Ceil(q*float64(len(vals))))-1)]
+			if rel := math.Abs(float64(got[i]-exact)) / float64(exact); rel > 0.25 {
+				t.Fatalf("trial %d q%v: got %v, exact %v (%.0f%% off)", trial, q, got[i], exact, rel*100)
+			}
+		}
+	}
+}
+
+// TestTrackerBefore1970: any time.Time is valid input, a zero time too.
+func TestTrackerBefore1970(t *testing.T) {
+	for _, at := range []time.Time{{}, time.Date(1969, 12, 31, 23, 59, 30, 0, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		clk := testclock.New(at)
+		tr := newTracker(t, clk, slo.TrackerConfig{})
+		tr.Observe(time.Millisecond, true)
+		tr.Observe(time.Millisecond, false)
+		clk.Advance(time.Minute)
+		tr.Record(true)
+		if st := tr.Status(); st.Events != 3 {
+			t.Fatalf("%v: %d events", at, st.Events)
+		}
+		if p, ok := tr.Percentiles(0.5); !ok || p[0] <= 0 {
+			t.Fatalf("%v: percentiles %v %v", at, p, ok)
+		}
 	}
 }
 

@@ -1,6 +1,10 @@
 package slo
 
 import (
+	"net/url"
+
+	"github.com/levqor/levqor/internal/backoff"
+
 	"context"
 	"errors"
 	"fmt"
@@ -37,19 +41,53 @@ var ErrRollback = errors.New("slo: rollback failed")
 // measures the latency around the call.
 type Probe func(ctx context.Context) (status int, err error)
 
-// HTTPProbe returns a Probe that GETs url. Any response is a measurement;
-// a transport error or timeout is a failure (the target did not answer in
-// time), and only a request that cannot be built is unmeasurable.
-func HTTPProbe(client *http.Client, url string) Probe {
+// HTTPProbe returns a Probe that GETs target. Any response is a
+// measurement; a transport error or timeout is a failure (the target did
+// not answer in time), and only a request that cannot be built is
+// unmeasurable. Redirects are followed only within target's origin: one to
+// another scheme, host or port is a failure (status 421), never the other
+// host's answer.
+func HTTPProbe(client *http.Client, target string) Probe {
+	u, err := url.Parse(target)
+	if err != nil {
+		return func(context.Context) (int, error) {
+			return 0, fmt.Errorf("%w: the probe URL does not parse", ErrUnmeasurable)
+		}
+	}
+	return httpProbe(client, u, false)
+}
+
+// ErrCrossOrigin reports a redirect to another origin, not followed.
+var ErrCrossOrigin = errors.New("slo: probe redirected to another origin")
+
+func httpProbe(client *http.Client, target *url.URL, crossOrigin bool) Probe {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	if !crossOrigin {
+		c := *client
+		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != target.Scheme || req.URL.Host != target.Host {
+				return fmt.Errorf("%w: %s://%s", ErrCrossOrigin, req.URL.Scheme, req.URL.Host)
+			}
+			if len(via) >= 10 {
+				return errors.New("slo: probe stopped after 10 redirects")
+			}
+			return nil
+		}
+		client = &c
+	}
 	return func(ctx context.Context) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrUnmeasurable, err)
 		}
 		res, err := client.Do(req)
+		if errors.Is(err, ErrCrossOrigin) {
+			// Measured, and bad: a probe answered from elsewhere says
+			// nothing about this deployment.
+			return http.StatusMisdirectedRequest, nil
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -146,14 +184,22 @@ type WatchdogConfig struct {
 	Notifier alert.Notifier
 	// Logger receives every probe result. Default slog.Default().
 	Logger *slog.Logger
-	// Now and Sleep are the clock. Defaults time.Now and a timer.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
+	// CrossOriginRedirects lets the default Probe follow redirects to
+	// another scheme, host or port. Default false: such a redirect is not
+	// followed and the probe fails (a deployment that sends its health
+	// check elsewhere has not proved it is healthy); same-origin redirects
+	// are followed.
+	CrossOriginRedirects bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 }
 
 // Watchdog probes a freshly deployed service and rolls it back when it
 // fails its SLO.
-type Watchdog struct{ cfg WatchdogConfig }
+type Watchdog struct {
+	cfg   WatchdogConfig
+	sleep backoff.SleepFunc // tests skip the waits (export_test.go)
+}
 
 // NewWatchdog validates cfg.
 func NewWatchdog(cfg WatchdogConfig) (*Watchdog, error) {
@@ -161,7 +207,11 @@ func NewWatchdog(cfg WatchdogConfig) (*Watchdog, error) {
 		if cfg.URL == "" {
 			return nil, errors.New("slo: WatchdogConfig needs a Probe or a URL")
 		}
-		cfg.Probe = HTTPProbe(cfg.Client, cfg.URL)
+		u, err := url.Parse(cfg.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, errors.New("slo: WatchdogConfig.URL is not an http(s) URL")
+		}
+		cfg.Probe = httpProbe(cfg.Client, u, cfg.CrossOriginRedirects)
 	}
 	if cfg.Count < 0 || cfg.Interval < 0 || cfg.LatencyThreshold < 0 || cfg.ProbeTimeout < 0 || cfg.FailureLimit < 0 || cfg.ErrorLimit < 0 {
 		return nil, errors.New("slo: negative WatchdogConfig field")
@@ -184,27 +234,13 @@ func NewWatchdog(cfg WatchdogConfig) (*Watchdog, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
-	}
-	return &Watchdog{cfg: cfg}, nil
+	return &Watchdog{cfg: cfg, sleep: backoff.Sleep}, nil
 }
 
 func setDefault[T comparable](v *T, def T) {
 	var zero T
 	if *v == zero {
 		*v = def
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -218,7 +254,7 @@ func (w *Watchdog) Run(ctx context.Context) (Report, error) {
 	consecutiveErrors := 0
 	for i := range c.Count {
 		if i > 0 {
-			if err := c.Sleep(ctx, c.Interval); err != nil {
+			if err := w.sleep(ctx, c.Interval); err != nil {
 				return w.finish(ctx, rep, VerdictInconclusive, err)
 			}
 		}

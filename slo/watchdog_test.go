@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,6 +91,15 @@ func (a *alerts) list() []alert.Alert {
 
 func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
+// newWatchdog is slo.NewWatchdog without the waits between probes.
+func newWatchdog(cfg slo.WatchdogConfig) (*slo.Watchdog, error) {
+	w, err := slo.NewWatchdog(cfg)
+	if err == nil {
+		slo.SetSleep(w, noSleep)
+	}
+	return w, err
+}
+
 func TestWatchdog(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -114,9 +125,9 @@ func TestWatchdog(t *testing.T) {
 			}
 			rb := &countingRollback{}
 			al := &alerts{}
-			w, err := slo.NewWatchdog(slo.WatchdogConfig{
+			w, err := newWatchdog(slo.WatchdogConfig{
 				Name: "api", URL: tg.URL, ProbeTimeout: 100 * time.Millisecond,
-				Rollbacker: rb, Notifier: al, Now: clk.Now, Sleep: noSleep,
+				Rollbacker: rb, Notifier: al, Now: clk.Now,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +161,7 @@ func TestWatchdog(t *testing.T) {
 func TestWatchdogProbeResults(t *testing.T) {
 	clk := testclock.New(start)
 	tg := newTarget(t, clk, "ok", "slow", "500")
-	w, _ := slo.NewWatchdog(slo.WatchdogConfig{URL: tg.URL, Count: 3, FailureLimit: 3, Now: clk.Now, Sleep: noSleep})
+	w, _ := newWatchdog(slo.WatchdogConfig{URL: tg.URL, Count: 3, FailureLimit: 3, Now: clk.Now})
 	rep, _ := w.Run(context.Background())
 	want := []struct {
 		outcome slo.Outcome
@@ -197,7 +208,7 @@ func TestWatchdogErrorsAndInconclusive(t *testing.T) {
 		t.Run(tc.script, func(t *testing.T) {
 			rb := &countingRollback{}
 			al := &alerts{}
-			w, _ := slo.NewWatchdog(slo.WatchdogConfig{Probe: unmeasurable(tc.script), Rollbacker: rb, Notifier: al, Sleep: noSleep})
+			w, _ := newWatchdog(slo.WatchdogConfig{Probe: unmeasurable(tc.script), Rollbacker: rb, Notifier: al})
 			rep, err := w.Run(context.Background())
 			if err != nil || rep.Verdict != tc.verdict || len(rep.Probes) != tc.probes {
 				t.Fatalf("verdict %v after %d probes (err %v)", rep.Verdict, len(rep.Probes), err)
@@ -223,7 +234,7 @@ func TestWatchdogCancelled(t *testing.T) {
 		}
 		return 500, nil
 	}
-	w, _ := slo.NewWatchdog(slo.WatchdogConfig{Probe: probe, Rollbacker: rb, Sleep: noSleep})
+	w, _ := newWatchdog(slo.WatchdogConfig{Probe: probe, Rollbacker: rb})
 	rep, err := w.Run(ctx)
 	if !errors.Is(err, context.Canceled) || rep.Verdict != slo.VerdictInconclusive || rb.calls.Load() != 0 {
 		t.Fatalf("verdict %v err %v rollbacks %d", rep.Verdict, err, rb.calls.Load())
@@ -233,7 +244,7 @@ func TestWatchdogCancelled(t *testing.T) {
 func TestWatchdogRollbackFails(t *testing.T) {
 	rb := &countingRollback{err: errors.New("deploy tool missing")}
 	al := &alerts{}
-	w, _ := slo.NewWatchdog(slo.WatchdogConfig{Probe: func(context.Context) (int, error) { return 503, nil }, Rollbacker: rb, Notifier: al, Sleep: noSleep})
+	w, _ := newWatchdog(slo.WatchdogConfig{Probe: func(context.Context) (int, error) { return 503, nil }, Rollbacker: rb, Notifier: al})
 	rep, err := w.Run(context.Background())
 	if !errors.Is(err, slo.ErrRollback) || rep.RolledBack || rb.calls.Load() != 1 {
 		t.Fatalf("err %v, RolledBack %v, calls %d", err, rep.RolledBack, rb.calls.Load())
@@ -259,25 +270,25 @@ func TestWatchdogConfig(t *testing.T) {
 func TestCommandRollbacker(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "reason")
-	ok := &slo.Command{Argv: []string{"sh", "-c", `printf %s "$LEVQOR_ROLLBACK_REASON" > "$OUT"`}, Env: []string{"OUT=" + out}}
+	ok, _ := slo.NewCommand(slo.CommandConfig{Argv: []string{"sh", "-c", `printf %s "$LEVQOR_ROLLBACK_REASON" > "$OUT"`}, Env: []string{"OUT=" + out}})
 	if err := ok.Rollback(context.Background(), "api failed 3 of 5 probes; $(rm -rf /)"); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "api failed 3 of 5 probes; $(rm -rf /)" {
 		t.Fatalf("reason passed as %q", b)
 	}
-	fail := &slo.Command{Argv: []string{"sh", "-c", "echo cannot find release >&2; exit 3"}}
+	fail, _ := slo.NewCommand(slo.CommandConfig{Argv: []string{"sh", "-c", "echo cannot find release >&2; exit 3"}})
 	err := fail.Rollback(context.Background(), "r")
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "cannot find release") {
 		t.Fatalf("err = %v", err)
 	}
-	slow := &slo.Command{Argv: []string{"sleep", "30"}, Timeout: 100 * time.Millisecond}
+	slow, _ := slo.NewCommand(slo.CommandConfig{Argv: []string{"sleep", "30"}, Timeout: 100 * time.Millisecond})
 	began := time.Now()
 	err = slow.Rollback(context.Background(), "r")
 	if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(began) > 10*time.Second {
 		t.Fatalf("err = %v after %v", err, time.Since(began))
 	}
-	if err := (&slo.Command{}).Rollback(context.Background(), "r"); err == nil {
+	if _, err := slo.NewCommand(slo.CommandConfig{}); err == nil {
 		t.Fatal("empty command accepted")
 	}
 }
@@ -293,8 +304,8 @@ func TestWebhookRollbacker(t *testing.T) {
 		_, _ = w.Write([]byte("deploy system says no"))
 	}))
 	defer srv.Close()
-	h := &slo.Webhook{URL: srv.URL + "/rollback", Service: "api", Header: http.Header{"Authorization": {"Bearer s3cret"}},
-		Now: func() time.Time { return start }}
+	h, _ := slo.NewWebhook(slo.WebhookConfig{URL: srv.URL + "/rollback", Service: "api", Header: http.Header{"Authorization": {"Bearer s3cret"}},
+		Now: func() time.Time { return start }})
 	if err := h.Rollback(context.Background(), "too slow"); err != nil {
 		t.Fatal(err)
 	}
@@ -306,8 +317,87 @@ func TestWebhookRollbacker(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	srv.Close()
-	leaky := &slo.Webhook{URL: srv.URL + "/rollback?token=hunter2"}
+	leaky, _ := slo.NewWebhook(slo.WebhookConfig{URL: srv.URL + "/rollback?token=hunter2"})
 	if err := leaky.Rollback(context.Background(), "x"); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestWebhookRedirectIsFailure: a 301/302/303 is not followed (it would
+// turn the POST into a body-less GET whose 200 proves nothing); every call
+// carries an idempotency key.
+func TestWebhookRedirectIsFailure(t *testing.T) {
+	var gets atomic.Int64
+	var keys []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+			w.WriteHeader(200)
+			return
+		}
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		if code == 0 {
+			w.WriteHeader(204)
+			return
+		}
+		http.Redirect(w, r, "/elsewhere", code)
+	}))
+	defer srv.Close()
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		h, _ := slo.NewWebhook(slo.WebhookConfig{URL: fmt.Sprintf("%s/rollback?code=%d", srv.URL, code)})
+		if err := h.Rollback(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "redirect") {
+			t.Fatalf("%d: err %v", code, err)
+		}
+	}
+	if gets.Load() != 0 {
+		t.Fatalf("the redirect was followed %d times", gets.Load())
+	}
+	h, _ := slo.NewWebhook(slo.WebhookConfig{URL: srv.URL + "/rollback"})
+	_ = h.Rollback(context.Background(), "a")
+	_ = h.Rollback(context.Background(), "b")
+	if len(keys) != 7 || keys[5] == "" || keys[5] == keys[6] {
+		t.Fatalf("idempotency keys %q", keys)
+	}
+	if _, err := slo.NewWebhook(slo.WebhookConfig{URL: "http://[::1]:namedport/hook?token=hunter2"}); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("bad URL: %v", err)
+	}
+}
+
+// TestProbeCrossOriginRedirect: a health check redirected to another host
+// fails; a same-origin redirect is followed; the option allows it.
+func TestProbeCrossOriginRedirect(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
+	defer other.Close()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL+"/healthz", http.StatusFound)
+		case "/moved":
+			http.Redirect(w, r, "/healthz", http.StatusMovedPermanently)
+		default:
+			w.WriteHeader(200)
+		}
+	}))
+	defer target.Close()
+	run := func(path string, allow bool) slo.Verdict {
+		w, err := newWatchdog(slo.WatchdogConfig{URL: target.URL + path, Count: 3, FailureLimit: 2, CrossOriginRedirects: allow, LatencyThreshold: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, _ := w.Run(context.Background())
+		return rep.Verdict
+	}
+	if v := run("/away", false); v != slo.VerdictFailed {
+		t.Fatalf("redirect to another host: %v, want failed", v)
+	}
+	if v := run("/moved", false); v != slo.VerdictSuccess {
+		t.Fatalf("same-origin redirect: %v", v)
+	}
+	if v := run("/away", true); v != slo.VerdictSuccess {
+		t.Fatalf("cross-origin allowed: %v", v)
 	}
 }

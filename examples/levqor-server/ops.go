@@ -489,7 +489,12 @@ func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
 		LatencyThreshold: env.cfg.SLOLatency, FailureLimit: env.cfg.SLOFailures, Logger: env.log,
 	}
 	if *rollback != "" {
-		cfg.Rollbacker = &slo.Command{Argv: strings.Fields(*rollback)}
+		cmd, err := slo.NewCommand(slo.CommandConfig{Argv: strings.Fields(*rollback)})
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 2
+		}
+		cfg.Rollbacker = cmd
 	}
 	w, err := slo.NewWatchdog(cfg)
 	if err != nil {
