@@ -94,7 +94,8 @@ type Config struct {
 	// MinStdDev and MinRelStdDev floor the baseline's standard deviation at
 	// max(MinStdDev, MinRelStdDev×|mean|), so a flat series does not turn
 	// noise into an infinite z. Defaults 0 and DefaultMinRelStdDev (1%); a
-	// series whose mean is 0 needs MinStdDev.
+	// negative MinRelStdDev turns the relative floor off. A series whose
+	// mean is 0 needs MinStdDev. Both must be finite.
 	MinStdDev, MinRelStdDev float64
 	// Direction selects spikes, drops or both. Default Both.
 	Direction Direction
@@ -107,7 +108,17 @@ type Config struct {
 	IncludeAnomalies bool
 }
 
+// MaxValue bounds the magnitude of a value: larger ones (like NaN and
+// ±Inf) are not measurements, neither judged nor kept, because their
+// squares would overflow the statistics and blind the detector.
+const MaxValue = 1e100
+
 func (c Config) withDefaults(threshold float64) (Config, error) {
+	for _, f := range []float64{c.Threshold, c.MediumAt, c.HighAt, c.MinStdDev, c.MinRelStdDev} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return c, fmt.Errorf("anomaly: Threshold, MediumAt, HighAt, MinStdDev and MinRelStdDev must be finite numbers")
+		}
+	}
 	if c.Window == 0 {
 		c.Window = DefaultWindow
 	}
@@ -123,8 +134,11 @@ func (c Config) withDefaults(threshold float64) (Config, error) {
 	if c.MinSamples == 0 {
 		c.MinSamples = max(2, c.Window/2)
 	}
-	if c.MinRelStdDev == 0 {
+	switch {
+	case c.MinRelStdDev == 0:
 		c.MinRelStdDev = DefaultMinRelStdDev
+	case c.MinRelStdDev < 0:
+		c.MinRelStdDev = 0 // off
 	}
 	if c.RebaselineAfter == 0 {
 		c.RebaselineAfter = DefaultRebaselineAfter
@@ -138,8 +152,8 @@ func (c Config) withDefaults(threshold float64) (Config, error) {
 		return c, fmt.Errorf("anomaly: need Threshold <= MediumAt <= HighAt")
 	case c.MinSamples < 2 || c.MinSamples > c.Window:
 		return c, fmt.Errorf("anomaly: MinSamples must be between 2 and Window")
-	case c.MinStdDev < 0 || c.MinRelStdDev < 0:
-		return c, fmt.Errorf("anomaly: negative MinStdDev or MinRelStdDev")
+	case c.MinStdDev < 0:
+		return c, fmt.Errorf("anomaly: negative MinStdDev")
 	case c.Direction < Both || c.Direction > Drops:
 		return c, fmt.Errorf("anomaly: unknown Direction %d", c.Direction)
 	case c.RebaselineAfter > c.Window:

@@ -2,6 +2,7 @@ package anomaly_test
 
 import (
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -306,7 +307,7 @@ func TestEWMA(t *testing.T) {
 }
 
 func TestErrorRate(t *testing.T) {
-	e, err := anomaly.NewErrorRate(anomaly.ErrorRateConfig{Config: anomaly.Config{Window: 10, MinSamples: 5}})
+	e, err := anomaly.NewErrorRate(anomaly.ErrorRateConfig{Window: 10, MinSamples: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestErrorRate(t *testing.T) {
 			t.Errorf("%s: %+v", tc.name, r)
 		}
 	}
-	zero, _ := anomaly.NewErrorRate(anomaly.ErrorRateConfig{Config: anomaly.Config{Window: 10, MinSamples: 5}})
+	zero, _ := anomaly.NewErrorRate(anomaly.ErrorRateConfig{Window: 10, MinSamples: 5})
 	for range 10 {
 		zero.Observe(0, 100)
 	}
@@ -364,6 +365,10 @@ func TestConfigErrors(t *testing.T) {
 		"min samples > window": {Window: 5, MinSamples: 6},
 		"rebaseline > window":  {Window: 5, RebaselineAfter: 6},
 		"bad direction":        {Direction: 9},
+		"NaN MinStdDev":        {MinStdDev: math.NaN()},
+		"Inf MinRelStdDev":     {MinRelStdDev: math.Inf(1)},
+		"NaN MediumAt":         {MediumAt: math.NaN()},
+		"negative MinStdDev":   {MinStdDev: -1},
 	} {
 		if _, err := anomaly.NewZScore(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -372,5 +377,84 @@ func TestConfigErrors(t *testing.T) {
 	d := mustZ(t, anomaly.Config{})
 	if r := d.Observe(math.NaN()); r.Anomaly {
 		t.Error("NaN flagged")
+	}
+}
+
+// TestPrecisionAtLargeOffsets: values around 1e12 with unit variance: the
+// standard deviation stays within 1e-9 of the exact value (computed with
+// math/big), however long the stream.
+func TestPrecisionAtLargeOffsets(t *testing.T) {
+	for _, offset := range []float64{1e9, 1e12} {
+		const window = 50
+		d := mustZ(t, anomaly.Config{Window: window, MinRelStdDev: -1, IncludeAnomalies: true})
+		rng := rand.New(rand.NewPCG(9, 10))
+		var xs []float64
+		worst := 0.0
+		for i := range 100_000 {
+			x := offset + rng.NormFloat64()
+			xs = append(xs, x)
+			r := d.Observe(x)
+			if i > window && i%997 == 0 {
+				_, sd := exactStats(xs[len(xs)-window-1 : len(xs)-1])
+				worst = max(worst, math.Abs(r.StdDev-sd)/sd)
+			}
+		}
+		t.Logf("offset %g: worst relative error of the standard deviation %.2g", offset, worst)
+		if worst > 1e-9 {
+			t.Fatalf("offset %g: relative error %.3g > 1e-9", offset, worst)
+		}
+	}
+}
+
+// exactStats is the sample mean and standard deviation in 256-bit floats.
+func exactStats(xs []float64) (float64, float64) {
+	prec := uint(256)
+	sum := new(big.Float).SetPrec(prec)
+	for _, x := range xs {
+		sum.Add(sum, new(big.Float).SetPrec(prec).SetFloat64(x))
+	}
+	n := new(big.Float).SetPrec(prec).SetInt64(int64(len(xs)))
+	mean := new(big.Float).SetPrec(prec).Quo(sum, n)
+	m2 := new(big.Float).SetPrec(prec)
+	for _, x := range xs {
+		d := new(big.Float).SetPrec(prec).Sub(new(big.Float).SetPrec(prec).SetFloat64(x), mean)
+		m2.Add(m2, new(big.Float).SetPrec(prec).Mul(d, d))
+	}
+	v := new(big.Float).SetPrec(prec).Quo(m2, new(big.Float).SetPrec(prec).SetInt64(int64(len(xs)-1)))
+	vf, _ := v.Float64()
+	mf, _ := mean.Float64()
+	return mf, math.Sqrt(vf)
+}
+
+// TestHugeValuesDoNotBlind: a value whose square would overflow is not a
+// measurement; the detector still flags a later spike.
+func TestHugeValuesDoNotBlind(t *testing.T) {
+	for name, d := range detectors(t, anomaly.Config{Window: 20, MinSamples: 5}) {
+		t.Run(name, func(t *testing.T) {
+			d.Observe(100)
+			if r := d.Observe(1.3e154); r.Anomaly || r.WarmingUp {
+				t.Fatalf("huge value judged or kept: %+v", r)
+			}
+			d.Observe(-1e300)
+			rng := rand.New(rand.NewPCG(1, 1))
+			for range 30 {
+				d.Observe(100 + rng.NormFloat64())
+			}
+			if r := d.Observe(2100); !r.Anomaly || math.IsNaN(r.Mean) || math.IsInf(r.StdDev, 0) {
+				t.Fatalf("a 2000σ spike after a huge value: %+v", r)
+			}
+		})
+	}
+}
+
+// TestRelativeFloorOff: a negative MinRelStdDev turns the relative floor
+// off, so on a flat series any change is an anomaly.
+func TestRelativeFloorOff(t *testing.T) {
+	d := mustZ(t, anomaly.Config{MinRelStdDev: -1})
+	for range 30 {
+		d.Observe(100)
+	}
+	if r := d.Observe(100.5); !r.Anomaly {
+		t.Fatalf("without a floor a change on a flat series is an anomaly: %+v", r)
 	}
 }

@@ -30,7 +30,7 @@ func newCore(cfg Config, b baseline) core {
 // observe judges x; floor, if set, adds a floor on the spread computed
 // from the baseline's center (ErrorRate's binomial floor).
 func (c *core) observe(x float64, floor func(center float64) float64) Result {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
+	if !(math.Abs(x) <= MaxValue) { // NaN, ±Inf, or an overflow risk
 		return Result{Value: x} // not a measurement: neither judged nor kept
 	}
 	c.mu.Lock()
