@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/levqor/levqor/internal/backoff"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -100,8 +102,9 @@ type Info struct {
 // Store is a directory of backups. Its methods are safe for concurrent use
 // within one process.
 type Store struct {
-	cfg Config
-	mu  sync.Mutex // manifest
+	cfg   Config
+	mu    sync.Mutex        // manifest
+	sleep backoff.SleepFunc // between upload attempts; tests record it (export_test.go)
 }
 
 // validPrefix keeps names safe to use as file names and in sidecars.
@@ -137,7 +140,7 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("backup: create %s: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg}
+	s := &Store{cfg: cfg, sleep: backoff.Sleep}
 	s.removeStaleTemps()
 	return s, nil
 }

@@ -135,8 +135,16 @@ func TestPrune(t *testing.T) {
 
 // flakyUploader fails its first failures Puts, then stores; with corrupt
 // it stores different bytes than it was given.
+func dirUploader(t *testing.T, dir string) *backup.DirUploader {
+	u, err := backup.NewDirUploader(backup.DirUploaderConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 type flakyUploader struct {
-	backup.DirUploader
+	*backup.DirUploader
 	failures int
 	corrupt  bool
 	puts     int
@@ -168,8 +176,9 @@ func TestUpload(t *testing.T) {
 	sleep := func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
 
 	remote := filepath.Join(t.TempDir(), "offsite")
-	ok := &flakyUploader{DirUploader: backup.DirUploader{Dir: remote}, failures: 2}
-	if err := s.Upload(ctx, info.Name, ok, backup.UploadOptions{Sleep: sleep}); err != nil {
+	backup.SetSleep(s, sleep)
+	ok := &flakyUploader{DirUploader: dirUploader(t, remote), failures: 2}
+	if err := s.Upload(ctx, info.Name, ok, backup.UploadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if ok.puts != 3 || len(waits) != 2 || waits[0] != 2*time.Second || waits[1] != 4*time.Second {
@@ -179,16 +188,16 @@ func TestUpload(t *testing.T) {
 		t.Fatal("remote copy differs")
 	}
 
-	bad := &flakyUploader{DirUploader: backup.DirUploader{Dir: t.TempDir()}, corrupt: true}
-	err = s.Upload(ctx, info.Name, bad, backup.UploadOptions{Sleep: sleep})
+	bad := &flakyUploader{DirUploader: dirUploader(t, t.TempDir()), corrupt: true}
+	err = s.Upload(ctx, info.Name, bad, backup.UploadOptions{})
 	if !errors.Is(err, backup.ErrUploadMismatch) || bad.puts != 3 {
 		t.Fatalf("corrupting uploader: err %v after %d puts", err, bad.puts)
 	}
 	if _, err := s.Verify(ctx, info.Name); err != nil {
 		t.Fatalf("local backup harmed by a failed upload: %v", err)
 	}
-	down := &flakyUploader{DirUploader: backup.DirUploader{Dir: t.TempDir()}, failures: 99}
-	if err := s.Upload(ctx, info.Name, down, backup.UploadOptions{Attempts: 2, Sleep: sleep}); err == nil || !strings.Contains(err.Error(), "503") {
+	down := &flakyUploader{DirUploader: dirUploader(t, t.TempDir()), failures: 99}
+	if err := s.Upload(ctx, info.Name, down, backup.UploadOptions{Attempts: 2}); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("err = %v", err)
 	}
 }

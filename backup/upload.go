@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/levqor/levqor/internal/backoff"
+
 	"github.com/levqor/levqor/internal/atomicfile"
 
 	"context"
@@ -36,8 +38,6 @@ type UploadOptions struct {
 	// Backoff is the first wait between attempts; it doubles. Default
 	// DefaultUploadBackoff (2s).
 	Backoff time.Duration
-	// Sleep waits between attempts. Default: a timer honouring ctx.
-	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Upload copies a backup (after checking it against its sidecar) through u
@@ -49,41 +49,30 @@ func (s *Store) Upload(ctx context.Context, name string, u Uploader, opts Upload
 	if err != nil {
 		return err
 	}
-	if opts.Attempts <= 0 {
+	if opts.Attempts < 0 || opts.Backoff < 0 {
+		return errors.New("backup: UploadOptions must not be negative")
+	}
+	if opts.Attempts == 0 {
 		opts.Attempts = DefaultUploadAttempts
 	}
-	if opts.Backoff <= 0 {
+	if opts.Backoff == 0 {
 		opts.Backoff = DefaultUploadBackoff
 	}
-	if opts.Sleep == nil {
-		opts.Sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
+	attempts := 0
+	err = backoff.Do(ctx, backoff.Policy{Attempts: opts.Attempts, Initial: opts.Backoff}, s.sleep, func(n int) error {
+		attempts = n
+		err := s.uploadOnce(ctx, info, u)
+		if err != nil {
+			s.cfg.Logger.WarnContext(ctx, "backup: upload failed", "name", name, "attempt", n, "err", err)
+			return backoff.Retryable(err, 0)
 		}
+		s.cfg.Logger.InfoContext(ctx, "backup: uploaded", "name", name, "attempt", n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("backup: upload %s failed after %d attempts: %w", name, attempts, err)
 	}
-	var last error
-	wait := opts.Backoff
-	for attempt := 1; attempt <= opts.Attempts; attempt++ {
-		if attempt > 1 {
-			if err := opts.Sleep(ctx, wait); err != nil {
-				return fmt.Errorf("backup: upload %s abandoned: %w (last error: %v)", name, err, last)
-			}
-			wait *= 2
-		}
-		last = s.uploadOnce(ctx, info, u)
-		if last == nil {
-			s.cfg.Logger.InfoContext(ctx, "backup: uploaded", "name", name, "attempt", attempt)
-			return nil
-		}
-		s.cfg.Logger.WarnContext(ctx, "backup: upload failed", "name", name, "attempt", attempt, "err", last)
-	}
-	return fmt.Errorf("backup: upload %s failed after %d attempts: %w", name, opts.Attempts, last)
+	return nil
 }
 
 func (s *Store) uploadOnce(ctx context.Context, info Info, u Uploader) error {
@@ -109,28 +98,42 @@ func (s *Store) uploadOnce(ctx context.Context, info Info, u Uploader) error {
 	return nil
 }
 
-// DirUploader uploads into a directory, e.g. a mounted network volume.
-// Files are written atomically (temporary file, fsync, rename).
-type DirUploader struct {
+// DirUploaderConfig configures a DirUploader.
+type DirUploaderConfig struct {
+	// Dir receives the copies (created if missing, mode 0700). Required.
 	Dir string
 }
 
+// DirUploader uploads into a directory, e.g. a mounted network volume.
+// Files are written atomically (temporary file, fsync, rename).
+type DirUploader struct {
+	dir string
+}
+
 var _ Uploader = (*DirUploader)(nil)
+
+// NewDirUploader validates cfg.
+func NewDirUploader(cfg DirUploaderConfig) (*DirUploader, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("backup: DirUploaderConfig.Dir is required")
+	}
+	return &DirUploader{dir: cfg.Dir}, nil
+}
 
 // Put implements Uploader.
 func (d *DirUploader) Put(ctx context.Context, name string, r io.Reader) error {
 	if filepath.Base(name) != name {
 		return errors.New("backup: upload name must not contain a path")
 	}
-	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(ctx, filepath.Join(d.Dir, name), r)
+	return atomicfile.Write(ctx, filepath.Join(d.dir, name), r)
 }
 
 // SHA256 implements Uploader by reading the stored file back.
 func (d *DirUploader) SHA256(ctx context.Context, name string) (string, error) {
-	f, err := openRegular(filepath.Join(d.Dir, filepath.Base(name)))
+	f, err := openRegular(filepath.Join(d.dir, filepath.Base(name)))
 	if err != nil {
 		return "", err
 	}

@@ -167,5 +167,6 @@ func stripePayouter(f *fakeStripe) *payout.StripeTransfers {
 		URL: stripe.String(f.URL), MaxNetworkRetries: stripe.Int64(0),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
 	})
-	return &payout.StripeTransfers{Client: stripe.NewClient("sk_test_levqor", stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))}
+	p, _ := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: stripe.NewClient("sk_test_levqor", stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))})
+	return p
 }

@@ -63,13 +63,28 @@ func IsRetryable(err error) bool {
 	return err != nil
 }
 
-// StripeTransfers pays through Stripe Connect transfers from the
-// platform's balance. Build the client with stripe.NewClient.
-type StripeTransfers struct {
+// StripeTransfersConfig configures StripeTransfers.
+type StripeTransfersConfig struct {
+	// Client is built with stripe.NewClient (tests point its backend at an
+	// httptest.Server). Required.
 	Client *stripe.Client
 }
 
+// StripeTransfers pays through Stripe Connect transfers from the
+// platform's balance.
+type StripeTransfers struct {
+	client *stripe.Client
+}
+
 var _ Payouter = (*StripeTransfers)(nil)
+
+// NewStripeTransfers validates cfg.
+func NewStripeTransfers(cfg StripeTransfersConfig) (*StripeTransfers, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("payout: StripeTransfersConfig.Client is required")
+	}
+	return &StripeTransfers{client: cfg.Client}, nil
+}
 
 // idempotencyPrefix namespaces keys so they never collide with the
 // application's other Stripe calls.
@@ -86,7 +101,7 @@ func (s *StripeTransfers) Pay(ctx context.Context, t Transfer) (string, error) {
 	}
 	params.AddMetadata("payout_id", t.PayoutID)
 	params.SetIdempotencyKey(idempotencyPrefix + t.PayoutID)
-	tr, err := s.Client.V1Transfers.Create(ctx, params)
+	tr, err := s.client.V1Transfers.Create(ctx, params)
 	if err != nil {
 		return "", classifyStripe(err)
 	}
@@ -97,7 +112,7 @@ func (s *StripeTransfers) Pay(ctx context.Context, t Transfer) (string, error) {
 func (s *StripeTransfers) Find(ctx context.Context, payoutID string) (string, bool, error) {
 	params := &stripe.TransferListParams{TransferGroup: stripe.String(payoutID)}
 	params.Limit = stripe.Int64(1)
-	for tr, err := range s.Client.V1Transfers.List(ctx, params).All(ctx) {
+	for tr, err := range s.client.V1Transfers.List(ctx, params).All(ctx) {
 		if err != nil {
 			return "", false, classifyStripe(err)
 		}

@@ -75,7 +75,11 @@ func runBackup(ctx context.Context, cfg config, db *sql.DB, log *slog.Logger, pr
 		return err
 	}
 	if cfg.BackupUpload != "" {
-		if err := store.Upload(ctx, info.Name, &backup.DirUploader{Dir: cfg.BackupUpload}, backup.UploadOptions{}); err != nil {
+		up, err := backup.NewDirUploader(backup.DirUploaderConfig{Dir: cfg.BackupUpload})
+		if err != nil {
+			return err
+		}
+		if err := store.Upload(ctx, info.Name, up, backup.UploadOptions{}); err != nil {
 			return fmt.Errorf("backup %s kept locally, upload failed: %w", info.Name, err)
 		}
 	}
@@ -313,7 +317,11 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 		return payoutsFailed
 	}
 	defer db.Close()
-	var p payout.Payouter = &payout.StripeTransfers{Client: stripeClient(env.cfg)}
+	p, err := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: stripeClient(env.cfg)})
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
 	rc := payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Lease: *lease, Logger: env.log}
 	if isTTY(env.stderr) {
 		sent := 0
