@@ -79,7 +79,10 @@ type Telegram struct {
 	sleep    backoff.SleepFunc // tests record waits instead (export_test.go)
 }
 
-var _ Notifier = (*Telegram)(nil)
+var (
+	_ Notifier = (*Telegram)(nil)
+	_ error    = (*APIError)(nil)
+)
 
 // NewTelegram validates cfg. It does not contact Telegram.
 func NewTelegram(cfg TelegramConfig) (*Telegram, error) {

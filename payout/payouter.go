@@ -76,7 +76,10 @@ type StripeTransfers struct {
 	client *stripe.Client
 }
 
-var _ Payouter = (*StripeTransfers)(nil)
+var (
+	_ Payouter = (*StripeTransfers)(nil)
+	_ error    = (*Error)(nil)
+)
 
 // NewStripeTransfers validates cfg.
 func NewStripeTransfers(cfg StripeTransfersConfig) (*StripeTransfers, error) {

@@ -62,7 +62,10 @@ type Fallback struct {
 	fallbacks, failedBoth atomic.Uint64
 }
 
-var _ Limiter = (*Fallback)(nil)
+var (
+	_ Limiter   = (*Fallback)(nil)
+	_ io.Closer = (*Fallback)(nil)
+)
 
 // NewFallback validates cfg.
 func NewFallback(cfg FallbackConfig) (*Fallback, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -75,7 +76,10 @@ type memShard struct {
 // over with a fresh entry, so no update is ever lost.
 const dead = math.MinInt64
 
-var _ Limiter = (*Memory)(nil)
+var (
+	_ Limiter   = (*Memory)(nil)
+	_ io.Closer = (*Memory)(nil)
+)
 
 // NewMemory validates cfg and starts the sweeper; Close stops it.
 func NewMemory(cfg MemoryConfig) (*Memory, error) {

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -40,7 +41,10 @@ type Redis struct {
 	now func() time.Time
 }
 
-var _ Limiter = (*Redis)(nil)
+var (
+	_ Limiter   = (*Redis)(nil)
+	_ io.Closer = (*Redis)(nil)
+)
 
 // gcraScript mirrors gcra(). Lua numbers are float64: every value is an
 // integer number of microseconds below 2^53, so the arithmetic is exact.

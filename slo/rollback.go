@@ -53,7 +53,10 @@ type CommandConfig struct {
 // or through a shell.
 type Command struct{ cfg CommandConfig }
 
-var _ Rollbacker = (*Command)(nil)
+var (
+	_ Rollbacker = (*Command)(nil)
+	_ Rollbacker = RollbackFunc(nil)
+)
 
 // NewCommand validates cfg.
 func NewCommand(cfg CommandConfig) (*Command, error) {

@@ -81,6 +81,7 @@ func stampOf(fi os.FileInfo) fileStamp {
 var (
 	_ Pauser       = (*FlagsFile)(nil)
 	_ PauseChecker = (*FlagsFile)(nil)
+	_ Pauser       = PauseFunc(nil)
 )
 
 // NewFlagsFile validates cfg. It does not read the file.
