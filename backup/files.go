@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/levqor/levqor/internal/ctxio"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -61,7 +63,7 @@ func syncAndHash(path string) (string, int64, error) {
 // is cancelled.
 func hashReader(ctx context.Context, r io.Reader) (string, int64, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, r})
+	n, err := io.Copy(h, ctxio.Reader(ctx, r))
 	if err != nil {
 		return "", 0, err
 	}
@@ -93,21 +95,9 @@ func copyTo(ctx context.Context, r io.Reader, dst string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(out, ctxio.Reader(ctx, r)); err != nil {
 		out.Close()
 		return err
 	}
 	return out.Close()
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

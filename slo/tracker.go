@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/defaults"
 )
 
 // BurnWindow is one multi-window burn-rate alert (Google SRE Workbook,
@@ -101,11 +102,11 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if cfg.Name == "" {
 		cfg.Name = "availability"
 	}
-	setDefault(&cfg.Objective, DefaultObjective)
-	setDefault(&cfg.Period, DefaultPeriod)
-	setDefault(&cfg.MinEvents, DefaultMinEvents)
-	setDefault(&cfg.EvalInterval, DefaultEvalInterval)
-	setDefault(&cfg.LatencyWindow, DefaultLatencyWindow)
+	defaults.Set(&cfg.Objective, DefaultObjective)
+	defaults.Set(&cfg.Period, DefaultPeriod)
+	defaults.Set(&cfg.MinEvents, DefaultMinEvents)
+	defaults.Set(&cfg.EvalInterval, DefaultEvalInterval)
+	defaults.Set(&cfg.LatencyWindow, DefaultLatencyWindow)
 	if cfg.BurnWindows == nil {
 		cfg.BurnWindows = DefaultBurnWindows()
 	}

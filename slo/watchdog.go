@@ -1,6 +1,8 @@
 package slo
 
 import (
+	"github.com/levqor/levqor/internal/defaults"
+
 	"net/url"
 
 	"github.com/levqor/levqor/internal/backoff"
@@ -219,12 +221,12 @@ func NewWatchdog(cfg WatchdogConfig) (*Watchdog, error) {
 	if cfg.Name == "" {
 		cfg.Name = "service"
 	}
-	setDefault(&cfg.Count, DefaultCount)
-	setDefault(&cfg.Interval, DefaultInterval)
-	setDefault(&cfg.LatencyThreshold, DefaultLatencyThreshold)
-	setDefault(&cfg.ProbeTimeout, DefaultProbeTimeout)
-	setDefault(&cfg.FailureLimit, DefaultFailureLimit)
-	setDefault(&cfg.ErrorLimit, DefaultErrorLimit)
+	defaults.Set(&cfg.Count, DefaultCount)
+	defaults.Set(&cfg.Interval, DefaultInterval)
+	defaults.Set(&cfg.LatencyThreshold, DefaultLatencyThreshold)
+	defaults.Set(&cfg.ProbeTimeout, DefaultProbeTimeout)
+	defaults.Set(&cfg.FailureLimit, DefaultFailureLimit)
+	defaults.Set(&cfg.ErrorLimit, DefaultErrorLimit)
 	if cfg.FailureLimit > cfg.Count {
 		return nil, fmt.Errorf("slo: FailureLimit %d exceeds Count %d: the watchdog could never fail", cfg.FailureLimit, cfg.Count)
 	}
@@ -235,13 +237,6 @@ func NewWatchdog(cfg WatchdogConfig) (*Watchdog, error) {
 		cfg.Now = time.Now
 	}
 	return &Watchdog{cfg: cfg, sleep: backoff.Sleep}, nil
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Run probes Count times (stopping early once the verdict is certain),

@@ -1,6 +1,8 @@
 package tokens
 
 import (
+	"github.com/levqor/levqor/internal/defaults"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -102,14 +104,14 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.AccessTTL < 0 || cfg.RefreshTTL < 0 || cfg.MaxTokenLength < 0 {
 		return nil, fmt.Errorf("tokens: AccessTTL, RefreshTTL and MaxTokenLength must not be negative")
 	}
-	setDefault(&cfg.Issuer, DefaultIssuer)
-	setDefault(&cfg.Audience, DefaultAudience)
-	setDefault(&cfg.ClientID, DefaultClientID)
-	setDefault(&cfg.AccessTTL, DefaultAccessTTL)
-	setDefault(&cfg.RefreshTTL, DefaultRefreshTTL)
-	setDefault(&cfg.Leeway, DefaultLeeway)
-	setDefault(&cfg.RefreshGrace, DefaultRefreshGrace)
-	setDefault(&cfg.MaxTokenLength, DefaultMaxTokenLength)
+	defaults.Set(&cfg.Issuer, DefaultIssuer)
+	defaults.Set(&cfg.Audience, DefaultAudience)
+	defaults.Set(&cfg.ClientID, DefaultClientID)
+	defaults.Set(&cfg.AccessTTL, DefaultAccessTTL)
+	defaults.Set(&cfg.RefreshTTL, DefaultRefreshTTL)
+	defaults.Set(&cfg.Leeway, DefaultLeeway)
+	defaults.Set(&cfg.RefreshGrace, DefaultRefreshGrace)
+	defaults.Set(&cfg.MaxTokenLength, DefaultMaxTokenLength)
 	if cfg.Leeway < 0 {
 		cfg.Leeway = 0
 	}
@@ -136,13 +138,6 @@ func New(cfg Config) (*Manager, error) {
 	m.refresh = jwt.NewParser(append(common, jwt.WithAudience(cfg.Issuer))...)
 	m.anyAud = jwt.NewParser(append(common, jwt.WithoutClaimsValidation())...)
 	return m, nil
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Issue starts a new refresh family for subject and returns its first pair.

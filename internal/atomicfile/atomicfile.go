@@ -5,6 +5,8 @@
 package atomicfile
 
 import (
+	"github.com/levqor/levqor/internal/ctxio"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -40,7 +42,7 @@ func Write(ctx context.Context, path string, r io.Reader) error {
 		return err
 	}
 	defer os.Remove(tmp)
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(f, ctxio.Reader(ctx, r)); err != nil {
 		f.Close()
 		return err
 	}
@@ -96,16 +98,4 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
