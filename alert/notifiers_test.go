@@ -159,10 +159,10 @@ func TestQueueShutdownDeadline(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Shutdown returned %v after a 100ms deadline", d)
 	}
-	close(b.release)
 	if q.Delivered() != 0 {
 		t.Fatalf("delivered %d", q.Delivered())
 	}
+	close(b.release) // the delivery goroutine exits once the notifier returns
 }
 
 func TestHistory(t *testing.T) {
