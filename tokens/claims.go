@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -22,21 +23,64 @@ const (
 // tokens to the refresh family they were issued in, so revoking the family
 // rejects them all.
 type Claims struct {
+	Issuer    string    // iss
+	Subject   string    // sub
+	Audience  []string  // aud
+	ExpiresAt time.Time // exp
+	NotBefore time.Time // nbf; zero when absent
+	IssuedAt  time.Time // iat
+	ID        string    // jti
+	ClientID  string    // client_id (access tokens)
+	Family    string    // fid: the refresh family
+	// Type is taken from the verified header, not from the payload.
+	Type Type
+}
+
+// wireClaims is the JWT payload as golang-jwt parses and signs it; the
+// library's types stay out of the public API.
+type wireClaims struct {
 	jwt.RegisteredClaims
 	ClientID string `json:"client_id,omitempty"`
 	Family   string `json:"fid"`
+}
 
-	// Type is taken from the verified header, not from the payload.
-	Type Type `json:"-"`
+func (w *wireClaims) claims(typ Type) *Claims {
+	c := &Claims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ID: w.ID, ClientID: w.ClientID, Family: w.Family, Type: typ}
+	if w.ExpiresAt != nil {
+		c.ExpiresAt = w.ExpiresAt.Time
+	}
+	if w.NotBefore != nil {
+		c.NotBefore = w.NotBefore.Time
+	}
+	if w.IssuedAt != nil {
+		c.IssuedAt = w.IssuedAt.Time
+	}
+	return c
 }
 
 // Validate checks the claims golang-jwt does not require by itself; it is
 // called during parsing, after the signature has been verified.
-func (c *Claims) Validate() error {
+func (c *wireClaims) Validate() error {
 	switch {
 	case c.ID == "":
 		return fmt.Errorf("%w: jti", ErrMissingClaim)
 	case c.IssuedAt == nil:
+		return fmt.Errorf("%w: iat", ErrMissingClaim)
+	case c.Subject == "":
+		return fmt.Errorf("%w: sub", ErrMissingClaim)
+	case c.Family == "":
+		return fmt.Errorf("%w: fid", ErrMissingClaim)
+	}
+	return nil
+}
+
+// validate is wireClaims.Validate for parsed claims, for the parser that
+// skips claim validation (Revoke accepts any audience).
+func (c *Claims) validate() error {
+	switch {
+	case c.ID == "":
+		return fmt.Errorf("%w: jti", ErrMissingClaim)
+	case c.IssuedAt.IsZero():
 		return fmt.Errorf("%w: iat", ErrMissingClaim)
 	case c.Subject == "":
 		return fmt.Errorf("%w: sub", ErrMissingClaim)

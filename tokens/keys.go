@@ -49,6 +49,15 @@ func (k Key) Algorithm() string {
 // String names the key without revealing it.
 func (k Key) String() string { return "tokens.Key{" + k.Algorithm() + " kid=" + k.id + "}" }
 
+// MarshalJSON writes only the key id and algorithm, never key material, so
+// a Key logged or encoded by accident reveals nothing.
+func (k Key) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Kid string `json:"kid"`
+		Alg string `json:"alg"`
+	}{k.id, k.Algorithm()})
+}
+
 // GenerateEd25519Key makes a new Ed25519 key from crypto/rand.
 func GenerateEd25519Key() (Key, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)

@@ -33,6 +33,9 @@ type Config struct {
 	Keys *KeySet
 	// Store records revocations and refresh families. Required.
 	Store Store
+	// Revocations answers Verify's revocation check. Default: Store. Set it
+	// to put a cache in front of the Store; revocations go to the Store.
+	Revocations RevocationChecker
 
 	// Issuer is the iss claim of every token and the aud of refresh tokens,
 	// which only this issuer consumes. Default DefaultIssuer.
@@ -77,20 +80,18 @@ type Manager struct {
 	keyFunc jwt.Keyfunc
 }
 
-// Pair is the result of Issue and Refresh.
+// Pair is the result of Issue and Refresh. Marshalled to JSON it is an
+// OAuth 2.0 token response (RFC 6749 §5.1): access_token, token_type,
+// expires_in and refresh_token; the other fields stay server-side.
 type Pair struct {
-	AccessToken      string
-	RefreshToken     string
-	TokenType        string // always "Bearer"
-	AccessExpiresAt  time.Time
-	RefreshExpiresAt time.Time
-	Family           string
-}
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"` // always "Bearer"
+	ExpiresIn    int64  `json:"expires_in"` // access token lifetime, seconds
+	RefreshToken string `json:"refresh_token"`
 
-// ExpiresIn is the access token lifetime in whole seconds, for the OAuth
-// expires_in field.
-func (p Pair) ExpiresIn(now time.Time) int64 {
-	return int64(p.AccessExpiresAt.Sub(now).Round(time.Second) / time.Second)
+	AccessExpiresAt  time.Time `json:"-"`
+	RefreshExpiresAt time.Time `json:"-"`
+	Family           string    `json:"-"`
 }
 
 // New validates cfg and returns a Manager.
@@ -100,6 +101,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("tokens: Config.Store is required")
+	}
+	if cfg.Revocations == nil {
+		cfg.Revocations = cfg.Store
 	}
 	if cfg.AccessTTL < 0 || cfg.RefreshTTL < 0 || cfg.MaxTokenLength < 0 {
 		return nil, fmt.Errorf("tokens: AccessTTL, RefreshTTL and MaxTokenLength must not be negative")
@@ -161,7 +165,7 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	revoked, err := m.cfg.Store.Revoked(ctx, c.Family, c.ID)
+	revoked, err := m.cfg.Revocations.Revoked(ctx, c.Family, c.ID)
 	if err != nil {
 		if m.cfg.FailOpen && ctx.Err() == nil {
 			m.cfg.Logger.WarnContext(ctx, "tokens: revocation check failed; accepting token (FailOpen)", "subject", c.Subject, "err", err)
@@ -184,7 +188,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (Pair, error
 		return Pair{}, err
 	}
 	now := m.cfg.Now()
-	jti, err := m.cfg.Store.Rotate(ctx, c.Family, c.ID, newID(), now, m.grace, now.Add(m.cfg.RefreshTTL))
+	jti, err := m.cfg.Store.Rotate(ctx, Rotation{Family: c.Family, Presented: c.ID, Next: newID(), Now: now, Grace: m.grace, ExpiresAt: now.Add(m.cfg.RefreshTTL)})
 	switch {
 	case errors.Is(err, ErrReused):
 		m.cfg.Logger.WarnContext(ctx, "tokens: refresh token reuse detected; family revoked", "subject", c.Subject, "family", c.Family)
@@ -205,11 +209,11 @@ func (m *Manager) Revoke(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.validate(); err != nil {
 		return err
 	}
 	now := m.cfg.Now()
-	if c.ExpiresAt == nil || !c.ExpiresAt.Add(m.cfg.Leeway).After(now) {
+	if c.ExpiresAt.IsZero() || !c.ExpiresAt.Add(m.cfg.Leeway).After(now) {
 		return nil
 	}
 	if c.Type == TypeRefresh {
@@ -221,7 +225,7 @@ func (m *Manager) Revoke(ctx context.Context, token string) error {
 // RevokeClaims revokes the single token described by verified claims, such
 // as those FromContext returns.
 func (m *Manager) RevokeClaims(ctx context.Context, c *Claims) error {
-	if c == nil || c.ID == "" || c.ExpiresAt == nil {
+	if c == nil || c.ID == "" || c.ExpiresAt.IsZero() {
 		return fmt.Errorf("%w: jti or exp", ErrMissingClaim)
 	}
 	if err := m.cfg.Store.RevokeToken(ctx, c.Family, c.ID, c.ExpiresAt.Add(m.cfg.Leeway)); err != nil {
@@ -254,12 +258,13 @@ func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair,
 	iat := jwt.NewNumericDate(now)
 	p := Pair{
 		TokenType:        "Bearer",
+		ExpiresIn:        int64(m.cfg.AccessTTL.Round(time.Second) / time.Second),
 		AccessExpiresAt:  now.Add(m.cfg.AccessTTL),
 		RefreshExpiresAt: now.Add(m.cfg.RefreshTTL),
 		Family:           family,
 	}
 	var err error
-	p.AccessToken, err = sign(key, TypeAccess, &Claims{
+	p.AccessToken, err = sign(key, TypeAccess, &wireClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: m.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{m.cfg.Audience},
 			ExpiresAt: jwt.NewNumericDate(p.AccessExpiresAt), IssuedAt: iat, ID: newID(),
@@ -270,7 +275,7 @@ func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair,
 	if err != nil {
 		return Pair{}, err
 	}
-	p.RefreshToken, err = sign(key, TypeRefresh, &Claims{
+	p.RefreshToken, err = sign(key, TypeRefresh, &wireClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: m.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{m.cfg.Issuer},
 			ExpiresAt: jwt.NewNumericDate(p.RefreshExpiresAt), IssuedAt: iat, ID: refreshJTI,
@@ -283,7 +288,7 @@ func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair,
 	return p, nil
 }
 
-func sign(key Key, typ Type, c *Claims) (string, error) {
+func sign(key Key, typ Type, c *wireClaims) (string, error) {
 	t := jwt.NewWithClaims(key.method, c)
 	t.Header["typ"] = string(typ)
 	t.Header["kid"] = key.id
@@ -316,20 +321,20 @@ func (m *Manager) parse(p *jwt.Parser, token string, want Type) (*Claims, error)
 	if token == "" {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
-	c := new(Claims)
-	t, err := p.ParseWithClaims(token, c, m.keyFunc)
+	var w wireClaims
+	t, err := p.ParseWithClaims(token, &w, m.keyFunc)
 	if err != nil {
 		return nil, classify(t, err)
 	}
-	typ, _ := t.Header["typ"].(string)
-	c.Type = Type(strings.TrimPrefix(strings.ToLower(typ), "application/"))
+	h, _ := t.Header["typ"].(string)
+	typ := Type(strings.TrimPrefix(strings.ToLower(h), "application/"))
 	switch {
-	case c.Type != TypeAccess && c.Type != TypeRefresh:
-		return nil, fmt.Errorf("%w: typ %q", ErrWrongType, typ)
-	case want != "" && c.Type != want:
-		return nil, fmt.Errorf("%w: got %s, want %s", ErrWrongType, c.Type, want)
+	case typ != TypeAccess && typ != TypeRefresh:
+		return nil, fmt.Errorf("%w: typ %q", ErrWrongType, h)
+	case want != "" && typ != want:
+		return nil, fmt.Errorf("%w: got %s, want %s", ErrWrongType, typ, want)
 	}
-	return c, nil
+	return w.claims(typ), nil
 }
 
 // classify maps golang-jwt's errors onto this package's sentinels.

@@ -95,7 +95,8 @@ func (s *MemoryStore) CreateFamily(_ context.Context, family, _ string, jti stri
 }
 
 // Rotate implements Store.
-func (s *MemoryStore) Rotate(_ context.Context, family, presented, next string, now time.Time, grace time.Duration, expiresAt time.Time) (string, error) {
+func (s *MemoryStore) Rotate(_ context.Context, r Rotation) (string, error) {
+	family, presented, next, now, grace, expiresAt := r.Family, r.Presented, r.Next, r.Now, r.Grace, r.ExpiresAt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, ok := s.families[family]

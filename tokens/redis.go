@@ -84,9 +84,9 @@ return {'reused'}
 `)
 
 // Rotate implements Store with one Lua script (EVALSHA, EVAL on NOSCRIPT).
-func (s *RedisStore) Rotate(ctx context.Context, family, presented, next string, now time.Time, grace time.Duration, expiresAt time.Time) (string, error) {
-	res, err := rotateScript.Run(ctx, s.c, []string{s.familyKey(family), s.revokedKey(family)},
-		presented, next, now.UnixMilli(), grace.Milliseconds(), expiresAt.UnixMilli()).StringSlice()
+func (s *RedisStore) Rotate(ctx context.Context, r Rotation) (string, error) {
+	res, err := rotateScript.Run(ctx, s.c, []string{s.familyKey(r.Family), s.revokedKey(r.Family)},
+		r.Presented, r.Next, r.Now.UnixMilli(), r.Grace.Milliseconds(), r.ExpiresAt.UnixMilli()).StringSlice()
 	if err != nil {
 		return "", err
 	}

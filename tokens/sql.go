@@ -115,7 +115,8 @@ func (s *SQLStore) CreateFamily(ctx context.Context, family, subject, jti string
 // Rotate implements Store. It reads the family, decides, and applies the
 // change with a compare-and-set on current_jti, retrying if another rotation
 // won the race.
-func (s *SQLStore) Rotate(ctx context.Context, family, presented, next string, now time.Time, grace time.Duration, expiresAt time.Time) (string, error) {
+func (s *SQLStore) Rotate(ctx context.Context, r Rotation) (string, error) {
+	family, presented, next, now, grace, expiresAt := r.Family, r.Presented, r.Next, r.Now, r.Grace, r.ExpiresAt
 	for range maxRotateAttempts {
 		var st familyState
 		var retired int64

@@ -5,30 +5,51 @@ import (
 	"time"
 )
 
+// RevocationChecker answers the one question verifying an access token
+// needs: was this token, or its refresh family, revoked? Config.Revocations
+// takes one, e.g. a cache in front of the Store.
+type RevocationChecker interface {
+	// Revoked reports whether the token jti or its family is revoked, in at
+	// most one round trip to the backing service.
+	Revoked(ctx context.Context, family, jti string) (bool, error)
+}
+
+// Rotation is one refresh: Store.Rotate's request.
+type Rotation struct {
+	Family    string        // the refresh family
+	Presented string        // jti of the refresh token presented
+	Next      string        // jti for the new refresh token
+	Now       time.Time     // when the refresh happens
+	Grace     time.Duration // how long a retired token may still be exchanged
+	ExpiresAt time.Time     // the family record's new expiry
+}
+
 // Store keeps what a signed token cannot carry: which tokens and refresh
 // families were revoked, and which refresh token of each family is current.
 // MemoryStore, SQLStore and RedisStore implement it and pass the same
-// conformance tests.
+// conformance suite (tokenstest.Run), which a Store of your own can run too.
 //
 // Implementations must make Rotate atomic: two concurrent rotations of the
 // same current token must not both succeed with fresh ids.
 type Store interface {
+	RevocationChecker
+
 	// CreateFamily records a new refresh family whose current token is jti.
 	// The record may be dropped after expiresAt.
 	CreateFamily(ctx context.Context, family, subject, jti string, expiresAt time.Time) error
 
-	// Rotate retires the refresh token presented and makes next current.
+	// Rotate retires the refresh token presented and makes r.Next current.
 	// It returns the jti the new refresh token must carry:
-	//   - presented is current: next (now current); presented becomes the
-	//     previous token, retired at now.
-	//   - presented is the previous token and now is within grace of its
+	//   - Presented is current: Next (now current); Presented becomes the
+	//     previous token, retired at Now.
+	//   - Presented is the previous token and Now is within Grace of its
 	//     retirement: the family's current jti (a concurrent refresh; no state
 	//     changes, and both responses hold a token valid as current).
 	//   - the family is revoked: ErrRevoked.
 	//   - the family does not exist: ErrUnknownFamily.
 	//   - anything else is reuse: the family is revoked and ErrReused returned.
-	// expiresAt extends the family record's lifetime.
-	Rotate(ctx context.Context, family, presented, next string, now time.Time, grace time.Duration, expiresAt time.Time) (string, error)
+	// ExpiresAt extends the family record's lifetime.
+	Rotate(ctx context.Context, r Rotation) (string, error)
 
 	// RevokeToken revokes one token (by jti) until expiresAt, when the token
 	// expires anyway.
@@ -37,10 +58,6 @@ type Store interface {
 	// RevokeFamily revokes a refresh family, and with it every access and
 	// refresh token issued in it, until expiresAt.
 	RevokeFamily(ctx context.Context, family string, expiresAt time.Time) error
-
-	// Revoked reports whether the token jti or its family is revoked, in at
-	// most one round trip to the backing service.
-	Revoked(ctx context.Context, family, jti string) (bool, error)
 
 	// CleanupExpired deletes records that expired before now and reports how
 	// many it removed. Stores whose entries expire by themselves return 0.

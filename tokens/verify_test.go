@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -255,6 +256,13 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if s := hmacKey(t, "k").String(); strings.Contains(s, string(testSecret[:8])) {
 		t.Errorf("Key.String leaks the secret: %s", s)
+	}
+	if b, err := json.Marshal(hmacKey(t, "k")); err != nil || string(b) != `{"kid":"k","alg":"HS256"}` {
+		t.Errorf("Key JSON %s, %v: want only kid and alg", b, err)
+	}
+	ed := edKey(t)
+	if b, _ := json.Marshal(map[string]any{"key": ed}); strings.Contains(string(b), "sign") || !strings.Contains(string(b), `"alg":"EdDSA"`) {
+		t.Errorf("Ed25519 key JSON %s", b)
 	}
 	if _, err := newManager(t, tokens.Config{Keys: ks, Store: memStore(t)}).Issue(context.Background(), ""); !errors.Is(err, tokens.ErrMissingClaim) {
 		t.Errorf("empty subject: err = %v", err)

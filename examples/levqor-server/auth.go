@@ -227,12 +227,8 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	writePair(w, pair)
 }
 
-func writePair(w http.ResponseWriter, p tokens.Pair) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": p.AccessToken, "refresh_token": p.RefreshToken,
-		"token_type": "Bearer", "expires_in": p.ExpiresIn(time.Now()),
-	})
-}
+// writePair answers with the OAuth 2.0 token response (tokens.Pair's JSON).
+func writePair(w http.ResponseWriter, p tokens.Pair) { writeJSON(w, http.StatusOK, p) }
 
 func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 	var body struct {
