@@ -641,6 +641,7 @@ func TestShutdownUnderKeepAliveLoad(t *testing.T) {
 // about a second of Redis returning.
 func TestRedisDownFailsFast(t *testing.T) {
 	rs := redistest.StartPersistent(t)
+	rs.RequireReal("freezes the redis-server process with SIGSTOP")
 	s := start(t, "LEVQOR_REDIS_URL="+rs.URL(), "LEVQOR_RATE_LIMIT=100000/m")
 	expect(t, s.do("POST", "/api/auth/register", "", creds("fast@example.com", "fail fast please")), 201, "register")
 	access, _ := login(t, s, "fast@example.com", "fail fast please")

@@ -356,6 +356,7 @@ func TestDoctorChecks(t *testing.T) {
 		t.Fatalf("doctor without the key: exit %d\n%s", code, out)
 	}
 	rs := redistest.Start(t) // started with --appendonly no --save ""
+	rs.RequireReal("doctor reads CONFIG GET appendonly/save")
 	out, code = cliEnv(t, data, []string{key, "LEVQOR_REDIS_URL=" + rs.URL(), "LEVQOR_OPS_ADDR=127.0.0.1:9090"}, "doctor")
 	if code != 0 || !strings.Contains(out, "WARN  redis has no persistence") || !strings.Contains(out, "Running several replicas") || !strings.Contains(out, "INFO  ops listener on 127.0.0.1:9090") {
 		t.Fatalf("doctor with key, Redis without persistence: exit %d\n%s", code, out)

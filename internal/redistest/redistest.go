@@ -1,13 +1,19 @@
-// Package redistest starts a real redis-server for tests.
+// Package redistest starts a Redis for tests.
 //
 // Each call to Start runs a private redis-server bound to 127.0.0.1 on a free
 // port, without persistence, and stops it (by pid) when the test ends. When
-// the redis-server binary is not on PATH the test is skipped, except when the
-// CI environment variable is "true": there a missing binary is a failure,
-// so a broken CI install can never pass by skipping.
+// the redis-server binary is not on PATH, Start serves the test with
+// miniredis (an in-process Redis speaking the same protocol, Lua included)
+// so the Redis paths run on any machine; under CI=true a missing binary is a
+// failure instead, so CI always tests the real server. A few tests need the
+// real server for what miniredis cannot do (freezing the process with
+// SIGSTOP, persistence across a kill, keys expiring on the wall clock,
+// CONFIG GET): they call RequireReal, which skips them on miniredis.
 package redistest
 
 import (
+	"github.com/alicebob/miniredis/v2"
+
 	"bufio"
 	"fmt"
 	"net"
@@ -24,15 +30,28 @@ import (
 // startTimeout bounds how long a redis-server may take to answer PING.
 const startTimeout = 10 * time.Second
 
-// Server is a running redis-server owned by one test.
+// Server is a running redis-server (or miniredis) owned by one test.
 type Server struct {
 	t       testing.TB
 	bin     string
 	port    int
 	persist string // data directory when persistent
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	mini *miniredis.Miniredis // when redis-server is not on PATH
+}
+
+// Real reports whether s is a real redis-server (not miniredis).
+func (s *Server) Real() bool { return s.mini == nil }
+
+// RequireReal skips the test when s is miniredis: what it tests needs a
+// real redis-server process.
+func (s *Server) RequireReal(why string) {
+	s.t.Helper()
+	if s.mini != nil {
+		s.t.Skipf("redistest: needs a real redis-server (%s); install redis-server to run it", why)
+	}
 }
 
 // Start runs a fresh redis-server and registers its shutdown with t.Cleanup.
@@ -45,7 +64,11 @@ func Start(t testing.TB) *Server {
 // in a test directory: data survives Stop (even SIGKILL) and Restart.
 func StartPersistent(t testing.TB) *Server {
 	t.Helper()
-	return start(t, true)
+	s := start(t, true)
+	if s.mini != nil {
+		s.persist = "memory" // miniredis keeps its data across Restart
+	}
+	return s
 }
 
 func start(t testing.TB, persist bool) *Server {
@@ -53,9 +76,9 @@ func start(t testing.TB, persist bool) *Server {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("redistest: redis-server not found on PATH (CI=true, so this fails instead of skipping): %v", err)
+			t.Fatalf("redistest: redis-server not found on PATH (CI=true, so this fails instead of falling back to miniredis): %v", err)
 		}
-		t.Skipf("redistest: redis-server not found on PATH: %v", err)
+		return startMini(t)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -72,6 +95,18 @@ func start(t testing.TB, persist bool) *Server {
 	return s
 }
 
+func startMini(t testing.TB) *Server {
+	m := miniredis.NewMiniRedis()
+	if err := m.Start(); err != nil {
+		t.Fatalf("redistest: miniredis: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(m.Addr())
+	p, _ := strconv.Atoi(port)
+	s := &Server{t: t, port: p, mini: m}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Addr is the server's host:port on the loopback interface.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
@@ -82,6 +117,10 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.mini != nil {
+		s.mini.Close()
+		return
+	}
 	if s.cmd == nil {
 		return
 	}
@@ -100,6 +139,7 @@ func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
 func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
 
 func (s *Server) signal(sig syscall.Signal) {
+	s.RequireReal("freezing the process")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
@@ -111,6 +151,15 @@ func (s *Server) signal(sig syscall.Signal) {
 // set starts empty unless the server was started with StartPersistent.
 func (s *Server) Restart() {
 	s.t.Helper()
+	if s.mini != nil {
+		if err := s.mini.Restart(); err != nil {
+			s.t.Fatalf("redistest: restart miniredis: %v", err)
+		}
+		if s.persist == "" {
+			s.mini.FlushAll() // like a real server without persistence
+		}
+		return
+	}
 	if err := s.start(); err != nil {
 		s.t.Fatalf("redistest: restart: %v", err)
 	}
