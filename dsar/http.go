@@ -1,6 +1,8 @@
 package dsar
 
 import (
+	"github.com/levqor/levqor/internal/httpx"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,12 +146,7 @@ func (s *Service) Handler(cfg HandlerConfig) http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 func jsonError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})

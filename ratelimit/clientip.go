@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"github.com/levqor/levqor/internal/netx"
+
 	"fmt"
 	"net"
 	"net/http"
@@ -127,14 +129,7 @@ func (c *ClientIP) Key(r *http.Request) string {
 	return a.String()
 }
 
-func (c *ClientIP) isTrusted(a netip.Addr) bool {
-	for _, p := range c.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (c *ClientIP) isTrusted(a netip.Addr) bool { return netx.Contains(c.trusted, a) }
 
 // hops parses every value of the configured header, in order. Any
 // malformed element makes the whole header untrustworthy (ok false).

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"github.com/levqor/levqor/internal/httpx"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -121,9 +123,4 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-func writeJSON(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body + "\n"))
-}
+func writeJSON(w http.ResponseWriter, status int, body string) { httpx.WriteRawJSON(w, status, body) }

@@ -1,6 +1,8 @@
 package secheaders
 
 import (
+	"github.com/levqor/levqor/internal/netx"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -310,20 +312,8 @@ func TrustForwardedProto(trusted []netip.Prefix) func(*http.Request) bool {
 		if r.TLS != nil {
 			return true
 		}
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			return false
-		}
-		peer, err := netip.ParseAddr(host)
-		if err != nil {
-			return false
-		}
-		peer = peer.Unmap()
-		for _, p := range trusted {
-			if p.Contains(peer) {
-				return strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
-			}
-		}
-		return false
+		peer, ok := netx.Peer(r)
+		return ok && netx.Contains(trusted, peer) &&
+			strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
 	}
 }

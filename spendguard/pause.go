@@ -1,6 +1,8 @@
 package spendguard
 
 import (
+	"github.com/levqor/levqor/internal/httpx"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -211,10 +213,8 @@ func BlockWhilePaused(p PauseChecker) func(http.Handler) http.Handler {
 				body["reason"] = st.Reason
 				body["paused_at"] = st.Since
 			}
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "3600")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(body)
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, body)
 		})
 	}
 }

@@ -1,8 +1,9 @@
 package tokens
 
 import (
+	"github.com/levqor/levqor/internal/httpx"
+
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -96,10 +97,7 @@ func challenge(w http.ResponseWriter, status int, wwwAuth, code, desc string) {
 	if wwwAuth != "" {
 		w.Header().Set("WWW-Authenticate", wwwAuth)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
+	httpx.WriteJSON(w, status, struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{code, desc})

@@ -4,6 +4,7 @@ package httpx
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 )
 
@@ -60,4 +61,13 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteRawJSON writes body, already JSON, with the same headers as
+// WriteJSON and a trailing newline; hot paths use it to skip the encoder.
+func WriteRawJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body+"\n")
 }
