@@ -1,6 +1,8 @@
 package anomaly
 
 import (
+	"github.com/levqor/levqor/alert"
+
 	"errors"
 	"fmt"
 	"math"
@@ -16,18 +18,32 @@ const (
 	Drops                   // only below (throughput, sign-ups)
 )
 
-// Severity grades an anomaly by |z|.
-type Severity int
+// Grade is how far a value deviates, by |z|: a property of the data. It
+// is not alert.Severity (how urgent a notification is); AlertSeverity maps
+// one to the other where an anomaly becomes an alert.
+type Grade int
 
-// Severities. None means not an anomaly.
+// Grades. None means not an anomaly.
 const (
-	None Severity = iota
+	None Grade = iota
 	Low
 	Medium
 	High
 )
 
-func (s Severity) String() string {
+// AlertSeverity maps a grade to the severity of an alert about it: Low is
+// info, Medium a warning, High critical.
+func (s Grade) AlertSeverity() alert.Severity {
+	switch s {
+	case Medium:
+		return alert.SeverityWarning
+	case High:
+		return alert.SeverityCritical
+	}
+	return alert.SeverityInfo
+}
+
+func (s Grade) String() string {
 	switch s {
 	case None:
 		return "none"
@@ -38,7 +54,7 @@ func (s Severity) String() string {
 	case High:
 		return "high"
 	}
-	return fmt.Sprintf("severity(%d)", int(s))
+	return fmt.Sprintf("grade(%d)", int(s))
 }
 
 // Result is the verdict on one observation.
@@ -47,8 +63,8 @@ type Result struct {
 	Anomaly bool
 	// Z is the (modified, for Robust) z-score against the baseline before
 	// this value; 0 while warming up.
-	Z        float64
-	Severity Severity
+	Z     float64
+	Grade Grade
 	// Mean and StdDev describe the baseline the value was judged against
 	// (for Robust: the median and the scaled MAD). StdDev is after the floor.
 	Mean, StdDev float64
@@ -85,7 +101,7 @@ type Config struct {
 	// DefaultThreshold (3) for ZScore and EWMA, DefaultRobustThreshold (3.5,
 	// Iglewicz & Hoaglin) for Robust.
 	Threshold float64
-	// Bands are the |z| at which severity becomes Medium and High (Low
+	// Bands are the |z| at which the grade becomes Medium and High (Low
 	// starts at Threshold). Default Threshold+1 and Threshold+2.
 	MediumAt, HighAt float64
 	// MinSamples is the warm-up: values needed before judging. Default
@@ -199,11 +215,11 @@ func (c *Config) grade(r *Result) {
 	a := math.Abs(z)
 	switch {
 	case a >= c.HighAt:
-		r.Severity = High
+		r.Grade = High
 	case a >= c.MediumAt:
-		r.Severity = Medium
+		r.Grade = Medium
 	case a >= c.Threshold:
-		r.Severity = Low
+		r.Grade = Low
 	default:
 		return
 	}

@@ -86,8 +86,8 @@ func TestSeedSeries(t *testing.T) {
 	for i, x := range seedSeries {
 		if r := d.Observe(x); r.Anomaly {
 			flagged = append(flagged, i)
-			if r.Severity != anomaly.High || r.Z < 5 {
-				t.Errorf("spike z %.2f severity %v", r.Z, r.Severity)
+			if r.Grade != anomaly.High || r.Z < 5 {
+				t.Errorf("spike z %.2f grade %v", r.Z, r.Grade)
 			}
 		}
 	}
@@ -246,10 +246,10 @@ func TestDirectionAndSeverity(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		x    float64
-		want anomaly.Severity
+		want anomaly.Grade
 	}{{102, anomaly.None}, {103.2, anomaly.Low}, {104.2, anomaly.Medium}, {105.3, anomaly.High}} {
-		if r := mk(anomaly.Both).Observe(tc.x); r.Severity != tc.want {
-			t.Errorf("x=%v z=%.2f: severity %v, want %v", tc.x, r.Z, r.Severity, tc.want)
+		if r := mk(anomaly.Both).Observe(tc.x); r.Grade != tc.want {
+			t.Errorf("x=%v z=%.2f: grade %v, want %v", tc.x, r.Z, r.Grade, tc.want)
 		}
 	}
 }

@@ -8,7 +8,7 @@
 //   - Robust: median and MAD (modified z-score, threshold 3.5), unmoved by
 //     a few outliers, with the mean-absolute-deviation fallback when MAD = 0.
 //
-// All share one Config: window, threshold, severity bands (Low from the
+// All share one Config: window, threshold, grade bands (Low from the
 // threshold, Medium at +1, High at +2 by default), warm-up, a floor on the
 // standard deviation (1% of |mean| by default) so a flat series does not
 // turn noise into an infinite z, and the direction that counts.

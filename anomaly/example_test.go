@@ -19,11 +19,11 @@ func Example() {
 	for i, ms := range latencies {
 		if r := d.Observe(ms); r.Anomaly {
 			flagged++
-			fmt.Printf("sample %d: %.0fms z=%.2f severity=%s (baseline %.1f±%.2f)\n", i, ms, r.Z, r.Severity, r.Mean, r.StdDev)
+			fmt.Printf("sample %d: %.0fms z=%.2f grade=%s (baseline %.1f±%.2f)\n", i, ms, r.Z, r.Grade, r.Mean, r.StdDev)
 		}
 	}
 	fmt.Printf("flagged %d of %d\n", flagged, len(latencies))
 	// Output:
-	// sample 21: 131ms z=14.00 severity=high (baseline 99.9±2.22)
+	// sample 21: 131ms z=14.00 grade=high (baseline 99.9±2.22)
 	// flagged 1 of 23
 }

@@ -567,7 +567,7 @@ func cmdAnomaly(_ context.Context, env *cliEnv, args []string) int {
 		}
 		if r := d.Observe(v); r.Anomaly {
 			flagged++
-			fmt.Fprintf(env.stdout, "line %d: %g z=%.2f severity=%s\n", line, v, r.Z, r.Severity)
+			fmt.Fprintf(env.stdout, "line %d: %g z=%.2f grade=%s\n", line, v, r.Z, r.Grade)
 		}
 	}
 	fmt.Fprintf(env.stdout, "%d of %d values anomalous\n", flagged, line)

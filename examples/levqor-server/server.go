@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/anomaly"
 	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/internal/httpx"
 	"github.com/levqor/levqor/ratelimit"
@@ -253,7 +254,7 @@ func (a *app) observe(next http.Handler) http.Handler {
 			a.tracker.Observe(serve, status < 500 && serve <= a.cfg.SLOLatency)
 			if res := a.latency.Observe(float64(serve) / float64(time.Millisecond)); res.Anomaly {
 				a.metrics.anomalies.Inc()
-				if res.Severity >= 3 { // High
+				if res.Grade == anomaly.High {
 					_ = a.alerts.Notify(context.Background(), alert.Alert{
 						Severity: alert.SeverityWarning, Title: "Latency spike on " + route, Key: "latency|" + route,
 						Fields: []alert.Field{{Key: "Latency", Value: serve.Round(time.Millisecond).String()}, {Key: "Baseline", Value: fmt.Sprintf("%.1fms ± %.1f", res.Mean, res.StdDev)}},
