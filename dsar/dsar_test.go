@@ -16,6 +16,7 @@ import (
 	"github.com/levqor/levqor/internal/sqlitetest"
 	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/internal/testhttp"
+	"github.com/levqor/levqor/tokens"
 )
 
 const (
@@ -341,5 +342,28 @@ func TestSourceConfig(t *testing.T) {
 	}
 	if _, err := dsar.New(context.Background(), dsar.Config{DB: db, SubjectKey: []byte("short")}); err == nil {
 		t.Error("no sources / short key accepted")
+	}
+}
+
+// TestHandlerWithoutClaims: the README's Subject function, mounted without
+// any auth middleware in front, answers 401; the old snippet dereferenced
+// the claims before checking ok and panicked.
+func TestHandlerWithoutClaims(t *testing.T) {
+	f := setup(t)
+	h := f.svc.Handler(dsar.HandlerConfig{
+		Subject: func(r *http.Request) (string, bool) {
+			c, ok := tokens.FromContext(r.Context())
+			if !ok {
+				return "", false
+			}
+			return c.Subject, true
+		},
+	})
+	for _, path := range []string{"/export", "/export/summary"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("%s without claims: %d, want 401", path, rec.Code)
+		}
 	}
 }
