@@ -1,5 +1,14 @@
 // Package anomaly flags unusual values in a stream of measurements
-// (latencies, error rates, sign-ups) with three statistical detectors:
+// (latencies, error rates, sign-ups).
+//
+// # Quick start
+//
+//	d, _ := anomaly.NewZScore(anomaly.Config{Direction: anomaly.Spikes})
+//	if r := d.Observe(latencyMs); r.Anomaly {
+//		log.Printf("latency %.0fms is %s (z=%.1f)", latencyMs, r.Grade, r.Z)
+//	}
+//
+// # Detectors
 //
 //   - ZScore: rolling window (default 20), z-score against the window's
 //     mean and standard deviation, O(1) per value and numerically stable

@@ -1,4 +1,17 @@
-// Package backup makes verified online backups of SQLite databases.
+// Package backup makes verified online backups of SQLite databases. It
+// uses modernc.org/sqlite's backup API but registers no database/sql
+// driver by itself: import the driver in your program.
+//
+// # Quick start
+//
+//	import _ "modernc.org/sqlite" // the driver: backup registers none itself
+//
+//	store, _ := backup.New(backup.Config{Dir: "/var/backups/app", Key: key})
+//	info, err := store.Backup(ctx, db)
+//	_, err = store.Verify(ctx, info.Name)
+//	err = store.RestoreFile(ctx, "/var/backups/app/"+info.Name, "app.db", backup.RestoreOptions{})
+//
+// # Design
 //
 // Backup copies a live database with SQLite's online backup API (through
 // modernc.org/sqlite's connection), not VACUUM INTO: the backup API copies

@@ -2,6 +2,15 @@
 // (Art. 15 and 20) and erasure (Art. 17), over the Sources that hold
 // personal data.
 //
+// # Quick start
+//
+//	orders, _ := dsar.NewSQLSource(dsar.SQLSourceConfig{DB: db, Table: "orders", SubjectColumn: "user_id", Columns: []string{"id", "total"}})
+//	svc, _ := dsar.New(ctx, dsar.Config{Sources: []dsar.Source{orders}, DB: db, SubjectKey: key})
+//	_, err := svc.Export(ctx, w, userID, "self-service") // Art. 15/20
+//	_, err = svc.Erase(ctx, userID, "self-service")     // Art. 17
+//
+// # Design
+//
 // A Source is a named dataset that can export and erase one subject's
 // records; SQLSource is ready for a table (subject column, exported columns,
 // erase by delete, null or keyed hash — for rows the law says to keep,

@@ -1,5 +1,15 @@
 // Package payout pays partners their commissions exactly once.
 //
+// # Quick start
+//
+//	ledger, _ := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
+//	_, _ = ledger.Accrue(ctx, "acme", invoiceID, payout.Commission(sale, payout.DefaultCommissionBasisPoints), "USD", now)
+//	transfers, _ := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: stripeClient})
+//	r, _ := payout.NewRunner(payout.RunnerConfig{Ledger: ledger, Payouter: transfers})
+//	report, err := r.Run(ctx) // exactly once per partner, across crashes and replicas
+//
+// # Design
+//
 // A Ledger (SQL; SQLite by default, schema created by the package) records
 // partners, the commissions they accrue (20% of a sale by default,
 // idempotent per source reference) and payouts with their states:

@@ -1,12 +1,22 @@
 // Package ratelimit limits requests per key with the Generic Cell Rate
 // Algorithm (GCRA): exact, one timestamp per key, no background refill.
 //
+// # Quick start
+//
+//	mem, _ := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: ratelimit.PerMinute(60)})
+//	defer mem.Close()
+//	ip, _ := ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: proxies})
+//	mw, _ := ratelimit.Middleware(ratelimit.MiddlewareConfig{Limiter: mem, KeyFunc: ratelimit.KeyByIP(ip)})
+//	http.ListenAndServe(":8080", mw(mux))
+//
+// # Design
+//
 // Three Limiters share one Rate ("Limit per Period, Burst at once"; default
 // 60 per minute, burst 60) and take identical decisions:
 //
 //   - Memory: in-process, sharded by key so parallel callers on different
 //     keys do not contend, zero allocations per decision on an existing key,
-//     exact under contention (one shard mutex per decision). A key whose
+//     exact under contention (each decision compare-and-swaps the key's entry under its shard's read lock). A key whose
 //     burst is full again carries no state; a sweeper goroutine (stopped by
 //     Close) drops such keys, and MaxKeys caps the total. Keys are kept as 64-bit
 //     hashes: about 46 bytes per key whatever its length

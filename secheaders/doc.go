@@ -7,6 +7,13 @@
 // (Expect-CT, Feature-Policy, Public-Key-Pins, X-XSS-Protection other than
 // "0") are never sent.
 //
+// # Quick start
+//
+//	h, _ := secheaders.New(secheaders.Config{})
+//	http.ListenAndServe(":8080", h.Handler(mux)) // templates: secheaders.Nonce(r.Context())
+//
+// # Design
+//
 // CSP is a typed, immutable builder: directives and sources are validated,
 // so no value can inject another directive. Every header value except the
 // nonce is computed once in New; per request the middleware only assigns

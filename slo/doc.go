@@ -1,5 +1,14 @@
 // Package slo watches service level objectives in two ways.
 //
+// # Quick start
+//
+//	tr, _ := slo.NewTracker(slo.TrackerConfig{Name: "api", Objective: 0.999, Notifier: alerts})
+//	defer tr.Close()
+//	handler = tr.Middleware(handler)
+//	st := tr.Status() // SLI, BudgetRemaining, BurnRates
+//
+// # Design
+//
 // Watchdog probes a freshly deployed service Count times (default 5, every
 // 10s; an HTTP GET by default). A probe fails when it errors, answers
 // non-2xx or is slower than LatencyThreshold (default 200ms); a probe that

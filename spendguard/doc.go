@@ -1,5 +1,15 @@
 // Package spendguard watches daily spend and reports costs.
 //
+// # Quick start
+//
+//	openai, _ := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: key})
+//	flags, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: "billing_flags.json"})
+//	g, _ := spendguard.NewGuard(spendguard.GuardConfig{Sources: []spendguard.Source{openai}, Pauser: flags})
+//	check, err := g.Check(ctx) // every few minutes
+//	mux.Handle("/api/generate", spendguard.BlockWhilePaused(flags)(generate))
+//
+// # Design
+//
 // Amounts are money.Money: integer minor units with a currency, never float64 dollars.
 // Sources report figures (costs, revenue, balances, metrics) for a period:
 // Stripe (balance, revenue and fees via stripe-go), OpenAI (the

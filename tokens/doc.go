@@ -2,6 +2,18 @@
 // rotation, reuse detection and revocation, following RFC 8725 (JWT BCP),
 // RFC 9068 (JWT access tokens) and RFC 9700 §4.14.2 (refresh token rotation).
 //
+// # Quick start
+//
+//	key, _ := tokens.GenerateEd25519Key()
+//	keys, _ := tokens.NewKeySet(key)
+//	store, _ := tokens.NewMemoryStore(tokens.MemoryConfig{})
+//	m, _ := tokens.New(tokens.Config{Keys: keys, Store: store})
+//	pair, _ := m.Issue(ctx, "user-42")          // JSON: an OAuth token response
+//	claims, err := m.Verify(ctx, pair.AccessToken)
+//	mux.Handle("/api/", tokens.RequireAuth(m)(api))
+//
+// # Design
+//
 // A Manager signs with the current key of a KeySet (Ed25519 "EdDSA" or
 // "HS256"); older keys stay accepted until retired, so keys rotate without
 // logging anyone out. The verifier pins the algorithms, looks the key up by
