@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"reflect"
+
 	"github.com/levqor/levqor/internal/backoff"
 
 	"context"
@@ -16,7 +18,6 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/internal/atomicfile"
-	"modernc.org/sqlite"
 )
 
 // Defaults for Config.
@@ -180,13 +181,7 @@ func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
 
 	var pages int
 	err = conn.Raw(func(dc any) error {
-		bc, ok := dc.(interface {
-			NewBackup(string) (*sqlite.Backup, error)
-		})
-		if !ok {
-			return fmt.Errorf("driver %T is not modernc.org/sqlite", dc)
-		}
-		b, err := bc.NewBackup(tmp)
+		b, err := newOnlineBackup(dc, tmp)
 		if err != nil {
 			return err
 		}
@@ -248,7 +243,35 @@ func (s *Store) BackupFile(ctx context.Context, path string) (Info, error) {
 // concurrent writes before it copies the rest in one step.
 const maxRestarts = 3
 
-func (s *Store) copyPages(ctx context.Context, b *sqlite.Backup) (int, error) {
+// onlineBackup is the part of modernc.org/sqlite's *Backup this package
+// uses. It is reached through reflection on the driver connection, so
+// importing backup does not import (and so register) the SQLite driver.
+type onlineBackup interface {
+	Step(n int32) (bool, error)
+	Finish() error
+	PageCount() int
+	Remaining() int
+}
+
+// newOnlineBackup starts SQLite's online backup from the connection dc
+// (modernc.org/sqlite) into the file dst.
+func newOnlineBackup(dc any, dst string) (onlineBackup, error) {
+	m := reflect.ValueOf(dc).MethodByName("NewBackup")
+	if !m.IsValid() || m.Type().NumIn() != 1 || m.Type().In(0).Kind() != reflect.String || m.Type().NumOut() != 2 {
+		return nil, fmt.Errorf("driver %T is not modernc.org/sqlite (no online backup API)", dc)
+	}
+	out := m.Call([]reflect.Value{reflect.ValueOf(dst)})
+	if err, _ := out[1].Interface().(error); err != nil {
+		return nil, err
+	}
+	b, ok := out[0].Interface().(onlineBackup)
+	if !ok {
+		return nil, fmt.Errorf("driver %T: unexpected backup type %T", dc, out[0].Interface())
+	}
+	return b, nil
+}
+
+func (s *Store) copyPages(ctx context.Context, b onlineBackup) (int, error) {
 	if s.cfg.Progress == nil {
 		// One step holds a read transaction for the whole copy: consistent,
 		// and in WAL mode writers carry on.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -260,5 +261,17 @@ func TestCheckRejectsOtherApplications(t *testing.T) {
 	_, err = strict.Verify(ctx, info.Name)
 	if !errors.Is(err, backup.ErrCorrupt) || !strings.Contains(err.Error(), "users, sessions") {
 		t.Fatalf("a database without the expected tables: %v", err)
+	}
+}
+
+// TestNoDriverSideEffect: importing backup does not import (and so
+// register) an SQL driver; the program imports its own.
+func TestNoDriverSideEffect(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	if strings.Contains(string(out), "modernc.org/sqlite") {
+		t.Fatal("package backup depends on modernc.org/sqlite: importing it registers a driver")
 	}
 }
