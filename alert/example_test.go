@@ -2,8 +2,11 @@ package alert_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -34,4 +37,35 @@ func Example() {
 func ExampleEscapeMarkdownV2() {
 	fmt.Println(alert.EscapeMarkdownV2("CPU at 97.5% (db-1)!"))
 	// Output: CPU at 97\.5% \(db\-1\)\!
+}
+
+// ExampleTelegram sends through a Queue, so Notify never blocks; a stand-in
+// Bot API server prints the MarkdownV2 text Telegram would receive.
+func ExampleTelegram() {
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg struct {
+			Text string `json:"text"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&msg)
+		fmt.Println(msg.Text)
+		fmt.Fprint(w, `{"ok":true,"result":{"message_id":1}}`)
+	}))
+	defer bot.Close()
+	tg, _ := alert.NewTelegram(alert.TelegramConfig{Token: "123:ABC", ChatID: "-100", BaseURL: bot.URL})
+	q, _ := alert.NewQueue(alert.QueueConfig{Next: tg})
+	ctx := context.Background()
+	_ = q.Notify(ctx, alert.Alert{
+		Severity: alert.SeverityCritical, Title: "Disk 91.5% full (db-1)",
+		Fields: []alert.Field{{Key: "free", Value: "2.1 GB"}},
+		Time:   time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC),
+	})
+	_ = q.Shutdown(ctx) // delivers what is queued
+	fmt.Println("delivered:", q.Delivered())
+	// Output:
+	// 🚨 *Disk 91\.5% full \(db\-1\)* \[CRITICAL\]
+	//
+	// *free:* 2\.1 GB
+	//
+	// 2026\-11\-25T12:00:00Z
+	// delivered: 1
 }

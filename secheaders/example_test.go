@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -46,4 +47,36 @@ func ExampleCSP() {
 	h.Handler(http.NotFoundHandler()).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
 	fmt.Println(w.Header().Get("Content-Security-Policy"))
 	// Output: default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; script-src 'self'; script-src-attr 'none'; style-src 'self'; img-src 'self' data: https://cdn.example.com; font-src 'self'; connect-src 'self'
+}
+
+// ExampleReportHandler receives CSP violation reports; a repeated
+// violation is logged once per LogInterval and only counted after that.
+func ExampleReportHandler() {
+	logged, repeated := 0, 0
+	h := secheaders.ReportHandler(secheaders.ReportConfig{
+		Logger: slog.New(slog.DiscardHandler),
+		OnViolation: func(v secheaders.Violation, first bool) {
+			if first {
+				logged++
+				fmt.Println("violation:", v.EffectiveDirective, v.BlockedURI)
+			} else {
+				repeated++
+			}
+		},
+	})
+	body := `{"csp-report":{"document-uri":"https://app.example/","blocked-uri":"https://evil.example/x.js","effective-directive":"script-src-elem"}}`
+	for range 3 {
+		req := httptest.NewRequest("POST", "/csp-report", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/csp-report")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Println(rec.Code)
+	}
+	fmt.Println("logged", logged, "repeated", repeated)
+	// Output:
+	// violation: script-src-elem https://evil.example/x.js
+	// 204
+	// 204
+	// 204
+	// logged 1 repeated 2
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/levqor/levqor/tokens"
@@ -49,4 +52,34 @@ func ExampleManager_Verify_expired() {
 	_, err := m.Verify(context.Background(), pair.AccessToken)
 	fmt.Println(errors.Is(err, tokens.ErrExpired))
 	// Output: true
+}
+
+// ExampleRequireAuth protects a handler: a request without a valid access
+// token gets 401 with a Bearer challenge; the handler reads the claims
+// from the context.
+func ExampleRequireAuth() {
+	ctx := context.Background()
+	key, _ := tokens.GenerateEd25519Key()
+	keys, _ := tokens.NewKeySet(key)
+	store, _ := tokens.NewMemoryStore(tokens.MemoryConfig{})
+	defer store.Close()
+	m, _ := tokens.New(tokens.Config{Keys: keys, Store: store})
+
+	me := tokens.RequireAuth(m)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := tokens.FromContext(r.Context())
+		fmt.Fprintf(w, "hello %s", c.Subject)
+	}))
+	pair, _ := m.Issue(ctx, "user-42")
+	for _, auth := range []string{"", "Bearer " + pair.AccessToken} {
+		req := httptest.NewRequest("GET", "/api/me", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		me.ServeHTTP(rec, req)
+		fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"), strings.TrimSpace(rec.Body.String()))
+	}
+	// Output:
+	// 401 Bearer {"error":"missing_token","error_description":"a Bearer access token is required"}
+	// 200  hello user-42
 }
