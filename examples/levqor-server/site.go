@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net/http"
 
+	"github.com/levqor/levqor/internal/httpx"
+	"github.com/levqor/levqor/ratelimit"
 	"github.com/levqor/levqor/secheaders"
 )
 
@@ -53,4 +55,33 @@ func (a *app) sitemap(w http.ResponseWriter, r *http.Request) {
 	}
 	buf.WriteString("</urlset>\n")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// cspReports is /csp-report: limited per client IP, and each distinct
+// violation logged at most once a minute (the rest only counted).
+func (a *app) cspReports() (http.Handler, error) {
+	reports := secheaders.ReportHandler(secheaders.ReportConfig{
+		Logger: a.log,
+		OnViolation: func(_ secheaders.Violation, logged bool) {
+			if logged {
+				a.metrics.cspReports.WithLabelValues("logged").Inc()
+			} else {
+				a.metrics.cspReports.WithLabelValues("repeated").Inc()
+			}
+		},
+	})
+	limited, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
+		Limiter: a.cspLim, KeyFunc: ratelimit.KeyByIP(a.clientIP), PolicyName: "csp", FailOpen: true, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := limited(reports)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httpx.NewStatusRecorder(w)
+		h.ServeHTTP(rec, r)
+		if rec.Status() == http.StatusTooManyRequests {
+			a.metrics.cspReports.WithLabelValues("limited").Inc()
+		}
+	}), nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,132 +11,10 @@ import (
 
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/anomaly"
-	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/internal/httpx"
 	"github.com/levqor/levqor/ratelimit"
-	"github.com/levqor/levqor/secheaders"
 	"github.com/levqor/levqor/tokens"
 )
-
-// maxBody caps JSON request bodies.
-const maxBody = 16 << 10
-
-// routes builds the whole handler: every response gets the security
-// headers, metrics, SLO tracking and panic recovery; /api/auth/* is rate
-// limited per client IP (LEVQOR_AUTH_RATE_LIMIT) whatever token it carries,
-// the rest of /api/ by the authenticated subject or the client IP.
-func (a *app) routes() (http.Handler, error) {
-	mux := http.NewServeMux()
-	auth := a.requireAuth
-
-	mux.HandleFunc("POST /api/auth/register", a.register)
-	mux.HandleFunc("POST /api/auth/login", a.login)
-	mux.HandleFunc("POST /api/auth/refresh", a.refresh)
-	mux.Handle("POST /api/auth/logout", auth(http.HandlerFunc(a.logout)))
-	mux.Handle("GET /api/me", auth(http.HandlerFunc(a.me)))
-
-	userDSAR := http.StripPrefix("/api/user", a.dsar.Handler(dsar.HandlerConfig{
-		Subject: func(r *http.Request) (string, bool) {
-			c, ok := tokens.FromContext(r.Context())
-			if !ok {
-				return "", false
-			}
-			return c.Subject, true
-		},
-		Aliases: func(ctx context.Context, subject string) []string {
-			var email string
-			_ = a.db.QueryRowContext(ctx, `SELECT email FROM users WHERE id = ?`, subject).Scan(&email)
-			return []string{email}
-		},
-		MaxBody:  maxBody,
-		Filename: "levqor-personal-data.json",
-	}))
-	mux.Handle("POST /api/user/export", auth(userDSAR))
-	mux.Handle("GET /api/user/export/summary", auth(userDSAR))
-	mux.Handle("DELETE /api/user", auth(http.HandlerFunc(a.deleteUser)))
-
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.ready)
-	if a.cfg.OpsAddr == "" {
-		mux.Handle("GET /metrics", a.metrics.handler)
-	}
-	mux.Handle("GET /.well-known/jwks.json", tokens.JWKSHandler(a.keys))
-	reports, err := a.cspReports()
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("POST /csp-report", reports)
-	page, err := a.landing()
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("GET /{$}", page)
-	mux.HandleFunc("GET /sitemap.xml", a.sitemap)
-
-	byIP := ratelimit.KeyByIP(a.clientIP)
-	rl, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
-		Limiter: countingLimiter{a.limiter, a.metrics},
-		KeyFunc: ratelimit.KeyBySubject(tokens.SubjectFromContext, byIP),
-		Logger:  a.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	authRL, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
-		Limiter:    countingLimiter{a.authLim, a.metrics},
-		KeyFunc:    byIP,
-		PolicyName: "auth",
-		Logger:     a.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	routed := recordRoute(mux)
-	api := a.identify(rl(routed))
-	authAPI := a.identify(authRL(routed))
-	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasPrefix(r.URL.Path, "/api/auth/"):
-			authAPI.ServeHTTP(w, r)
-		case strings.HasPrefix(r.URL.Path, "/api/"):
-			api.ServeHTTP(w, r)
-		default:
-			routed.ServeHTTP(w, r)
-		}
-	})
-	return a.headers.Handler(a.closeWhileDraining(a.observe(a.recoverPanics(methodNotAllowedJSON(root))))), nil
-}
-
-// cspReports is /csp-report: limited per client IP, and each distinct
-// violation logged at most once a minute (the rest only counted).
-func (a *app) cspReports() (http.Handler, error) {
-	reports := secheaders.ReportHandler(secheaders.ReportConfig{
-		Logger: a.log,
-		OnViolation: func(_ secheaders.Violation, logged bool) {
-			if logged {
-				a.metrics.cspReports.WithLabelValues("logged").Inc()
-			} else {
-				a.metrics.cspReports.WithLabelValues("repeated").Inc()
-			}
-		},
-	})
-	limited, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
-		Limiter: a.cspLim, KeyFunc: ratelimit.KeyByIP(a.clientIP), PolicyName: "csp", FailOpen: true, Logger: a.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	h := limited(reports)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httpx.NewStatusRecorder(w)
-		h.ServeHTTP(rec, r)
-		if rec.Status() == http.StatusTooManyRequests {
-			a.metrics.cspReports.WithLabelValues("limited").Inc()
-		}
-	}), nil
-}
 
 // closeWhileDraining asks clients to close their connection once shutdown
 // has begun, so keep-alive connections end after their current request
@@ -347,64 +223,3 @@ func (j *jsonErrorWriter) Write(b []byte) (int, error) {
 }
 
 func (j *jsonErrorWriter) Unwrap() http.ResponseWriter { return j.ResponseWriter }
-
-func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// decode reads a JSON body strictly: size-limited (413), unknown fields
-// rejected (400), one object only.
-func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-		case errors.Is(err, io.EOF):
-			writeError(w, http.StatusBadRequest, "request body must be a JSON object")
-		default:
-			writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
-		}
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid JSON: more than one value")
-		return false
-	}
-	return true
-}
-
-// ready answers 503 while shutting down or when a dependency is down. The
-// answer names the failing check but never its error (which may hold
-// addresses or paths); the detail goes to the log.
-func (a *app) ready(w http.ResponseWriter, r *http.Request) {
-	if a.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shutting down"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{}
-	status := http.StatusOK
-	check := func(name string, err error) {
-		if err != nil {
-			a.log.WarnContext(r.Context(), "readiness check failed", "check", name, "err", err)
-			checks[name], status = "unavailable", http.StatusServiceUnavailable
-			return
-		}
-		checks[name] = "ok"
-	}
-	check("database", a.db.PingContext(ctx))
-	if a.rdb != nil {
-		check("redis", a.rdb.Ping(ctx).Err())
-	}
-	state := "ready"
-	if status != http.StatusOK {
-		state = "not ready"
-	}
-	writeJSON(w, status, map[string]any{"status": state, "checks": checks})
-}

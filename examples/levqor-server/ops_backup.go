@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/levqor/levqor/backup"
+)
+
+// serverTables are the tables a backup of this server must contain: the
+// restore test refuses a valid SQLite file of another application.
+var serverTables = []string{"schema_migrations", "users", "sessions", "audit_log", "levqor_partners", "levqor_commissions", "levqor_payouts"}
+
+// backupStore opens the backup directory with the server's key and schema
+// check; progress, if set, receives page counts.
+func backupStore(cfg config, log *slog.Logger, progress func(copied, total int)) (*backup.Store, error) {
+	return backup.New(backup.Config{Dir: cfg.BackupDir, Logger: log, Key: cfg.BackupKey,
+		Check: backup.RequireTables(serverTables...), Progress: progress})
+}
+
+func runBackup(ctx context.Context, cfg config, db *sql.DB, log *slog.Logger, progressOut io.Writer) error {
+	var progress func(int, int)
+	if isTTY(progressOut) {
+		progress = func(copied, total int) {
+			fmt.Fprintf(progressOut, "\rbackup: %d/%d pages (%d%%)", copied, total, 100*copied/max(total, 1))
+			if copied == total {
+				fmt.Fprintln(progressOut)
+			}
+		}
+	}
+	store, err := backupStore(cfg, log, progress)
+	if err != nil {
+		return err
+	}
+	info, err := store.Backup(ctx, db)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Verify(ctx, info.Name); err != nil {
+		return fmt.Errorf("new backup failed verification: %w", err)
+	}
+	if _, err := store.Prune(ctx, backup.Policy{KeepLast: cfg.BackupKeep}); err != nil {
+		return err
+	}
+	if cfg.BackupUpload != "" {
+		up, err := backup.NewDirUploader(backup.DirUploaderConfig{Dir: cfg.BackupUpload})
+		if err != nil {
+			return err
+		}
+		if err := store.Upload(ctx, info.Name, up, backup.UploadOptions{}); err != nil {
+			return fmt.Errorf("backup %s kept locally, upload failed: %w", info.Name, err)
+		}
+	}
+	return nil
+}
+
+func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "backup")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() >= 1 && fs.Arg(0) == "verify" {
+		if fs.NArg() != 2 {
+			fmt.Fprintln(env.stderr, "usage: levqor-server backup verify <file>")
+			return 2
+		}
+		store, err := backupStore(env.cfg, env.log, nil)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		// A path means that path, relative to the working directory.
+		info, err := store.VerifyFile(ctx, fs.Arg(1))
+		if err != nil {
+			fmt.Fprintln(env.stderr, "FAIL:", err)
+			return 1
+		}
+		fmt.Fprintf(env.stdout, "OK %s (%d bytes, sha256 %s)\n", fs.Arg(1), info.Size, info.SHA256)
+		if info.Authenticated {
+			fmt.Fprintln(env.stdout, "authenticity: OK (HMAC tag matches LEVQOR_BACKUP_KEY)")
+		} else {
+			fmt.Fprintln(env.stdout, "authenticity: NOT CHECKED (LEVQOR_BACKUP_KEY is not set): the file is intact, but anyone could have made it")
+		}
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.stderr, "backup: unexpected %q\n", fs.Arg(0))
+		return 2
+	}
+	db, err := openDB(env.cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	defer db.Close()
+	if err := runBackup(ctx, env.cfg, db, env.log, env.stderr); err != nil {
+		fmt.Fprintln(env.stderr, "backup failed:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "restore")
+	force := fs.Bool("force", false, "replace an existing target file (never one in use: stop the server first)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintln(env.stderr, "usage: levqor-server restore [--force] <file> <target>")
+		return 2
+	}
+	store, err := backupStore(env.cfg, env.log, nil)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	src, target := fs.Arg(0), fs.Arg(1)
+	err = store.RestoreFile(ctx, src, target, backup.RestoreOptions{Overwrite: *force, LockFile: target + ".lock"})
+	switch {
+	case errors.Is(err, backup.ErrInUse):
+		fmt.Fprintf(env.stderr, "restore refused: %v\nstop the server (and anything else using %s) first; --force does not override this\n", err, target)
+		return 1
+	case err != nil:
+		fmt.Fprintln(env.stderr, "restore failed:", err)
+		return 1
+	}
+	fmt.Fprintf(env.stdout, "restored %s to %s\n", src, target)
+	if env.cfg.BackupKey == nil {
+		fmt.Fprintln(env.stdout, "authenticity: NOT CHECKED (LEVQOR_BACKUP_KEY is not set)")
+	}
+	return 0
+}

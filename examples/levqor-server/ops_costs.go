@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/levqor/levqor/spendguard"
+	"github.com/stripe/stripe-go/v85"
+)
+
+// stripeClient honours LEVQOR_STRIPE_API.
+func stripeClient(cfg config) *stripe.Client {
+	if cfg.StripeAPI == "" {
+		return stripe.NewClient(cfg.StripeKey)
+	}
+	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(cfg.StripeAPI)})
+	return stripe.NewClient(cfg.StripeKey, stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))
+}
+
+// costSources builds the configured cost sources. The daily spend guard
+// takes only the spend a pause can stop (Stripe fees, OpenAI usage); the
+// cost report also shows the fixed monthly infrastructure cost
+// (withFixed), which would otherwise pause billing every day it exceeds
+// the daily limit.
+func costSources(cfg config, withFixed bool) ([]spendguard.Source, error) {
+	var out []spendguard.Source
+	if cfg.StripeKey != "" {
+		s, err := spendguard.NewStripe(spendguard.StripeConfig{Client: stripeClient(cfg)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if cfg.OpenAIAdminKey != "" {
+		base := cfg.OpenAIAPI
+		o, err := spendguard.NewOpenAI(spendguard.OpenAIConfig{AdminKey: cfg.OpenAIAdminKey, BaseURL: base})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	if withFixed && cfg.InfraMonthly.Amount > 0 {
+		f, err := spendguard.NewFixed(spendguard.FixedConfig{Label: "infrastructure", Monthly: cfg.InfraMonthly})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "spend")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	sources, err := costSources(env.cfg, false)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	if len(sources) == 0 {
+		fmt.Fprintln(env.stderr, "spend: no usage cost sources configured (STRIPE_SECRET_KEY, OPENAI_ADMIN_KEY): spend is unknown")
+		return 2
+	}
+	flags, err := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: filepath.Join(env.cfg.DataDir, "billing_flags.json")})
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	g, err := spendguard.NewGuard(spendguard.GuardConfig{
+		Sources: sources, Limit: env.cfg.DailyLimit, Logger: env.log, Pauser: flags,
+	})
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	c, err := g.Check(ctx)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "spend:", err)
+	}
+	fmt.Fprintf(env.stdout, "%s: spent %s of %s (%.1f%%), forecast %s\n", c.Day, c.Spent, c.Limit, c.Percent, c.Forecast)
+	for _, f := range c.Failed {
+		fmt.Fprintf(env.stdout, "  source %s FAILED: %s\n", f.Source, f.Err)
+	}
+	switch {
+	case c.Percent >= 100:
+		return 1
+	case !c.Complete:
+		return 2
+	}
+	return 0
+}
+
+func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "costs")
+	asJSON := fs.Bool("json", false, "write JSON instead of a table")
+	days := fs.Int("days", 1, "days to cover, ending now")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	db, err := openDB(env.cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	defer db.Close()
+	sources, err := costSources(env.cfg, true)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	sources = append(sources, &spendguard.SQLMetrics{Label: "database", DB: db, Queries: []spendguard.MetricQuery{
+		{Label: "users", SQL: "SELECT COUNT(*) FROM users"},
+		{Label: "partners", SQL: "SELECT COUNT(*) FROM levqor_partners"},
+		{Label: "database bytes", SQL: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"},
+	}})
+	now := time.Now()
+	r := spendguard.BuildReport(ctx, sources, spendguard.Period{Start: now.AddDate(0, 0, -*days), End: now}, now)
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+	} else {
+		_ = r.WriteText(env.stdout)
+	}
+	if !r.Complete {
+		return 2
+	}
+	return 0
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/levqor/levqor/money"
+	"github.com/levqor/levqor/payout"
+)
+
+// Exit codes of `payouts`.
+const (
+	payoutsDone    = 0 // everything due was paid
+	payoutsFailed  = 1 // a payout failed permanently, or the run failed
+	payoutsPending = 3 // payouts left pending: to retry, or leased by another run
+)
+
+func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) > 0 && (args[0] == "partners" || args[0] == "commissions") {
+		return cmdPayoutsLedger(ctx, env, args[0], args[1:])
+	}
+	fs := newFlags(env, "payouts")
+	dry := fs.Bool("dry-run", false, "print what would be paid, and the pending payouts a run would finish; change nothing")
+	lease := fs.Duration("lease", payout.DefaultLease, "how long this run owns a pending payout; a crashed run's payouts are retried once it expires")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *lease <= 0 {
+		fmt.Fprintln(env.stderr, "payouts: --lease must be positive")
+		return 2
+	}
+	if env.cfg.StripeKey == "" && !*dry {
+		fmt.Fprintln(env.stderr, "payouts: STRIPE_SECRET_KEY is not set (use --dry-run to preview)")
+		return 2
+	}
+	db, ledger, err := openLedger(ctx, env.cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return payoutsFailed
+	}
+	defer db.Close()
+	p, err := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: stripeClient(env.cfg)})
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	rc := payout.RunnerConfig{Ledger: ledger, Payouter: p, DryRun: *dry, Lease: *lease, Logger: env.log}
+	if isTTY(env.stderr) {
+		sent := 0
+		rc.Progress = func(p payout.Payout) {
+			sent++
+			fmt.Fprintf(env.stderr, "\rpayouts: %d sent (last %s)", sent, p.ID)
+		}
+		defer fmt.Fprintln(env.stderr)
+	}
+	r, err := payout.NewRunner(rc)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	rep, err := r.Run(ctx)
+	_ = rep.WriteText(env.stdout)
+	switch {
+	case len(rep.Failed) > 0 || (err != nil && len(rep.Retrying) == 0):
+		if err != nil {
+			fmt.Fprintln(env.stderr, "payouts:", err)
+		}
+		return payoutsFailed
+	case len(rep.Retrying) > 0 || len(rep.InFlight) > 0:
+		fmt.Fprintf(env.stderr, "payouts: %d left pending (%d to retry, %d held by another run); run again later\n",
+			len(rep.Retrying)+len(rep.InFlight), len(rep.Retrying), len(rep.InFlight))
+		return payoutsPending
+	}
+	return payoutsDone
+}
+
+func openLedger(ctx context.Context, cfg config) (*sql.DB, *payout.Ledger, error) {
+	db, err := openDB(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ledger, err := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, ledger, nil
+}
+
+// stripeAccount matches a Stripe Connect account id.
+var stripeAccount = regexp.MustCompile(`^acct_[A-Za-z0-9]{1,64}$`)
+
+// cmdPayoutsLedger is `payouts partners add|list` and `payouts
+// commissions add|list`, through the payout.Ledger API.
+func cmdPayoutsLedger(ctx context.Context, env *cliEnv, what string, args []string) int {
+	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {
+		fmt.Fprintf(env.stderr, "usage: levqor-server payouts %s add|list [flags]\n", what)
+		return 2
+	}
+	verb := args[0]
+	fs := newFlags(env, "payouts")
+	id := fs.String("id", "", "partner id (partners add)")
+	account := fs.String("account", "", "Stripe Connect account, acct_... (partners add)")
+	partner := fs.String("partner", "", "partner id (commissions add; filters commissions list)")
+	amount := fs.Int64("amount", 0, "commission in minor units, e.g. 5000 for $50.00 or ¥5000 (commissions add)")
+	currency := fs.String("currency", "", "ISO 4217 code, e.g. USD (commissions add)")
+	ref := fs.String("ref", "", "source reference, e.g. the invoice id; the same reference is recorded once (commissions add)")
+	asJSON := fs.Bool("json", false, "list as JSON")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	db, ledger, err := openLedger(ctx, env.cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	defer db.Close()
+	bad := func(msg string) int {
+		fmt.Fprintf(env.stderr, "payouts %s %s: %s\n", what, verb, msg)
+		return 2
+	}
+	switch what + " " + verb {
+	case "partners add":
+		if *id == "" || len(*id) > 128 {
+			return bad("--id is required (at most 128 characters)")
+		}
+		if !stripeAccount.MatchString(*account) {
+			return bad("--account must be a Stripe Connect account id like acct_1Nv0FGQ9RKHgCVdK")
+		}
+		if err := ledger.AddPartner(ctx, *id, *account, time.Now()); err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		fmt.Fprintf(env.stdout, "partner %s → %s\n", *id, *account)
+	case "commissions add":
+		cur := strings.ToUpper(*currency)
+		switch {
+		case *partner == "":
+			return bad("--partner is required")
+		case *amount <= 0:
+			return bad("--amount must be a positive number of minor units")
+		case !money.ValidCurrency(cur):
+			return bad("--currency must be a 3-letter ISO 4217 code")
+		case *ref == "" || len(*ref) > 255:
+			return bad("--ref is required (at most 255 characters)")
+		}
+		added, err := ledger.Accrue(ctx, *partner, *ref, *amount, cur, time.Now())
+		if errors.Is(err, payout.ErrUnknownPartner) {
+			return bad(err.Error())
+		}
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		if !added {
+			fmt.Fprintf(env.stdout, "commission %s already recorded; nothing added\n", *ref)
+			return 0
+		}
+		fmt.Fprintf(env.stdout, "commission %s: %s for %s\n", *ref, money.New(*amount, cur), *partner)
+	case "partners list":
+		ps, err := ledger.Partners(ctx)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		if *asJSON {
+			return writeJSONOut(env, ps)
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTNER\tACCOUNT\tSINCE")
+		for _, p := range ps {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Account, p.CreatedAt.Format(time.DateOnly))
+		}
+		_ = tw.Flush()
+	case "commissions list":
+		cs, err := ledger.Commissions(ctx, *partner)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 1
+		}
+		if *asJSON {
+			return writeJSONOut(env, cs)
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTNER\tAMOUNT\tREF\tEARNED\tPAYOUT")
+		for _, c := range cs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.PartnerID, money.New(c.Amount, c.Currency), c.SourceRef, c.EarnedAt.Format(time.DateOnly), c.PayoutID)
+		}
+		_ = tw.Flush()
+	}
+	return 0
+}
+
+func writeJSONOut(env *cliEnv, v any) int {
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/levqor/levqor/slo"
+)
+
+func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "slo")
+	url := fs.String("url", "", "URL to probe (required)")
+	rollback := fs.String("rollback-cmd", "", "command to run on failure (split on spaces; no shell)")
+	count := fs.Int("count", slo.DefaultCount, "probes")
+	interval := fs.Duration("interval", slo.DefaultInterval, "pause between probes")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *url == "" {
+		fmt.Fprintln(env.stderr, "slo: --url is required")
+		return 2
+	}
+	cfg := slo.WatchdogConfig{
+		Name: *url, URL: *url, Count: *count, Interval: *interval,
+		LatencyThreshold: env.cfg.SLOLatency, FailureLimit: env.cfg.SLOFailures, Logger: env.log,
+	}
+	if *rollback != "" {
+		cmd, err := slo.NewCommand(slo.CommandConfig{Argv: strings.Fields(*rollback)})
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return 2
+		}
+		cfg.Rollbacker = cmd
+	}
+	w, err := slo.NewWatchdog(cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	rep, err := w.Run(ctx)
+	for _, p := range rep.Probes {
+		fmt.Fprintf(env.stdout, "probe %d: %-5s %4d %8v %s\n", p.N, p.Outcome, p.Status, p.Latency.Round(time.Millisecond), p.Err)
+	}
+	fmt.Fprintf(env.stdout, "verdict: %s (failures %d, errors %d, rolled back %v)\n", rep.Verdict, rep.Failures, rep.Errors, rep.RolledBack)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "slo:", err)
+	}
+	if rep.Verdict == slo.VerdictSuccess {
+		return 0
+	}
+	return 1
+}

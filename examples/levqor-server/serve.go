@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "serve")
+	addr := fs.String("addr", env.cfg.Addr, "listen address (LEVQOR_ADDR)")
+	data := fs.String("data", env.cfg.DataDir, "data directory (LEVQOR_DATA_DIR)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg := env.cfg
+	cfg.Addr = *addr
+	if *data != cfg.DataDir {
+		cfg.DataDir = *data
+		if os.Getenv("LEVQOR_BACKUP_DIR") == "" {
+			cfg.BackupDir = *data + "/backups"
+		}
+	}
+	a, err := newApp(ctx, cfg, env.log)
+	if err != nil {
+		env.log.Error("start-up failed", "err", err)
+		return 1
+	}
+	defer a.close()
+	handler, err := a.routes()
+	if err != nil {
+		env.log.Error("start-up failed", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		env.log.Error("listen", "addr", cfg.Addr, "err", err)
+		return 1
+	}
+	a.baseURL = cfg.publicURL(ln.Addr())
+	if cfg.PublicURL == "" {
+		env.log.Warn("LEVQOR_PUBLIC_URL is not set: absolute URLs (sitemap) use " + a.baseURL)
+	}
+	limited := newConnLimiter(ln, cfg.MaxConns)
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         limited.connState,
+		ErrorLog:          slog.NewLogLogger(env.log.Handler(), slog.LevelWarn),
+	}
+	var ops *http.Server
+	if cfg.OpsAddr != "" {
+		if ops, err = a.startOps(cfg); err != nil {
+			env.log.Error("ops listener", "addr", cfg.OpsAddr, "err", err)
+			ln.Close()
+			return 1
+		}
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.backgroundJobs(bg)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(limited) }()
+	env.log.Info("levqor-server listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "redis", cfg.RedisURL != "", "signing", a.keys.Signing().Algorithm(), "max_conns", cfg.MaxConns)
+	code := 0
+	select {
+	case err := <-serveErr:
+		env.log.Error("server stopped", "err", err)
+		code = 1
+	case <-ctx.Done():
+		code = a.shutdown(env.log, srv, cfg)
+	}
+	if ops != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = ops.Shutdown(sctx)
+		cancel()
+	}
+	stopBG()
+	<-done
+	env.log.Info("stopped")
+	return code
+}
+
+// Connection limits of the public listener (README "Limits and abuse").
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 30 * time.Second
+	maxHeaderBytes    = 32 << 10
+)
+
+// shutdown stops serving without losing requests: /readyz turns 503 at
+// once so load balancers stop sending new connections, the server keeps
+// serving for LEVQOR_SHUTDOWN_DELAY with "Connection: close" on every
+// response (keep-alive connections end after their current request), and
+// then drains in-flight requests for up to the shutdown grace period.
+func (a *app) shutdown(log *slog.Logger, srv *http.Server, cfg config) int {
+	a.draining.Store(true)
+	if cfg.ShutdownDelay > 0 {
+		log.Info("shutting down: not ready, still serving", "delay", cfg.ShutdownDelay)
+		time.Sleep(cfg.ShutdownDelay)
+	}
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown: requests still running after the grace period", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// startOps serves /metrics on LEVQOR_OPS_ADDR, behind a bearer token when
+// LEVQOR_OPS_TOKEN is set (required off loopback; see loadConfig).
+func (a *app) startOps(cfg config) (*http.Server, error) {
+	ln, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.handler)
+	var h http.Handler = mux
+	if cfg.OpsToken != "" {
+		h = requireOpsToken(cfg.OpsToken, mux)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(ln) }()
+	a.log.Info("ops listener", "addr", ln.Addr().String(), "token", cfg.OpsToken != "")
+	return srv, nil
+}
+
+// requireOpsToken admits requests carrying "Authorization: Bearer <token>".
+func requireOpsToken(token string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="levqor-ops"`)
+			writeError(w, http.StatusUnauthorized, "ops token required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// backgroundJobs runs scheduled work until ctx ends: the SLO tracker's
+// evaluation runs in its own goroutine; backups run here when
+// LEVQOR_BACKUP_INTERVAL is set.
+func (a *app) backgroundJobs(ctx context.Context) {
+	if a.cfg.BackupInterval <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(a.cfg.BackupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
+				a.log.Error("scheduled backup failed", "err", err)
+			}
+		}
+	}
+}
