@@ -1,15 +1,8 @@
 package secheaders
 
 import (
-	"github.com/levqor/levqor/internal/netx"
-
-	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -77,8 +70,6 @@ type Config struct {
 	CrossOriginEmbedderPolicy string
 }
 
-// Headers is the built middleware. Build it with New; derive per-route
-// variants with With.
 // header is one precomputed header; value is shared by every response
 // (len == cap == 1, so an Add by a handler copies instead of writing into it).
 type header struct {
@@ -86,6 +77,10 @@ type header struct {
 	value []string
 }
 
+// Headers is the built middleware: every header value that does not
+// depend on the request is computed once by New; per request Handler only
+// assigns them, plus the CSP with a fresh nonce. Build it with New; derive
+// per-route variants with With. Safe for concurrent use.
 type Headers struct {
 	cfg      Config
 	fixed    []header // computed once
@@ -102,22 +97,26 @@ func New(cfg Config) (*Headers, error) {
 	if h.isHTTPS == nil {
 		h.isHTTPS = func(r *http.Request) bool { return r.TLS != nil }
 	}
-	add := func(name, value, def string) error {
-		if value == Omit {
-			return nil
-		}
-		if value == "" {
-			value = def
-		}
-		if value == "" {
-			return nil
-		}
-		if strings.ContainsAny(value, "\r\n\x00") {
-			return fmt.Errorf("secheaders: %s value contains a control character", name)
-		}
-		h.fixed = append(h.fixed, header{http.CanonicalHeaderKey(name), []string{value}})
-		return nil
+	var err error
+	if h.fixed, err = fixedHeaders(cfg); err != nil {
+		return nil, err
 	}
+	if !cfg.DisableCSP {
+		if err := h.compileCSP(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.DisableHSTS {
+		if h.hsts, err = hstsValue(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// fixedHeaders computes the headers every response gets as they are.
+func fixedHeaders(cfg Config) ([]header, error) {
+	var out []header
 	for _, x := range []struct{ name, value, def string }{
 		{"X-Content-Type-Options", "", "nosniff"},
 		{"X-Frame-Options", cfg.FrameOptions, DefaultFrameOptions},
@@ -133,47 +132,64 @@ func New(cfg Config) (*Headers, error) {
 		{"Permissions-Policy", cfg.PermissionsPolicy, DefaultPermissionsPolicy},
 		{"Reporting-Endpoints", cfg.ReportingEndpoints, ""},
 	} {
-		if err := add(x.name, x.value, x.def); err != nil {
-			return nil, err
+		value := x.value
+		if value == Omit {
+			continue
 		}
+		if value == "" {
+			value = x.def
+		}
+		if value == "" {
+			continue
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			return nil, fmt.Errorf("secheaders: %s value contains a control character", x.name)
+		}
+		out = append(out, header{http.CanonicalHeaderKey(x.name), []string{value}})
 	}
-	if !cfg.DisableCSP {
-		csp := cfg.CSP
-		if len(csp.directives) == 0 {
-			csp = DefaultCSP()
-		}
-		parts, err := csp.compile()
-		if err != nil {
-			return nil, err
-		}
-		h.cspParts = parts
-		h.cspName = "Content-Security-Policy"
-		if cfg.CSPReportOnly {
-			h.cspName = "Content-Security-Policy-Report-Only"
-		}
-		if len(parts) == 1 {
-			h.fixed = append(h.fixed, header{h.cspName, []string{parts[0]}})
-			h.cspParts = nil
-		}
+	return out, nil
+}
+
+// compileCSP validates the policy; a policy without a nonce becomes a
+// fixed header, one with a nonce is kept split around the nonce positions.
+func (h *Headers) compileCSP(cfg Config) error {
+	csp := cfg.CSP
+	if len(csp.directives) == 0 {
+		csp = DefaultCSP()
 	}
-	if !cfg.DisableHSTS {
-		maxAge := cfg.HSTSMaxAge
-		if maxAge == 0 {
-			maxAge = DefaultHSTSMaxAge
-		}
-		if maxAge < 0 {
-			return nil, fmt.Errorf("secheaders: negative HSTSMaxAge")
-		}
-		v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
-		if !cfg.HSTSNoSubdomains {
-			v += "; includeSubDomains"
-		}
-		if !cfg.HSTSNoPreload {
-			v += "; preload"
-		}
-		h.hsts = []string{v}
+	parts, err := csp.compile()
+	if err != nil {
+		return err
 	}
-	return h, nil
+	h.cspName = "Content-Security-Policy"
+	if cfg.CSPReportOnly {
+		h.cspName = "Content-Security-Policy-Report-Only"
+	}
+	if len(parts) == 1 {
+		h.fixed = append(h.fixed, header{h.cspName, []string{parts[0]}})
+		return nil
+	}
+	h.cspParts = parts
+	return nil
+}
+
+// hstsValue is the Strict-Transport-Security value.
+func hstsValue(cfg Config) ([]string, error) {
+	maxAge := cfg.HSTSMaxAge
+	if maxAge == 0 {
+		maxAge = DefaultHSTSMaxAge
+	}
+	if maxAge < 0 {
+		return nil, fmt.Errorf("secheaders: negative HSTSMaxAge")
+	}
+	v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+	if !cfg.HSTSNoSubdomains {
+		v += "; includeSubDomains"
+	}
+	if !cfg.HSTSNoPreload {
+		v += "; preload"
+	}
+	return []string{v}, nil
 }
 
 // With builds a variant of h for one route: mutate receives a copy of h's
@@ -214,106 +230,3 @@ func (h *Headers) Handler(next http.Handler) http.Handler {
 
 // Middleware returns h.Handler as a func(http.Handler) http.Handler.
 func (h *Headers) Middleware() func(http.Handler) http.Handler { return h.Handler }
-
-// NonceBytes is the nonce's entropy: 128 bits, as CSP3 §7.1 recommends.
-const NonceBytes = 16
-
-// nonceCSP makes a fresh nonce and the CSP containing it in one allocation;
-// the nonce returned is a substring of that header value.
-func (h *Headers) nonceCSP() (nonce, csp string) {
-	var raw [NonceBytes]byte
-	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
-	const encLen = (NonceBytes + 2) / 3 * 4
-	var enc [encLen]byte
-	base64.StdEncoding.Encode(enc[:], raw[:])
-	n := 0
-	for _, p := range h.cspParts {
-		n += len(p)
-	}
-	var b strings.Builder
-	b.Grow(n + encLen*(len(h.cspParts)-1))
-	first := 0
-	for i, p := range h.cspParts {
-		b.WriteString(p)
-		if i < len(h.cspParts)-1 {
-			if i == 0 {
-				first = b.Len()
-			}
-			b.Write(enc[:])
-		}
-	}
-	csp = b.String()
-	return csp[first : first+encLen], csp
-}
-
-type nonceKey struct{}
-
-// nonceCtx carries the nonce and holds the CSP header slice, so a request
-// costs one allocation for both instead of three (WithValue, boxing, slice).
-type nonceCtx struct {
-	context.Context
-	nonce  string
-	header [1]string
-}
-
-func (c *nonceCtx) Value(key any) any {
-	if key == (nonceKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
-}
-
-// Nonce returns the request's CSP nonce for templates
-// (<script nonce="{{.Nonce}}">), or "" when the policy uses none.
-func Nonce(ctx context.Context) string {
-	if c, ok := ctx.Value(nonceKey{}).(*nonceCtx); ok {
-		return c.nonce
-	}
-	return ""
-}
-
-func redirectHTTPS(w http.ResponseWriter, r *http.Request) {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h // drop the plain-HTTP port; HTTPS is on its default port
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-	}
-	if !validHost(host) {
-		http.Error(w, "bad host", http.StatusBadRequest)
-		return
-	}
-	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
-}
-
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		_, err := netip.ParseAddr(h[1 : len(h)-1])
-		return err == nil
-	}
-	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// TrustForwardedProto returns an IsHTTPS hook for a TLS-terminating proxy:
-// a request is HTTPS if it arrived over TLS, or if its TCP peer is in
-// trusted and it carries "X-Forwarded-Proto: https". The header of any
-// other peer is ignored, since a client can send anything.
-func TrustForwardedProto(trusted []netip.Prefix) func(*http.Request) bool {
-	return func(r *http.Request) bool {
-		if r.TLS != nil {
-			return true
-		}
-		peer, ok := netx.Peer(r)
-		return ok && netx.Contains(trusted, peer) &&
-			strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
-	}
-}
