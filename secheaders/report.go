@@ -127,6 +127,35 @@ type legacyReport struct {
 // 405 for a method other than POST, 413 for a body over MaxBytes, 415 for
 // another content type and 400 for malformed JSON.
 func ReportHandler(cfg ReportConfig) http.Handler {
+	cfg = cfg.withDefaults()
+	logs := &reportLog{interval: cfg.LogInterval, max: cfg.MaxDistinct, now: cfg.Now, seed: maphash.MakeSeed()}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		violations, status := readReports(w, r, cfg)
+		if status != 0 {
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+		for _, v := range violations {
+			logged := logs.first(v)
+			if logged {
+				cfg.Logger.WarnContext(r.Context(), "csp violation",
+					"document", clip(v.DocumentURI), "blocked", clip(v.BlockedURI), "directive", clip(v.EffectiveDirective),
+					"disposition", clip(v.Disposition), "source", clip(v.SourceFile), "line", v.LineNumber)
+			}
+			if cfg.OnViolation != nil {
+				cfg.OnViolation(v, logged)
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (cfg ReportConfig) withDefaults() ReportConfig {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxReportBytes
 	}
@@ -145,68 +174,52 @@ func ReportHandler(cfg ReportConfig) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	logs := &reportLog{interval: cfg.LogInterval, max: cfg.MaxDistinct, now: cfg.Now, seed: maphash.MakeSeed()}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
+	return cfg
+}
+
+// readReports decodes the body in either report format. A non-zero status
+// is the error answer: 415 for another content type, 413 for a body over
+// MaxBytes, 400 for anything malformed.
+func readReports(w http.ResponseWriter, r *http.Request, cfg ReportConfig) ([]Violation, int) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, cfg.MaxBytes))
+	var violations []Violation
+	var err error
+	switch mt {
+	case "application/csp-report", "application/json":
+		var rep legacyReport
+		if err = dec.Decode(&rep); err == nil && rep.Body.DocumentURI == "" && rep.Body.EffectiveDirective == "" && rep.Body.ViolatedDirective == "" {
+			err = errors.New("not a csp-report")
 		}
-		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		var violations []Violation
-		body := http.MaxBytesReader(w, r.Body, cfg.MaxBytes)
-		dec := json.NewDecoder(body)
-		var err error
-		switch mt {
-		case "application/csp-report", "application/json":
-			var rep legacyReport
-			if err = dec.Decode(&rep); err == nil && rep.Body.DocumentURI == "" && rep.Body.EffectiveDirective == "" && rep.Body.ViolatedDirective == "" {
-				err = errors.New("not a csp-report")
+		if err == nil {
+			b := rep.Body
+			eff := b.EffectiveDirective
+			if eff == "" {
+				eff = b.ViolatedDirective
 			}
-			if err == nil {
-				b := rep.Body
-				eff := b.EffectiveDirective
-				if eff == "" {
-					eff = b.ViolatedDirective
-				}
-				violations = []Violation{{b.DocumentURI, b.BlockedURI, eff, b.Disposition, b.SourceFile, b.LineNumber}}
-			}
-		case "application/reports+json":
-			var reps []struct {
-				Type string    `json:"type"`
-				Body Violation `json:"body"`
-			}
-			if err = dec.Decode(&reps); err == nil {
-				for _, rep := range reps {
-					if rep.Type == "csp-violation" && len(violations) < cfg.MaxReports {
-						violations = append(violations, rep.Body)
-					}
+			violations = []Violation{{b.DocumentURI, b.BlockedURI, eff, b.Disposition, b.SourceFile, b.LineNumber}}
+		}
+	case "application/reports+json":
+		var reps []struct {
+			Type string    `json:"type"`
+			Body Violation `json:"body"`
+		}
+		if err = dec.Decode(&reps); err == nil {
+			for _, rep := range reps {
+				if rep.Type == "csp-violation" && len(violations) < cfg.MaxReports {
+					violations = append(violations, rep.Body)
 				}
 			}
-		default:
-			http.Error(w, "unsupported content type", http.StatusUnsupportedMediaType)
-			return
 		}
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				http.Error(w, "report too large", http.StatusRequestEntityTooLarge)
-				return
-			}
-			http.Error(w, "malformed report", http.StatusBadRequest)
-			return
-		}
-		for _, v := range violations {
-			logged := logs.first(v)
-			if logged {
-				cfg.Logger.WarnContext(r.Context(), "csp violation",
-					"document", clip(v.DocumentURI), "blocked", clip(v.BlockedURI), "directive", clip(v.EffectiveDirective),
-					"disposition", clip(v.Disposition), "source", clip(v.SourceFile), "line", v.LineNumber)
-			}
-			if cfg.OnViolation != nil {
-				cfg.OnViolation(v, logged)
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	default:
+		return nil, http.StatusUnsupportedMediaType
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, http.StatusRequestEntityTooLarge
+	case err != nil:
+		return nil, http.StatusBadRequest
+	}
+	return violations, 0
 }
