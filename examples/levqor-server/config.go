@@ -88,149 +88,183 @@ var envVars = [][2]string{
 	{"LEVQOR_OPENAI_API", "OpenAI API root (default https://api.openai.com)"},
 }
 
+// loadConfig reads the configuration from the environment. Every bad
+// value is reported (naming its variable, never echoing a secret) in one
+// error; none is replaced by a default.
 func loadConfig(getenv func(string) string) (config, error) {
-	c := config{
+	c := defaultConfig()
+	e := &env{get: getenv}
+	e.readServer(&c)
+	e.readLimits(&c)
+	e.readIntegrations(&c)
+	e.readOps(&c)
+	e.readBackups(&c)
+	if len(e.errs) > 0 {
+		return c, fmt.Errorf("configuration:\n  %s", strings.Join(e.errs, "\n  "))
+	}
+	return c, nil
+}
+
+func defaultConfig() config {
+	return config{
 		Addr: ":8080", DataDir: "./data", RateLimit: ratelimit.PerMinute(60),
 		DailyLimit: spendguard.DefaultDailyLimit(), SLOLatency: 200 * time.Millisecond, SLOFailures: 3,
 		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
 		AuthRateLimit: ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
 		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
 	}
-	var errs []string
-	bad := func(name, value, why string) { errs = append(errs, fmt.Sprintf("%s=%q: %s", name, value, why)) }
-	str := func(name string, dst *string) {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
+}
+
+// env reads variables and collects what is wrong with them.
+type env struct {
+	get  func(string) string
+	errs []string
+}
+
+func (e *env) bad(name, value, why string) {
+	e.errs = append(e.errs, fmt.Sprintf("%s=%q: %s", name, value, why))
+}
+
+// secretBad reports a bad secret without echoing it.
+func (e *env) secretBad(name, why string) { e.errs = append(e.errs, name+": "+why) }
+
+func (e *env) str(name string, dst *string) {
+	if v := e.get(name); v != "" {
+		*dst = v
 	}
-	str("LEVQOR_ADDR", &c.Addr)
-	str("LEVQOR_DATA_DIR", &c.DataDir)
-	str("LEVQOR_REDIS_URL", &c.RedisURL)
-	str("LEVQOR_JWT_SECRET", &c.JWTSecret)
-	str("TELEGRAM_BOT_TOKEN", &c.TelegramToken)
-	str("TELEGRAM_CHAT_ID", &c.TelegramChat)
-	str("STRIPE_SECRET_KEY", &c.StripeKey)
-	str("OPENAI_ADMIN_KEY", &c.OpenAIAdminKey)
-	str("LEVQOR_BACKUP_DIR", &c.BackupDir)
-	str("LEVQOR_BACKUP_UPLOAD_DIR", &c.BackupUpload)
-	str("LEVQOR_TELEGRAM_API", &c.TelegramAPI)
-	str("LEVQOR_STRIPE_API", &c.StripeAPI)
-	str("LEVQOR_OPENAI_API", &c.OpenAIAPI)
-	for name, v := range map[string]string{"LEVQOR_TELEGRAM_API": c.TelegramAPI, "LEVQOR_STRIPE_API": c.StripeAPI, "LEVQOR_OPENAI_API": c.OpenAIAPI} {
-		if v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://127.0.0.1") && !strings.HasPrefix(v, "http://localhost") {
-			bad(name, v, "want an https:// URL (plain http only on localhost)")
-		}
-	}
-	if v := getenv("LEVQOR_RATE_LIMIT"); v != "" {
+}
+
+func (e *env) rate(name string, dst *ratelimit.Rate) {
+	if v := e.get(name); v != "" {
 		r, err := ratelimit.ParseRate(v)
 		if err != nil {
-			bad("LEVQOR_RATE_LIMIT", v, err.Error())
+			e.bad(name, v, err.Error())
 		}
-		c.RateLimit = r
+		*dst = r
 	}
-	if v := getenv("LEVQOR_AUTH_RATE_LIMIT"); v != "" {
-		r, err := ratelimit.ParseRate(v)
-		if err != nil {
-			bad("LEVQOR_AUTH_RATE_LIMIT", v, err.Error())
+}
+
+func (e *env) integer(name string, dst *int, min int) {
+	if v := e.get(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			e.bad(name, v, fmt.Sprintf("want an integer >= %d", min))
 		}
-		c.AuthRateLimit = r
+		*dst = n
 	}
-	if v := getenv("LEVQOR_TRUSTED_PROXIES"); v != "" {
+}
+
+func (e *env) dollars(name string, dst *money.Money, positive bool) {
+	if v := e.get(name); v != "" {
+		m, err := money.Parse(v, "USD")
+		if err != nil || m.Amount < 0 || (positive && m.Amount == 0) {
+			e.bad(name, v, "want a dollar amount like 50 or 49.99")
+		}
+		*dst = m
+	}
+}
+
+func (e *env) duration(name string, dst *time.Duration, min, max time.Duration, example string) {
+	if v := e.get(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min || d > max {
+			e.bad(name, v, fmt.Sprintf("want a duration between %v and %v, like %s", min, max, example))
+		}
+		*dst = d
+	}
+}
+
+func (e *env) readServer(c *config) {
+	e.str("LEVQOR_ADDR", &c.Addr)
+	e.str("LEVQOR_DATA_DIR", &c.DataDir)
+	e.str("LEVQOR_REDIS_URL", &c.RedisURL)
+	e.str("LEVQOR_JWT_SECRET", &c.JWTSecret)
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		e.secretBad("LEVQOR_JWT_SECRET", "must be at least 32 bytes")
+	}
+	if v := e.get("LEVQOR_TRUSTED_PROXIES"); v != "" {
 		p, err := ratelimit.ParsePrefixes(v)
 		if err != nil {
-			bad("LEVQOR_TRUSTED_PROXIES", v, err.Error())
+			e.bad("LEVQOR_TRUSTED_PROXIES", v, err.Error())
 		}
 		c.TrustedProxies = p
 	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		errs = append(errs, "LEVQOR_JWT_SECRET: must be at least 32 bytes")
-	}
-	if (c.TelegramToken == "") != (c.TelegramChat == "") {
-		errs = append(errs, "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together")
-	}
-	if v := getenv("DAILY_SPEND_LIMIT"); v != "" {
-		m, err := money.Parse(v, "USD")
-		if err != nil || m.Amount <= 0 {
-			bad("DAILY_SPEND_LIMIT", v, "want a positive dollar amount like 50 or 49.99")
-		}
-		c.DailyLimit = m
-	}
-	if v := getenv("LEVQOR_INFRA_MONTHLY"); v != "" {
-		m, err := money.Parse(v, "USD")
-		if err != nil || m.Amount < 0 {
-			bad("LEVQOR_INFRA_MONTHLY", v, "want a dollar amount like 300 or 299.99")
-		}
-		c.InfraMonthly = m
-	}
-	if v := getenv("SLO_LATENCY_THRESHOLD"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 || f > 60 {
-			bad("SLO_LATENCY_THRESHOLD", v, "want seconds between 0 and 60, like 0.2")
-		}
-		c.SLOLatency = time.Duration(f * float64(time.Second))
-	}
-	intVar := func(name string, dst *int, min int) {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < min {
-				bad(name, v, fmt.Sprintf("want an integer >= %d", min))
-			}
-			*dst = n
-		}
-	}
-	intVar("SLO_FAIL_THRESHOLD", &c.SLOFailures, 1)
-	intVar("LEVQOR_BACKUP_KEEP", &c.BackupKeep, 1)
-	intVar("LEVQOR_RATE_LIMIT_KEYS", &c.RateLimitKeys, 1)
-	intVar("LEVQOR_HASH_CONCURRENCY", &c.HashConcurrency, 1)
-	intVar("LEVQOR_MAX_CONNS", &c.MaxConns, 1)
-	if v := getenv("LEVQOR_SHUTDOWN_DELAY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > time.Minute {
-			bad("LEVQOR_SHUTDOWN_DELAY", v, "want a duration between 0 and 1m, like 5s")
-		}
-		c.ShutdownDelay = d
-	}
-	if v := getenv("LEVQOR_PUBLIC_URL"); v != "" {
+	if v := e.get("LEVQOR_PUBLIC_URL"); v != "" {
 		u, err := parsePublicURL(v)
 		if err != nil {
-			bad("LEVQOR_PUBLIC_URL", v, err.Error())
+			e.bad("LEVQOR_PUBLIC_URL", v, err.Error())
 		}
 		c.PublicURL = u
 	}
-	str("LEVQOR_OPS_ADDR", &c.OpsAddr)
-	str("LEVQOR_OPS_TOKEN", &c.OpsToken)
+	e.duration("LEVQOR_SHUTDOWN_DELAY", &c.ShutdownDelay, 0, time.Minute, "5s")
+}
+
+func (e *env) readLimits(c *config) {
+	e.rate("LEVQOR_RATE_LIMIT", &c.RateLimit)
+	e.rate("LEVQOR_AUTH_RATE_LIMIT", &c.AuthRateLimit)
+	e.integer("LEVQOR_RATE_LIMIT_KEYS", &c.RateLimitKeys, 1)
+	e.integer("LEVQOR_HASH_CONCURRENCY", &c.HashConcurrency, 1)
+	e.integer("LEVQOR_MAX_CONNS", &c.MaxConns, 1)
+}
+
+func (e *env) readIntegrations(c *config) {
+	e.str("TELEGRAM_BOT_TOKEN", &c.TelegramToken)
+	e.str("TELEGRAM_CHAT_ID", &c.TelegramChat)
+	if (c.TelegramToken == "") != (c.TelegramChat == "") {
+		e.errs = append(e.errs, "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together")
+	}
+	e.str("STRIPE_SECRET_KEY", &c.StripeKey)
+	e.str("OPENAI_ADMIN_KEY", &c.OpenAIAdminKey)
+	for name, dst := range map[string]*string{"LEVQOR_TELEGRAM_API": &c.TelegramAPI, "LEVQOR_STRIPE_API": &c.StripeAPI, "LEVQOR_OPENAI_API": &c.OpenAIAPI} {
+		e.str(name, dst)
+		if v := *dst; v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://127.0.0.1") && !strings.HasPrefix(v, "http://localhost") {
+			e.bad(name, v, "want an https:// URL (plain http only on localhost)")
+		}
+	}
+	e.dollars("DAILY_SPEND_LIMIT", &c.DailyLimit, true)
+	e.dollars("LEVQOR_INFRA_MONTHLY", &c.InfraMonthly, false)
+	if v := e.get("SLO_LATENCY_THRESHOLD"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 60 {
+			e.bad("SLO_LATENCY_THRESHOLD", v, "want seconds between 0 and 60, like 0.2")
+		}
+		c.SLOLatency = time.Duration(f * float64(time.Second))
+	}
+	e.integer("SLO_FAIL_THRESHOLD", &c.SLOFailures, 1)
+}
+
+func (e *env) readOps(c *config) {
+	e.str("LEVQOR_OPS_ADDR", &c.OpsAddr)
+	e.str("LEVQOR_OPS_TOKEN", &c.OpsToken)
 	if c.OpsToken != "" && len(c.OpsToken) < 16 {
-		errs = append(errs, "LEVQOR_OPS_TOKEN: must be at least 16 characters")
+		e.secretBad("LEVQOR_OPS_TOKEN", "must be at least 16 characters")
 	}
-	if c.OpsAddr != "" {
-		host, _, err := net.SplitHostPort(c.OpsAddr)
-		switch {
-		case err != nil:
-			bad("LEVQOR_OPS_ADDR", c.OpsAddr, "want host:port, like 127.0.0.1:9090")
-		case !isLoopbackHost(host) && c.OpsToken == "":
-			bad("LEVQOR_OPS_ADDR", c.OpsAddr, "not a loopback address: set LEVQOR_OPS_TOKEN to protect it, or bind to 127.0.0.1")
-		}
+	if c.OpsAddr == "" {
+		return
 	}
-	if v := getenv("LEVQOR_BACKUP_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Minute {
-			bad("LEVQOR_BACKUP_INTERVAL", v, "want a duration of at least 1m, like 24h")
-		}
-		c.BackupInterval = d
+	host, _, err := net.SplitHostPort(c.OpsAddr)
+	switch {
+	case err != nil:
+		e.bad("LEVQOR_OPS_ADDR", c.OpsAddr, "want host:port, like 127.0.0.1:9090")
+	case !isLoopbackHost(host) && c.OpsToken == "":
+		e.bad("LEVQOR_OPS_ADDR", c.OpsAddr, "not a loopback address: set LEVQOR_OPS_TOKEN to protect it, or bind to 127.0.0.1")
 	}
+}
+
+func (e *env) readBackups(c *config) {
+	e.str("LEVQOR_BACKUP_DIR", &c.BackupDir)
+	e.str("LEVQOR_BACKUP_UPLOAD_DIR", &c.BackupUpload)
+	e.integer("LEVQOR_BACKUP_KEEP", &c.BackupKeep, 1)
+	e.duration("LEVQOR_BACKUP_INTERVAL", &c.BackupInterval, time.Minute, 365*24*time.Hour, "24h")
 	if c.BackupDir == "" {
 		c.BackupDir = filepath.Join(c.DataDir, "backups")
 	}
-	if v := getenv("LEVQOR_BACKUP_KEY"); v != "" {
+	if v := e.get("LEVQOR_BACKUP_KEY"); v != "" {
 		if len(v) < 32 {
-			errs = append(errs, "LEVQOR_BACKUP_KEY: must be at least 32 bytes")
+			e.secretBad("LEVQOR_BACKUP_KEY", "must be at least 32 bytes")
 		}
 		c.BackupKey = []byte(v)
 	}
-	if len(errs) > 0 {
-		return c, fmt.Errorf("configuration:\n  %s", strings.Join(errs, "\n  "))
-	}
-	return c, nil
 }
 
 // Defaults of the limits (README "Limits and abuse").
