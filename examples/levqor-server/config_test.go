@@ -152,3 +152,19 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsNeverEchoSecrets: a secret that is too short is named,
+// not quoted.
+func TestConfigErrorsNeverEchoSecrets(t *testing.T) {
+	for _, name := range []string{"LEVQOR_JWT_SECRET", "LEVQOR_OPS_TOKEN", "LEVQOR_BACKUP_KEY"} {
+		_, err := loadConfig(func(k string) string {
+			if k == name {
+				return "hunter2-secret"
+			}
+			return ""
+		})
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
