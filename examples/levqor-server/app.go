@@ -79,99 +79,115 @@ func openDB(c config) (*sql.DB, error) {
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: c, log: log}
-	ok := false
-	defer func() {
-		if !ok {
+	for _, step := range []func(context.Context) error{
+		a.openDatabase, a.openAlerts, a.openTokens, a.openLimiters, a.openObservers, a.openLedgerAndDSAR,
+	} {
+		if err := step(ctx); err != nil {
 			a.close()
+			return nil, err
 		}
-	}()
-	var err error
-	if a.db, err = openDB(c); err != nil {
-		return nil, err
 	}
-	if a.unlockDB, err = lockShared(c.dbPath() + ".lock"); err != nil {
-		return nil, err
+	a.reg = prometheus.NewRegistry()
+	a.metrics = newMetrics(a)
+	return a, nil
+}
+
+// openDatabase opens the database, holds its lock file and migrates it.
+func (a *app) openDatabase(ctx context.Context) error {
+	var err error
+	if a.db, err = openDB(a.cfg); err != nil {
+		return err
+	}
+	if a.unlockDB, err = lockShared(a.cfg.dbPath() + ".lock"); err != nil {
+		return err
 	}
 	if err := migrate(ctx, a.db); err != nil {
-		return nil, fmt.Errorf("schema: %w", err)
+		return fmt.Errorf("schema: %w", err)
 	}
-	a.hashes = newHashGate(c.HashConcurrency)
+	a.hashes = newHashGate(a.cfg.HashConcurrency)
+	return nil
+}
 
-	// Alerts: Telegram or the log, behind history, de-duplication and a queue.
-	if a.alerts, err = alert.New(alert.Config{
-		Telegram:       alert.TelegramConfig{Token: c.TelegramToken, ChatID: c.TelegramChat, BaseURL: c.TelegramAPI},
-		RepeatInterval: time.Hour, Logger: log,
-	}); err != nil {
-		return nil, err
-	}
+// openAlerts: Telegram or the log, behind history, de-duplication and a queue.
+func (a *app) openAlerts(context.Context) error {
+	var err error
+	a.alerts, err = alert.New(alert.Config{
+		Telegram:       alert.TelegramConfig{Token: a.cfg.TelegramToken, ChatID: a.cfg.TelegramChat, BaseURL: a.cfg.TelegramAPI},
+		RepeatInterval: time.Hour, Logger: a.log,
+	})
+	return err
+}
 
-	// Tokens.
-	if a.keys, err = loadKeys(c); err != nil {
-		return nil, err
+// openTokens: signing keys, and the revocation store in Redis when
+// configured (shared by replicas), else in the database.
+func (a *app) openTokens(ctx context.Context) error {
+	var err error
+	if a.keys, err = loadKeys(a.cfg); err != nil {
+		return err
 	}
-	if c.RedisURL != "" {
-		if a.rdb, err = newRedis(c.RedisURL); err != nil {
-			return nil, err
+	if a.cfg.RedisURL != "" {
+		if a.rdb, err = newRedis(a.cfg.RedisURL); err != nil {
+			return err
 		}
-		if a.store, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb}); err != nil {
-			return nil, err
-		}
+		a.store, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb})
 	} else {
-		if a.store, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db}); err != nil {
-			return nil, err
-		}
+		a.store, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db})
 	}
-	if a.tokens, err = tokens.New(tokens.Config{Keys: a.keys, Store: a.store, Logger: log}); err != nil {
-		return nil, err
+	if err != nil {
+		return err
 	}
+	a.tokens, err = tokens.New(tokens.Config{Keys: a.keys, Store: a.store, Logger: a.log})
+	return err
+}
 
-	// Rate limiting: Redis with in-memory fallback, or memory alone. The
-	// auth endpoints have their own, stricter budget per client IP.
+// openLimiters: Redis with in-memory fallback, or memory alone. The auth
+// endpoints have their own, stricter budget per client IP.
+func (a *app) openLimiters(context.Context) error {
+	var err error
+	c := a.cfg
 	if a.clientIP, err = ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: c.TrustedProxies}); err != nil {
-		return nil, err
+		return err
 	}
 	if a.memLim, a.limiter, err = a.newLimiter(c.RateLimit, ratelimit.DefaultRedisPrefix); err != nil {
-		return nil, err
+		return err
 	}
 	if a.authMem, a.authLim, err = a.newLimiter(c.AuthRateLimit, ratelimit.DefaultRedisPrefix+"auth:"); err != nil {
-		return nil, err
+		return err
 	}
 	if a.cspLim, err = ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: cspReportRate, MaxKeys: c.RateLimitKeys}); err != nil {
-		return nil, err
+		return err
 	}
 	a.logins = newMemoryGuard(c.RateLimitKeys)
 	if a.rdb != nil {
 		a.logins = redisGuard{a.rdb}
 	}
+	return nil
+}
 
-	// Security headers: CSP violation reports go to /csp-report.
+// openObservers: security headers (CSP reports go to /csp-report), the
+// latency anomaly detector and the availability/latency SLO.
+func (a *app) openObservers(context.Context) error {
+	var err error
 	if a.headers, err = secheaders.New(secheaders.Config{
 		CSP:     secheaders.DefaultCSP().ReportURI("/csp-report"),
-		IsHTTPS: secheaders.TrustForwardedProto(c.TrustedProxies),
+		IsHTTPS: secheaders.TrustForwardedProto(a.cfg.TrustedProxies),
 	}); err != nil {
-		return nil, err
+		return err
 	}
-
-	// Latency anomalies and the availability/latency SLO.
 	if a.latency, err = anomaly.NewZScore(anomaly.Config{Window: 200, MinSamples: 50, Direction: anomaly.Spikes, Threshold: 4}); err != nil {
-		return nil, err
+		return err
 	}
-	if a.tracker, err = slo.NewTracker(slo.TrackerConfig{Name: "api", LatencyThreshold: c.SLOLatency, Notifier: a.alerts, Logger: log}); err != nil {
-		return nil, err
-	}
+	a.tracker, err = slo.NewTracker(slo.TrackerConfig{Name: "api", LatencyThreshold: a.cfg.SLOLatency, Notifier: a.alerts, Logger: a.log})
+	return err
+}
 
-	// Partner ledger and DSAR.
+func (a *app) openLedgerAndDSAR(ctx context.Context) error {
+	var err error
 	if a.ledger, err = payout.NewLedger(ctx, payout.LedgerConfig{DB: a.db}); err != nil {
-		return nil, err
+		return err
 	}
-	if a.dsar, err = a.newDSAR(ctx); err != nil {
-		return nil, err
-	}
-
-	a.reg = prometheus.NewRegistry()
-	a.metrics = newMetrics(a)
-	ok = true
-	return a, nil
+	a.dsar, err = a.newDSAR(ctx)
+	return err
 }
 
 // cspReportRate bounds CSP violation reports per client IP: a page makes
