@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,70 +35,109 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg := env.cfg
-	pass, fail := 0, 0
-	check := func(name string, err error) {
-		if err != nil {
-			fail++
-			fmt.Fprintf(env.stdout, "FAIL  %-22s %v\n", name, err)
-			return
-		}
-		pass++
-		fmt.Fprintf(env.stdout, "PASS  %s\n", name)
-	}
+	d := &doctor{out: env.stdout, cfg: env.cfg}
 	_, cerr := loadConfig(os.Getenv)
-	check("configuration", cerr)
-	db, err := openDB(cfg)
-	check("database", err)
+	d.check("configuration", cerr)
+	d.database(ctx)
+	d.redis(ctx)
+	d.opsListener()
+	d.keys()
+	d.backups(ctx)
+	if d.cfg.TelegramToken == "" {
+		d.info("alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
+	}
+	fmt.Fprintf(d.out, "%d passed, %d failed, %d warnings\n", d.pass, d.fail, d.warnings)
+	if d.fail > 0 {
+		return 1
+	}
+	return 0
+}
+
+// doctor prints one PASS, FAIL, WARN or INFO line per check and counts them.
+type doctor struct {
+	out                  io.Writer
+	cfg                  config
+	pass, fail, warnings int
+}
+
+func (d *doctor) check(name string, err error) {
+	if err != nil {
+		d.fail++
+		fmt.Fprintf(d.out, "FAIL  %-22s %v\n", name, err)
+		return
+	}
+	d.pass++
+	fmt.Fprintf(d.out, "PASS  %s\n", name)
+}
+
+func (d *doctor) warn(format string, a ...any) {
+	d.warnings++
+	fmt.Fprintf(d.out, "WARN  "+format+"\n", a...)
+}
+
+func (d *doctor) info(format string, a ...any) { fmt.Fprintf(d.out, "INFO  "+format+"\n", a...) }
+
+func (d *doctor) database(ctx context.Context) {
+	db, err := openDB(d.cfg)
+	d.check("database", err)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	var ok string
+	err = db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&ok)
+	if err == nil && ok != "ok" {
+		err = errors.New(ok)
+	}
+	d.check("database integrity", err)
+	v, err := appliedVersion(ctx, db)
+	if err == nil && v != schemaVersion() {
+		err = fmt.Errorf("schema version %d, this binary expects %d (start the server once to migrate)", v, schemaVersion())
+	}
+	d.check("schema version", err)
+}
+
+func (d *doctor) redis(ctx context.Context) {
+	if d.cfg.RedisURL == "" {
+		return
+	}
+	c, err := newRedis(d.cfg.RedisURL)
 	if err == nil {
-		var ok string
-		err = db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&ok)
-		if err == nil && ok != "ok" {
-			err = errors.New(ok)
+		err = c.Ping(ctx).Err()
+		if err == nil && !redisPersistent(ctx, c) {
+			d.warn("redis has no persistence (appendonly no, save \"\"): a restart forgets every revoked token and rate limit; see README \"Running several replicas\"")
 		}
-		check("database integrity", err)
-		var v int
-		v, err = appliedVersion(ctx, db)
-		if err == nil && v != schemaVersion() {
-			err = fmt.Errorf("schema version %d, this binary expects %d (start the server once to migrate)", v, schemaVersion())
-		}
-		check("schema version", err)
-		db.Close()
+		c.Close()
 	}
-	warnings := 0
-	warn := func(format string, a ...any) {
-		warnings++
-		fmt.Fprintf(env.stdout, "WARN  "+format+"\n", a...)
-	}
-	if cfg.RedisURL != "" {
-		c, err := newRedis(cfg.RedisURL)
-		if err == nil {
-			err = c.Ping(ctx).Err()
-			if err == nil && !redisPersistent(ctx, c) {
-				warn("redis has no persistence (appendonly no, save \"\"): a restart forgets every revoked token and rate limit; see README \"Running several replicas\"")
-			}
-			c.Close()
-		}
-		check("redis", err)
-	}
+	d.check("redis", err)
+}
+
+func (d *doctor) opsListener() {
 	switch {
-	case cfg.OpsAddr == "":
-		warn("/metrics is served on the public port (set LEVQOR_OPS_ADDR=127.0.0.1:9090 to move it off)")
-	case cfg.OpsToken != "":
-		fmt.Fprintf(env.stdout, "INFO  ops listener on %s, bearer-token protected\n", cfg.OpsAddr)
+	case d.cfg.OpsAddr == "":
+		d.warn("/metrics is served on the public port (set LEVQOR_OPS_ADDR=127.0.0.1:9090 to move it off)")
+	case d.cfg.OpsToken != "":
+		d.info("ops listener on %s, bearer-token protected", d.cfg.OpsAddr)
 	default:
-		fmt.Fprintf(env.stdout, "INFO  ops listener on %s (loopback only)\n", cfg.OpsAddr)
+		d.info("ops listener on %s (loopback only)", d.cfg.OpsAddr)
 	}
-	if tags, _ := filepath.Glob(filepath.Join(cfg.BackupDir, "*.hmac")); len(tags) > 0 && cfg.BackupKey == nil {
-		check("backup key", fmt.Errorf("%d backups carry HMAC tags but LEVQOR_BACKUP_KEY is not set: their authenticity cannot be checked", len(tags)))
+}
+
+func (d *doctor) keys() {
+	if tags, _ := filepath.Glob(filepath.Join(d.cfg.BackupDir, "*.hmac")); len(tags) > 0 && d.cfg.BackupKey == nil {
+		d.check("backup key", fmt.Errorf("%d backups carry HMAC tags but LEVQOR_BACKUP_KEY is not set: their authenticity cannot be checked", len(tags)))
 	}
-	if cfg.JWTSecret == "" {
-		_, err := loadSecret(filepath.Join(cfg.DataDir, "jwt-ed25519.key"))
-		check("signing key file", err)
+	if d.cfg.JWTSecret == "" {
+		_, err := loadSecret(filepath.Join(d.cfg.DataDir, "jwt-ed25519.key"))
+		d.check("signing key file", err)
 	}
-	_, err = loadSecret(filepath.Join(cfg.DataDir, "dsar.key"))
-	check("dsar key file", err)
-	store, err := backupStore(cfg, slog.New(slog.DiscardHandler), nil)
+	_, err := loadSecret(filepath.Join(d.cfg.DataDir, "dsar.key"))
+	d.check("dsar key file", err)
+}
+
+// backups checks that the newest backup is under 26 hours old and verifies.
+func (d *doctor) backups(ctx context.Context) {
+	store, err := backupStore(d.cfg, slog.New(slog.DiscardHandler), nil)
 	if err == nil {
 		var list []backup.Info
 		list, err = store.List()
@@ -111,13 +151,5 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 			_, err = store.Verify(ctx, list[len(list)-1].Name)
 		}
 	}
-	check("backup freshness", err)
-	if cfg.TelegramToken == "" {
-		fmt.Fprintln(env.stdout, "INFO  alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
-	}
-	fmt.Fprintf(env.stdout, "%d passed, %d failed, %d warnings\n", pass, fail, warnings)
-	if fail > 0 {
-		return 1
-	}
-	return 0
+	d.check("backup freshness", err)
 }

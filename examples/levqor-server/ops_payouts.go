@@ -128,73 +128,92 @@ func cmdPayoutsLedger(ctx context.Context, env *cliEnv, what string, args []stri
 	}
 	switch what + " " + verb {
 	case "partners add":
-		if *id == "" || len(*id) > 128 {
-			return bad("--id is required (at most 128 characters)")
-		}
-		if !stripeAccount.MatchString(*account) {
-			return bad("--account must be a Stripe Connect account id like acct_1Nv0FGQ9RKHgCVdK")
-		}
-		if err := ledger.AddPartner(ctx, *id, *account, time.Now()); err != nil {
-			fmt.Fprintln(env.stderr, err)
-			return 1
-		}
-		fmt.Fprintf(env.stdout, "partner %s → %s\n", *id, *account)
+		return addPartner(ctx, env, ledger, *id, *account, bad)
 	case "commissions add":
-		cur := strings.ToUpper(*currency)
-		switch {
-		case *partner == "":
-			return bad("--partner is required")
-		case *amount <= 0:
-			return bad("--amount must be a positive number of minor units")
-		case !money.ValidCurrency(cur):
-			return bad("--currency must be a 3-letter ISO 4217 code")
-		case *ref == "" || len(*ref) > 255:
-			return bad("--ref is required (at most 255 characters)")
-		}
-		added, err := ledger.Accrue(ctx, *partner, *ref, *amount, cur, time.Now())
-		if errors.Is(err, payout.ErrUnknownPartner) {
-			return bad(err.Error())
-		}
-		if err != nil {
-			fmt.Fprintln(env.stderr, err)
-			return 1
-		}
-		if !added {
-			fmt.Fprintf(env.stdout, "commission %s already recorded; nothing added\n", *ref)
-			return 0
-		}
-		fmt.Fprintf(env.stdout, "commission %s: %s for %s\n", *ref, money.New(*amount, cur), *partner)
+		return addCommission(ctx, env, ledger, *partner, *amount, *currency, *ref, bad)
 	case "partners list":
-		ps, err := ledger.Partners(ctx)
-		if err != nil {
-			fmt.Fprintln(env.stderr, err)
-			return 1
-		}
-		if *asJSON {
-			return writeJSONOut(env, ps)
-		}
-		tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PARTNER\tACCOUNT\tSINCE")
-		for _, p := range ps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Account, p.CreatedAt.Format(time.DateOnly))
-		}
-		_ = tw.Flush()
-	case "commissions list":
-		cs, err := ledger.Commissions(ctx, *partner)
-		if err != nil {
-			fmt.Fprintln(env.stderr, err)
-			return 1
-		}
-		if *asJSON {
-			return writeJSONOut(env, cs)
-		}
-		tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PARTNER\tAMOUNT\tREF\tEARNED\tPAYOUT")
-		for _, c := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.PartnerID, money.New(c.Amount, c.Currency), c.SourceRef, c.EarnedAt.Format(time.DateOnly), c.PayoutID)
-		}
-		_ = tw.Flush()
+		return listPartners(ctx, env, ledger, *asJSON)
+	default:
+		return listCommissions(ctx, env, ledger, *partner, *asJSON)
 	}
+}
+
+func addPartner(ctx context.Context, env *cliEnv, ledger *payout.Ledger, id, account string, bad func(string) int) int {
+	if id == "" || len(id) > 128 {
+		return bad("--id is required (at most 128 characters)")
+	}
+	if !stripeAccount.MatchString(account) {
+		return bad("--account must be a Stripe Connect account id like acct_1Nv0FGQ9RKHgCVdK")
+	}
+	if err := ledger.AddPartner(ctx, id, account, time.Now()); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	fmt.Fprintf(env.stdout, "partner %s → %s\n", id, account)
+	return 0
+}
+
+func addCommission(ctx context.Context, env *cliEnv, ledger *payout.Ledger, partner string, amount int64, currency, ref string, bad func(string) int) int {
+	cur := strings.ToUpper(currency)
+	switch {
+	case partner == "":
+		return bad("--partner is required")
+	case amount <= 0:
+		return bad("--amount must be a positive number of minor units")
+	case !money.ValidCurrency(cur):
+		return bad("--currency must be a 3-letter ISO 4217 code")
+	case ref == "" || len(ref) > 255:
+		return bad("--ref is required (at most 255 characters)")
+	}
+	added, err := ledger.Accrue(ctx, partner, ref, amount, cur, time.Now())
+	if errors.Is(err, payout.ErrUnknownPartner) {
+		return bad(err.Error())
+	}
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	if !added {
+		fmt.Fprintf(env.stdout, "commission %s already recorded; nothing added\n", ref)
+		return 0
+	}
+	fmt.Fprintf(env.stdout, "commission %s: %s for %s\n", ref, money.New(amount, cur), partner)
+	return 0
+}
+
+func listPartners(ctx context.Context, env *cliEnv, ledger *payout.Ledger, asJSON bool) int {
+	ps, err := ledger.Partners(ctx)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	if asJSON {
+		return writeJSONOut(env, ps)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTNER\tACCOUNT\tSINCE")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Account, p.CreatedAt.Format(time.DateOnly))
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+func listCommissions(ctx context.Context, env *cliEnv, ledger *payout.Ledger, partner string, asJSON bool) int {
+	cs, err := ledger.Commissions(ctx, partner)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 1
+	}
+	if asJSON {
+		return writeJSONOut(env, cs)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTNER\tAMOUNT\tREF\tEARNED\tPAYOUT")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.PartnerID, money.New(c.Amount, c.Currency), c.SourceRef, c.EarnedAt.Format(time.DateOnly), c.PayoutID)
+	}
+	_ = tw.Flush()
 	return 0
 }
 
