@@ -150,39 +150,15 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		email = strings.ToLower(strings.TrimSpace(c.Email)) // still throttled, never found
 	}
 	key := accountKey(email)
-	locked, err := a.logins.Locked(r.Context(), key)
-	if err != nil {
-		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "login unavailable")
+	if a.loginLocked(w, r, key) {
 		return
 	}
-	if locked > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((locked+time.Second-1)/time.Second), 10))
-		writeError(w, http.StatusTooManyRequests, "too many failed logins for this account; try again later")
+	id, ok := a.checkCredentials(w, r, email, c.Password)
+	if !ok {
 		return
 	}
-	var id, hash string
-	err = a.db.QueryRowContext(r.Context(), `SELECT id, password_hash FROM users WHERE email = ? AND deleted_at IS NULL`, email).Scan(&id, &hash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		writeError(w, http.StatusInternalServerError, "login unavailable")
+	if !a.loginGood(w, r, key, id) {
 		return
-	}
-	if err != nil {
-		hash = dummyHash()
-	}
-	var good bool
-	if !a.hash(w, r, func() { good = checkPassword(hash, c.Password) && id != "" }) {
-		return
-	}
-	if !good {
-		if err := a.logins.Failed(r.Context(), key); err != nil {
-			a.log.ErrorContext(r.Context(), "login throttle", "err", err)
-		}
-		writeError(w, http.StatusUnauthorized, "invalid email or password")
-		return
-	}
-	if err := a.logins.Succeeded(r.Context(), key); err != nil {
-		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
 	}
 	pair, err := a.tokens.Issue(r.Context(), id)
 	if err != nil {
@@ -190,29 +166,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "login unavailable")
 		return
 	}
-	ua := r.UserAgent()
-	if len(ua) > 200 {
-		ua = strings.ToValidUTF8(ua[:200], "")
-	}
-	// The session row is written only while the account exists and is not
-	// being deleted, in one transaction with that check: deleteUser marks
-	// the account first and then revokes every session it can see, so a
-	// login racing with it either lands before the mark (its session is
-	// revoked) or after (it is refused here).
-	now := time.Now().UTC().Format(time.RFC3339)
-	err = a.inTx(r.Context(), func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent)
-			SELECT ?, id, ?, ? FROM users WHERE id = ? AND deleted_at IS NULL`, pair.Family, now, ua, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errAccountGone
-		}
-		_, err = tx.ExecContext(r.Context(), `INSERT INTO audit_log (user_id, at, action) VALUES (?, ?, 'login')`, id, now)
-		return err
-	})
-	if err != nil {
+	if err := a.recordSession(r, id, pair.Family); err != nil {
 		if rerr := a.tokens.RevokeFamily(context.WithoutCancel(r.Context()), pair.Family); rerr != nil {
 			a.log.ErrorContext(r.Context(), "revoke unrecorded session", "err", rerr)
 		}
@@ -225,6 +179,88 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writePair(w, pair)
+}
+
+// loginLocked answers 429 (or 503 when the throttle cannot be asked) and
+// reports true when the account is locked after too many failures.
+func (a *app) loginLocked(w http.ResponseWriter, r *http.Request, key string) bool {
+	locked, err := a.logins.Locked(r.Context(), key)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "login unavailable")
+		return true
+	}
+	if locked > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((locked+time.Second-1)/time.Second), 10))
+		writeError(w, http.StatusTooManyRequests, "too many failed logins for this account; try again later")
+		return true
+	}
+	return false
+}
+
+// checkCredentials looks the account up and checks the password in a
+// hashing slot (against a dummy hash for unknown emails, so both failures
+// cost the same). It returns the user id; false means the answer (500 or
+// 503) was written. A wrong password returns ("", true).
+func (a *app) checkCredentials(w http.ResponseWriter, r *http.Request, email, password string) (string, bool) {
+	var id, hash string
+	err := a.db.QueryRowContext(r.Context(), `SELECT id, password_hash FROM users WHERE email = ? AND deleted_at IS NULL`, email).Scan(&id, &hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		writeError(w, http.StatusInternalServerError, "login unavailable")
+		return "", false
+	}
+	if err != nil {
+		hash = dummyHash()
+	}
+	var good bool
+	if !a.hash(w, r, func() { good = checkPassword(hash, password) && id != "" }) {
+		return "", false
+	}
+	if !good {
+		return "", true
+	}
+	return id, true
+}
+
+// loginGood records the outcome with the throttle; on a failure (id "")
+// it answers 401 and returns false.
+func (a *app) loginGood(w http.ResponseWriter, r *http.Request, key, id string) bool {
+	if id == "" {
+		if err := a.logins.Failed(r.Context(), key); err != nil {
+			a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		}
+		writeError(w, http.StatusUnauthorized, "invalid email or password")
+		return false
+	}
+	if err := a.logins.Succeeded(r.Context(), key); err != nil {
+		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+	}
+	return true
+}
+
+// recordSession writes the session and audit rows only while the account
+// exists and is not being deleted, in one transaction with that check:
+// deleteUser marks the account first and then revokes every session it
+// can see, so a login racing with it either lands before the mark (its
+// session is revoked) or after (errAccountGone).
+func (a *app) recordSession(r *http.Request, userID, family string) error {
+	ua := r.UserAgent()
+	if len(ua) > 200 {
+		ua = strings.ToValidUTF8(ua[:200], "")
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	return a.inTx(r.Context(), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent)
+			SELECT ?, id, ?, ? FROM users WHERE id = ? AND deleted_at IS NULL`, family, now, ua, userID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errAccountGone
+		}
+		_, err = tx.ExecContext(r.Context(), `INSERT INTO audit_log (user_id, at, action) VALUES (?, ?, 'login')`, userID, now)
+		return err
+	})
 }
 
 // writePair answers with the OAuth 2.0 token response (tokens.Pair's JSON).
