@@ -20,54 +20,10 @@ const maxBody = 16 << 10
 // the rest of /api/ by the authenticated subject or the client IP.
 func (a *app) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
-	auth := a.requireAuth
-
-	mux.HandleFunc("POST /api/auth/register", a.register)
-	mux.HandleFunc("POST /api/auth/login", a.login)
-	mux.HandleFunc("POST /api/auth/refresh", a.refresh)
-	mux.Handle("POST /api/auth/logout", auth(http.HandlerFunc(a.logout)))
-	mux.Handle("GET /api/me", auth(http.HandlerFunc(a.me)))
-
-	userDSAR := http.StripPrefix("/api/user", a.dsar.Handler(dsar.HandlerConfig{
-		Subject: func(r *http.Request) (string, bool) {
-			c, ok := tokens.FromContext(r.Context())
-			if !ok {
-				return "", false
-			}
-			return c.Subject, true
-		},
-		Aliases: func(ctx context.Context, subject string) []string {
-			var email string
-			_ = a.db.QueryRowContext(ctx, `SELECT email FROM users WHERE id = ?`, subject).Scan(&email)
-			return []string{email}
-		},
-		MaxBody:  maxBody,
-		Filename: "levqor-personal-data.json",
-	}))
-	mux.Handle("POST /api/user/export", auth(userDSAR))
-	mux.Handle("GET /api/user/export/summary", auth(userDSAR))
-	mux.Handle("DELETE /api/user", auth(http.HandlerFunc(a.deleteUser)))
-
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.ready)
-	if a.cfg.OpsAddr == "" {
-		mux.Handle("GET /metrics", a.metrics.handler)
-	}
-	mux.Handle("GET /.well-known/jwks.json", tokens.JWKSHandler(a.keys))
-	reports, err := a.cspReports()
-	if err != nil {
+	a.apiRoutes(mux)
+	if err := a.siteRoutes(mux); err != nil {
 		return nil, err
 	}
-	mux.Handle("POST /csp-report", reports)
-	page, err := a.landing()
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("GET /{$}", page)
-	mux.HandleFunc("GET /sitemap.xml", a.sitemap)
-
 	byIP := ratelimit.KeyByIP(a.clientIP)
 	rl, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
 		Limiter: countingLimiter{a.limiter, a.metrics},
@@ -100,6 +56,62 @@ func (a *app) routes() (http.Handler, error) {
 		}
 	})
 	return a.headers.Handler(a.closeWhileDraining(a.observe(a.recoverPanics(methodNotAllowedJSON(root))))), nil
+}
+
+// apiRoutes registers /api/: authentication, the account, and the
+// subject's own DSAR export.
+func (a *app) apiRoutes(mux *http.ServeMux) {
+	auth := a.requireAuth
+	mux.HandleFunc("POST /api/auth/register", a.register)
+	mux.HandleFunc("POST /api/auth/login", a.login)
+	mux.HandleFunc("POST /api/auth/refresh", a.refresh)
+	mux.Handle("POST /api/auth/logout", auth(http.HandlerFunc(a.logout)))
+	mux.Handle("GET /api/me", auth(http.HandlerFunc(a.me)))
+
+	userDSAR := http.StripPrefix("/api/user", a.dsar.Handler(dsar.HandlerConfig{
+		Subject: func(r *http.Request) (string, bool) {
+			c, ok := tokens.FromContext(r.Context())
+			if !ok {
+				return "", false
+			}
+			return c.Subject, true
+		},
+		Aliases: func(ctx context.Context, subject string) []string {
+			var email string
+			_ = a.db.QueryRowContext(ctx, `SELECT email FROM users WHERE id = ?`, subject).Scan(&email)
+			return []string{email}
+		},
+		MaxBody:  maxBody,
+		Filename: "levqor-personal-data.json",
+	}))
+	mux.Handle("POST /api/user/export", auth(userDSAR))
+	mux.Handle("GET /api/user/export/summary", auth(userDSAR))
+	mux.Handle("DELETE /api/user", auth(http.HandlerFunc(a.deleteUser)))
+}
+
+// siteRoutes registers health, metrics (unless on the ops listener),
+// keys, CSP reports and the public pages.
+func (a *app) siteRoutes(mux *http.ServeMux) error {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	if a.cfg.OpsAddr == "" {
+		mux.Handle("GET /metrics", a.metrics.handler)
+	}
+	mux.Handle("GET /.well-known/jwks.json", tokens.JWKSHandler(a.keys))
+	reports, err := a.cspReports()
+	if err != nil {
+		return err
+	}
+	mux.Handle("POST /csp-report", reports)
+	page, err := a.landing()
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /{$}", page)
+	mux.HandleFunc("GET /sitemap.xml", a.sitemap)
+	return nil
 }
 
 // ready answers 503 while shutting down or when a dependency is down. The

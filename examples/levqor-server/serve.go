@@ -20,14 +20,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg := env.cfg
-	cfg.Addr = *addr
-	if *data != cfg.DataDir {
-		cfg.DataDir = *data
-		if os.Getenv("LEVQOR_BACKUP_DIR") == "" {
-			cfg.BackupDir = *data + "/backups"
-		}
-	}
+	cfg := withFlags(env.cfg, *addr, *data)
 	a, err := newApp(ctx, cfg, env.log)
 	if err != nil {
 		env.log.Error("start-up failed", "err", err)
@@ -49,16 +42,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
 		env.log.Warn("LEVQOR_PUBLIC_URL is not set: absolute URLs (sitemap) use " + a.baseURL)
 	}
 	limited := newConnLimiter(ln, cfg.MaxConns)
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ConnState:         limited.connState,
-		ErrorLog:          slog.NewLogLogger(env.log.Handler(), slog.LevelWarn),
-	}
+	srv := newPublicServer(handler, limited, env.log)
 	var ops *http.Server
 	if cfg.OpsAddr != "" {
 		if ops, err = a.startOps(cfg); err != nil {
@@ -93,6 +77,32 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
 	<-done
 	env.log.Info("stopped")
 	return code
+}
+
+// withFlags applies serve's --addr and --data over the environment.
+func withFlags(cfg config, addr, data string) config {
+	cfg.Addr = addr
+	if data != cfg.DataDir {
+		cfg.DataDir = data
+		if os.Getenv("LEVQOR_BACKUP_DIR") == "" {
+			cfg.BackupDir = data + "/backups"
+		}
+	}
+	return cfg
+}
+
+// newPublicServer is the public listener's server with its limits.
+func newPublicServer(handler http.Handler, limited *connLimiter, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         limited.connState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // Connection limits of the public listener (README "Limits and abuse").
