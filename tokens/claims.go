@@ -61,30 +61,24 @@ func (w *wireClaims) claims(typ Type) *Claims {
 // Validate checks the claims golang-jwt does not require by itself; it is
 // called during parsing, after the signature has been verified.
 func (c *wireClaims) Validate() error {
-	switch {
-	case c.ID == "":
-		return fmt.Errorf("%w: jti", ErrMissingClaim)
-	case c.IssuedAt == nil:
-		return fmt.Errorf("%w: iat", ErrMissingClaim)
-	case c.Subject == "":
-		return fmt.Errorf("%w: sub", ErrMissingClaim)
-	case c.Family == "":
-		return fmt.Errorf("%w: fid", ErrMissingClaim)
-	}
-	return nil
+	return requireClaims(c.ID, c.Subject, c.Family, c.IssuedAt != nil)
 }
 
 // validate is wireClaims.Validate for parsed claims, for the parser that
 // skips claim validation (Revoke accepts any audience).
 func (c *Claims) validate() error {
+	return requireClaims(c.ID, c.Subject, c.Family, !c.IssuedAt.IsZero())
+}
+
+func requireClaims(jti, sub, fid string, hasIAT bool) error {
 	switch {
-	case c.ID == "":
+	case jti == "":
 		return fmt.Errorf("%w: jti", ErrMissingClaim)
-	case c.IssuedAt.IsZero():
+	case !hasIAT:
 		return fmt.Errorf("%w: iat", ErrMissingClaim)
-	case c.Subject == "":
+	case sub == "":
 		return fmt.Errorf("%w: sub", ErrMissingClaim)
-	case c.Family == "":
+	case fid == "":
 		return fmt.Errorf("%w: fid", ErrMissingClaim)
 	}
 	return nil

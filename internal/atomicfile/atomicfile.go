@@ -36,23 +36,11 @@ func WriteFile(path string, data []byte) error {
 // Write replaces path with what r yields (mode 0600), stopping when ctx is
 // cancelled; the target is untouched unless every byte was written.
 func Write(ctx context.Context, path string, r io.Reader) error {
-	tmp := TempName(path)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := writeTemp(ctx, path, r)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
-	if _, err := io.Copy(f, ctxio.Reader(ctx, r)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
@@ -64,23 +52,11 @@ func Write(ctx context.Context, path string, r io.Reader) error {
 // concurrent creator sees either no file or a complete one. It returns
 // os.ErrExist when path exists.
 func CreateExclusive(path string, data []byte) error {
-	tmp := TempName(path)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := writeTemp(context.Background(), path, bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return os.ErrExist
@@ -88,6 +64,28 @@ func CreateExclusive(path string, data []byte) error {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// writeTemp writes r to a new, fsynced temporary file beside path and
+// returns its name; on error nothing is left behind.
+func writeTemp(ctx context.Context, path string, r io.Reader) (string, error) {
+	tmp := TempName(path)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, ctxio.Reader(ctx, r))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
 }
 
 // SyncDir fsyncs a directory, making renames and creations in it durable.
