@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/sqlitetest"
 	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/payout"
@@ -32,7 +33,7 @@ func (a *alerts) Notify(_ context.Context, al alert.Alert) error {
 var quiet = slog.New(slog.DiscardHandler)
 
 type world struct {
-	path   string
+	reopen func() *sql.DB // another connection pool on the same database
 	db     *sql.DB
 	ledger *payout.Ledger
 	stripe *fakeStripe
@@ -40,10 +41,43 @@ type world struct {
 }
 
 // newWorld: partners p1..pN with connected accounts acct_1..acct_N.
-func newWorld(t *testing.T, partners int) *world {
+// engine opens a database: SQLite files and a real PostgreSQL.
+type engine struct {
+	name string
+	open func(t *testing.T) (reopen func() *sql.DB)
+}
+
+var engines = []engine{
+	{"sqlite", func(t *testing.T) func() *sql.DB {
+		path := sqlitetest.Path(t)
+		return func() *sql.DB { return sqlitetest.Open(t, path) }
+	}},
+	{"postgres", func(t *testing.T) func() *sql.DB {
+		url := pgtest.NewDatabase(t)
+		return func() *sql.DB {
+			db, err := sql.Open("pgx", url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			return db
+		}
+	}},
+}
+
+// forEngines runs f once per engine, as subtests.
+func forEngines(t *testing.T, f func(t *testing.T, e engine)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { f(t, e) })
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newWorld(t *testing.T, e engine, partners int) *world {
 	t.Helper()
-	w := &world{path: sqlitetest.Path(t), clk: testclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
-	w.db = sqlitetest.Open(t, w.path)
+	w := &world{reopen: e.open(t), clk: testclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
+	w.db = w.reopen()
 	var err error
 	if w.ledger, err = payout.NewLedger(context.Background(), payout.LedgerConfig{DB: w.db}); err != nil {
 		t.Fatal(err)
@@ -106,36 +140,38 @@ func (w *world) balanced(t *testing.T, wantPaid map[string]int64) {
 }
 
 func TestRunThresholdsAndCurrencies(t *testing.T) {
-	w := newWorld(t, 4)
-	w.accrue(t, "p1", "inv-1", 3000, "usd")
-	w.accrue(t, "p1", "inv-2", 3000, "USD") // $60 ≥ $50
-	w.accrue(t, "p2", "inv-3", 4999, "USD") // just under
-	w.accrue(t, "p3", "inv-4", 6000, "EUR") // EUR minimum configured below
-	w.accrue(t, "p3", "inv-5", 5500, "USD")
-	w.accrue(t, "p4", "inv-6", 90000, "GBP") // no GBP minimum: not paid
-	if ok, _ := w.ledger.Accrue(context.Background(), "p1", "inv-1", 3000, "USD", w.clk.Now()); ok {
-		t.Fatal("the same source reference accrued twice")
-	}
-	al := &alerts{}
-	rep, err := w.runner(t, payout.RunnerConfig{Minimums: map[string]int64{"USD": 5000, "EUR": 5000}, Notifier: al}).Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Sent) != 3 || fmt.Sprint(rep.NoMinimum) != "[GBP]" {
-		t.Fatalf("report %+v", rep)
-	}
-	w.balanced(t, map[string]int64{"acct_1 USD": 6000, "acct_3 EUR": 6000, "acct_3 USD": 5500})
-	if len(al.got) != 1 || al.got[0].Severity != alert.SeveritySuccess {
-		t.Fatalf("alerts %+v", al.got)
-	}
-	// p2 crosses the threshold later.
-	w.accrue(t, "p2", "inv-7", 1, "USD")
-	if rep, _ := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); len(rep.Sent) != 1 || rep.Sent[0].Amount != 5000 {
-		t.Fatalf("%+v", rep)
-	}
-	if h, _ := w.ledger.History(context.Background(), "p1"); len(h) != 1 || h[0].State != payout.StateSent || h[0].TransferID == "" {
-		t.Fatalf("history %+v", h)
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 4)
+		w.accrue(t, "p1", "inv-1", 3000, "usd")
+		w.accrue(t, "p1", "inv-2", 3000, "USD") // $60 ≥ $50
+		w.accrue(t, "p2", "inv-3", 4999, "USD") // just under
+		w.accrue(t, "p3", "inv-4", 6000, "EUR") // EUR minimum configured below
+		w.accrue(t, "p3", "inv-5", 5500, "USD")
+		w.accrue(t, "p4", "inv-6", 90000, "GBP") // no GBP minimum: not paid
+		if ok, _ := w.ledger.Accrue(context.Background(), "p1", "inv-1", 3000, "USD", w.clk.Now()); ok {
+			t.Fatal("the same source reference accrued twice")
+		}
+		al := &alerts{}
+		rep, err := w.runner(t, payout.RunnerConfig{Minimums: map[string]int64{"USD": 5000, "EUR": 5000}, Notifier: al}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Sent) != 3 || fmt.Sprint(rep.NoMinimum) != "[GBP]" {
+			t.Fatalf("report %+v", rep)
+		}
+		w.balanced(t, map[string]int64{"acct_1 USD": 6000, "acct_3 EUR": 6000, "acct_3 USD": 5500})
+		if len(al.got) != 1 || al.got[0].Severity != alert.SeveritySuccess {
+			t.Fatalf("alerts %+v", al.got)
+		}
+		// p2 crosses the threshold later.
+		w.accrue(t, "p2", "inv-7", 1, "USD")
+		if rep, _ := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); len(rep.Sent) != 1 || rep.Sent[0].Amount != 5000 {
+			t.Fatalf("%+v", rep)
+		}
+		if h, _ := w.ledger.History(context.Background(), "p1"); len(h) != 1 || h[0].State != payout.StateSent || h[0].TransferID == "" {
+			t.Fatalf("history %+v", h)
+		}
+	})
 }
 
 func TestCommission(t *testing.T) {
@@ -151,226 +187,242 @@ var errCrash = errors.New("simulated crash")
 // TestCrashAfterEachStep stops a Run after each step (as a crash would),
 // then runs again: every partner is paid exactly once, nothing is lost.
 func TestCrashAfterEachStep(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		step  payout.Step
-		fail  []string // provider behaviour on the first run
-		crash bool
-	}{
-		{name: "after reserving, before the transfer", step: payout.StepReserved, crash: true},
-		{name: "after the transfer, before recording", step: payout.StepPaid, crash: true},
-		{name: "after recording", step: payout.StepRecorded, crash: true},
-		{name: "transfer made, answer lost", fail: []string{"drop"}},
-		{name: "stripe 500", fail: []string{"500"}},
-		{name: "stripe 429", fail: []string{"429"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, 3)
-			for i := 1; i <= 3; i++ {
-				w.accrue(t, fmt.Sprintf("p%d", i), fmt.Sprintf("inv-%d", i), int64(5000*i), "USD")
-			}
-			w.stripe.fail = tc.fail
-			var hook func(payout.Step, string) error
-			if tc.crash {
-				hook = func(s payout.Step, _ string) error {
-					if s == tc.step {
-						return errCrash
+	forEngines(t, func(t *testing.T, e engine) {
+		for _, tc := range []struct {
+			name  string
+			step  payout.Step
+			fail  []string // provider behaviour on the first run
+			crash bool
+		}{
+			{name: "after reserving, before the transfer", step: payout.StepReserved, crash: true},
+			{name: "after the transfer, before recording", step: payout.StepPaid, crash: true},
+			{name: "after recording", step: payout.StepRecorded, crash: true},
+			{name: "transfer made, answer lost", fail: []string{"drop"}},
+			{name: "stripe 500", fail: []string{"500"}},
+			{name: "stripe 429", fail: []string{"429"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := newWorld(t, e, 3)
+				for i := 1; i <= 3; i++ {
+					w.accrue(t, fmt.Sprintf("p%d", i), fmt.Sprintf("inv-%d", i), int64(5000*i), "USD")
+				}
+				w.stripe.fail = tc.fail
+				var hook func(payout.Step, string) error
+				if tc.crash {
+					hook = func(s payout.Step, _ string) error {
+						if s == tc.step {
+							return errCrash
+						}
+						return nil
 					}
-					return nil
 				}
-			}
-			r := w.runner(t, payout.RunnerConfig{})
-			payout.SetHook(r, hook)
-			_, err := r.Run(context.Background())
-			if tc.crash && !errors.Is(err, errCrash) {
-				t.Fatalf("first run: %v", err)
-			}
-			// The crashed run's lease must expire before another takes over.
-			w.clk.Advance(payout.DefaultLease + time.Second)
-			for range 2 {
-				if _, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); err != nil {
-					t.Fatal(err)
+				r := w.runner(t, payout.RunnerConfig{})
+				payout.SetHook(r, hook)
+				_, err := r.Run(context.Background())
+				if tc.crash && !errors.Is(err, errCrash) {
+					t.Fatalf("first run: %v", err)
 				}
-			}
-			w.balanced(t, map[string]int64{"acct_1 USD": 5000, "acct_2 USD": 10000, "acct_3 USD": 15000})
-			// One idempotency key per payout, however many attempts.
-			for group, keys := range w.stripe.keysByGroup {
-				if len(keys) != 1 {
-					t.Fatalf("payout %s used keys %v", group, keys)
+				// The crashed run's lease must expire before another takes over.
+				w.clk.Advance(payout.DefaultLease + time.Second)
+				for range 2 {
+					if _, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-		})
-	}
+				w.balanced(t, map[string]int64{"acct_1 USD": 5000, "acct_2 USD": 10000, "acct_3 USD": 15000})
+				// One idempotency key per payout, however many attempts.
+				for group, keys := range w.stripe.keysByGroup {
+					if len(keys) != 1 {
+						t.Fatalf("payout %s used keys %v", group, keys)
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestConcurrentRuns(t *testing.T) {
-	w := newWorld(t, 20)
-	want := map[string]int64{}
-	for i := 1; i <= 20; i++ {
-		w.accrue(t, fmt.Sprintf("p%d", i), fmt.Sprintf("inv-%d", i), 6000, "USD")
-		want[fmt.Sprintf("acct_%d USD", i)] = 6000
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i := range 4 {
-		// Each replica has its own connection pool to the same database file.
-		db := sqlitetest.Open(t, w.path)
-		ledger, err := payout.NewLedger(context.Background(), payout.LedgerConfig{DB: db})
-		if err != nil {
-			t.Fatal(err)
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 20)
+		want := map[string]int64{}
+		for i := 1; i <= 20; i++ {
+			w.accrue(t, fmt.Sprintf("p%d", i), fmt.Sprintf("inv-%d", i), 6000, "USD")
+			want[fmt.Sprintf("acct_%d USD", i)] = 6000
 		}
-		r := w.runner(t, payout.RunnerConfig{Ledger: ledger})
-		wg.Go(func() { _, errs[i] = r.Run(context.Background()) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range 4 {
+			// Each replica has its own connection pool to the same database file.
+			db := w.reopen()
+			ledger, err := payout.NewLedger(context.Background(), payout.LedgerConfig{DB: db})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := w.runner(t, payout.RunnerConfig{Ledger: ledger})
+			wg.Go(func() { _, errs[i] = r.Run(context.Background()) })
 		}
-	}
-	w.balanced(t, want)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.balanced(t, want)
+	})
 }
 
 func TestPermanentFailureReleasesCommissions(t *testing.T) {
-	w := newWorld(t, 1)
-	_ = w.ledger.AddPartner(context.Background(), "p1", "acct_typo", w.clk.Now())
-	w.accrue(t, "p1", "inv-1", 7000, "USD")
-	al := &alerts{}
-	rep, err := w.runner(t, payout.RunnerConfig{Notifier: al}).Run(context.Background())
-	if err == nil || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Failure, "No such destination") {
-		t.Fatalf("report %+v err %v", rep, err)
-	}
-	if len(al.got) != 1 || al.got[0].Severity != alert.SeverityCritical {
-		t.Fatalf("alerts %+v", al.got)
-	}
-	bals, _ := w.ledger.Balances(context.Background())
-	if bals[0].Unpaid != 7000 {
-		t.Fatalf("commissions not released: %+v", bals)
-	}
-	_ = w.ledger.AddPartner(context.Background(), "p1", "acct_1", w.clk.Now()) // fixed
-	if _, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	w.balanced(t, map[string]int64{"acct_1 USD": 7000})
-	if f, _ := w.ledger.Payouts(context.Background(), payout.StateFailed); len(f) != 1 {
-		t.Fatal("the failed payout's record was lost")
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 1)
+		_ = w.ledger.AddPartner(context.Background(), "p1", "acct_typo", w.clk.Now())
+		w.accrue(t, "p1", "inv-1", 7000, "USD")
+		al := &alerts{}
+		rep, err := w.runner(t, payout.RunnerConfig{Notifier: al}).Run(context.Background())
+		if err == nil || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Failure, "No such destination") {
+			t.Fatalf("report %+v err %v", rep, err)
+		}
+		if len(al.got) != 1 || al.got[0].Severity != alert.SeverityCritical {
+			t.Fatalf("alerts %+v", al.got)
+		}
+		bals, _ := w.ledger.Balances(context.Background())
+		if bals[0].Unpaid != 7000 {
+			t.Fatalf("commissions not released: %+v", bals)
+		}
+		_ = w.ledger.AddPartner(context.Background(), "p1", "acct_1", w.clk.Now()) // fixed
+		if _, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		w.balanced(t, map[string]int64{"acct_1 USD": 7000})
+		if f, _ := w.ledger.Payouts(context.Background(), payout.StateFailed); len(f) != 1 {
+			t.Fatal("the failed payout's record was lost")
+		}
+	})
 }
 
 func TestDryRun(t *testing.T) {
-	w := newWorld(t, 2)
-	w.accrue(t, "p1", "inv-1", 8000, "USD")
-	rep, err := w.runner(t, payout.RunnerConfig{DryRun: true}).Run(context.Background())
-	if err != nil || len(rep.Planned) != 1 || rep.Planned[0].Amount != 8000 {
-		t.Fatalf("%+v %v", rep, err)
-	}
-	var out strings.Builder
-	_ = rep.WriteText(&out)
-	if !strings.Contains(out.String(), "would pay  p1       $80.00") {
-		t.Fatalf("dry-run output:\n%s", out.String())
-	}
-	if w.stripe.count() != 0 {
-		t.Fatal("dry run paid")
-	}
-	if p, _ := w.ledger.Payouts(context.Background()); len(p) != 0 {
-		t.Fatal("dry run wrote payouts")
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 2)
+		w.accrue(t, "p1", "inv-1", 8000, "USD")
+		rep, err := w.runner(t, payout.RunnerConfig{DryRun: true}).Run(context.Background())
+		if err != nil || len(rep.Planned) != 1 || rep.Planned[0].Amount != 8000 {
+			t.Fatalf("%+v %v", rep, err)
+		}
+		var out strings.Builder
+		_ = rep.WriteText(&out)
+		if !strings.Contains(out.String(), "would pay  p1       $80.00") {
+			t.Fatalf("dry-run output:\n%s", out.String())
+		}
+		if w.stripe.count() != 0 {
+			t.Fatal("dry run paid")
+		}
+		if p, _ := w.ledger.Payouts(context.Background()); len(p) != 0 {
+			t.Fatal("dry run wrote payouts")
+		}
+	})
 }
 
 func TestConfirm(t *testing.T) {
-	w := newWorld(t, 1)
-	w.accrue(t, "p1", "inv-1", 8000, "USD")
-	rep, _ := w.runner(t, payout.RunnerConfig{}).Run(context.Background())
-	if err := w.ledger.Confirm(context.Background(), rep.Sent[0].TransferID, w.clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := w.ledger.History(context.Background(), "p1"); h[0].State != payout.StateConfirmed {
-		t.Fatalf("%+v", h)
-	}
-	if err := w.ledger.Confirm(context.Background(), "tr_nope", w.clk.Now()); !errors.Is(err, payout.ErrNotFound) {
-		t.Fatalf("err %v", err)
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 1)
+		w.accrue(t, "p1", "inv-1", 8000, "USD")
+		rep, _ := w.runner(t, payout.RunnerConfig{}).Run(context.Background())
+		if err := w.ledger.Confirm(context.Background(), rep.Sent[0].TransferID, w.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if h, _ := w.ledger.History(context.Background(), "p1"); h[0].State != payout.StateConfirmed {
+			t.Fatalf("%+v", h)
+		}
+		if err := w.ledger.Confirm(context.Background(), "tr_nope", w.clk.Now()); !errors.Is(err, payout.ErrNotFound) {
+			t.Fatalf("err %v", err)
+		}
+	})
 }
 
 // TestCrashedRunIsReportedInFlight: a Run inside a crashed Run's lease
 // does not finish its payouts, and says so (with the lease expiry) instead
 // of reporting nothing; a dry run lists them as pending.
 func TestCrashedRunIsReportedInFlight(t *testing.T) {
-	w := newWorld(t, 2)
-	w.accrue(t, "p1", "inv-1", 6000, "USD")
-	w.accrue(t, "p2", "inv-2", 7000, "USD")
-	crash := func(s payout.Step, _ string) error {
-		if s == payout.StepReserved {
-			return errCrash
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 2)
+		w.accrue(t, "p1", "inv-1", 6000, "USD")
+		w.accrue(t, "p2", "inv-2", 7000, "USD")
+		crash := func(s payout.Step, _ string) error {
+			if s == payout.StepReserved {
+				return errCrash
+			}
+			return nil
 		}
-		return nil
-	}
-	crashed := w.runner(t, payout.RunnerConfig{Owner: "run_crashed"})
-	payout.SetHook(crashed, crash)
-	if _, err := crashed.Run(context.Background()); !errors.Is(err, errCrash) {
-		t.Fatal(err)
-	}
-	w.clk.Advance(time.Minute)
-	rep, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.InFlight) != 1 || rep.InFlight[0].LeaseOwner != "run_crashed" || rep.Done() {
-		t.Fatalf("in flight %+v, done %v", rep.InFlight, rep.Done())
-	}
-	var out strings.Builder
-	_ = rep.WriteText(&out)
-	want := "leased by run_crashed until " + w.clk.Now().Add(payout.DefaultLease-time.Minute).UTC().Format(time.RFC3339)
-	if !strings.Contains(out.String(), "in flight") || !strings.Contains(out.String(), want) {
-		t.Fatalf("report:\n%s\nwant %q", out.String(), want)
-	}
-	dry, err := w.runner(t, payout.RunnerConfig{DryRun: true}).Run(context.Background())
-	if err != nil || len(dry.Pending) == 0 {
-		t.Fatalf("dry run pending %+v %v", dry.Pending, err)
-	}
-	w.clk.Advance(payout.DefaultLease)
-	var progress []string
-	rep, err = w.runner(t, payout.RunnerConfig{Progress: func(p payout.Payout) { progress = append(progress, p.ID) }}).Run(context.Background())
-	if err != nil || !rep.Done() || len(rep.Sent) == 0 || len(progress) != len(rep.Sent) {
-		t.Fatalf("after the lease: %+v %v; progress %v", rep, err, progress)
-	}
+		crashed := w.runner(t, payout.RunnerConfig{Owner: "run_crashed"})
+		payout.SetHook(crashed, crash)
+		if _, err := crashed.Run(context.Background()); !errors.Is(err, errCrash) {
+			t.Fatal(err)
+		}
+		w.clk.Advance(time.Minute)
+		rep, err := w.runner(t, payout.RunnerConfig{}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.InFlight) != 1 || rep.InFlight[0].LeaseOwner != "run_crashed" || rep.Done() {
+			t.Fatalf("in flight %+v, done %v", rep.InFlight, rep.Done())
+		}
+		var out strings.Builder
+		_ = rep.WriteText(&out)
+		want := "leased by run_crashed until " + w.clk.Now().Add(payout.DefaultLease-time.Minute).UTC().Format(time.RFC3339)
+		if !strings.Contains(out.String(), "in flight") || !strings.Contains(out.String(), want) {
+			t.Fatalf("report:\n%s\nwant %q", out.String(), want)
+		}
+		dry, err := w.runner(t, payout.RunnerConfig{DryRun: true}).Run(context.Background())
+		if err != nil || len(dry.Pending) == 0 {
+			t.Fatalf("dry run pending %+v %v", dry.Pending, err)
+		}
+		w.clk.Advance(payout.DefaultLease)
+		var progress []string
+		rep, err = w.runner(t, payout.RunnerConfig{Progress: func(p payout.Payout) { progress = append(progress, p.ID) }}).Run(context.Background())
+		if err != nil || !rep.Done() || len(rep.Sent) == 0 || len(progress) != len(rep.Sent) {
+			t.Fatalf("after the lease: %+v %v; progress %v", rep, err, progress)
+		}
+	})
 }
 
 func TestAmountsFormattedWithTheirDecimals(t *testing.T) {
-	w := newWorld(t, 1)
-	w.accrue(t, "p1", "inv-jpy", 6000, "JPY")
-	w.accrue(t, "p1", "inv-kwd", 20000, "KWD")
-	rep, err := w.runner(t, payout.RunnerConfig{DryRun: true, Minimums: map[string]int64{"JPY": 5000, "KWD": 15000}}).Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	_ = rep.WriteText(&out)
-	for _, want := range []string{"6000 JPY", "20.000 KWD"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("want %q in\n%s", want, out.String())
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 1)
+		w.accrue(t, "p1", "inv-jpy", 6000, "JPY")
+		w.accrue(t, "p1", "inv-kwd", 20000, "KWD")
+		rep, err := w.runner(t, payout.RunnerConfig{DryRun: true, Minimums: map[string]int64{"JPY": 5000, "KWD": 15000}}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if strings.Contains(out.String(), "60.00 JPY") {
-		t.Fatalf("yen printed with two decimals:\n%s", out.String())
-	}
+		var out strings.Builder
+		_ = rep.WriteText(&out)
+		for _, want := range []string{"6000 JPY", "20.000 KWD"} {
+			if !strings.Contains(out.String(), want) {
+				t.Fatalf("want %q in\n%s", want, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "60.00 JPY") {
+			t.Fatalf("yen printed with two decimals:\n%s", out.String())
+		}
+	})
 }
 
 func TestPartnersAndCommissionsListed(t *testing.T) {
-	w := newWorld(t, 2)
-	w.accrue(t, "p2", "inv-9", 1234, "EUR")
-	ps, err := w.ledger.Partners(context.Background())
-	if err != nil || len(ps) != 2 || ps[0].ID != "p1" || ps[1].Account != "acct_2" {
-		t.Fatalf("%+v %v", ps, err)
-	}
-	cs, err := w.ledger.Commissions(context.Background(), "p2")
-	if err != nil || len(cs) != 1 || cs[0].SourceRef != "inv-9" || cs[0].Amount != 1234 || cs[0].PayoutID != "" {
-		t.Fatalf("%+v %v", cs, err)
-	}
-	if cs, _ := w.ledger.Commissions(context.Background(), "p1"); len(cs) != 0 {
-		t.Fatalf("p1: %+v", cs)
-	}
-	if _, err := w.ledger.Accrue(context.Background(), "p1", "x", 5, "usd1", w.clk.Now()); err == nil {
-		t.Fatal("a bad currency was accepted")
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 2)
+		w.accrue(t, "p2", "inv-9", 1234, "EUR")
+		ps, err := w.ledger.Partners(context.Background())
+		if err != nil || len(ps) != 2 || ps[0].ID != "p1" || ps[1].Account != "acct_2" {
+			t.Fatalf("%+v %v", ps, err)
+		}
+		cs, err := w.ledger.Commissions(context.Background(), "p2")
+		if err != nil || len(cs) != 1 || cs[0].SourceRef != "inv-9" || cs[0].Amount != 1234 || cs[0].PayoutID != "" {
+			t.Fatalf("%+v %v", cs, err)
+		}
+		if cs, _ := w.ledger.Commissions(context.Background(), "p1"); len(cs) != 0 {
+			t.Fatalf("p1: %+v", cs)
+		}
+		if _, err := w.ledger.Accrue(context.Background(), "p1", "x", 5, "usd1", w.clk.Now()); err == nil {
+			t.Fatal("a bad currency was accepted")
+		}
+	})
 }

@@ -2,18 +2,22 @@ package tokens_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/redistest"
 	"github.com/levqor/levqor/internal/sqlitetest"
 	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/tokens"
 	"github.com/levqor/levqor/tokens/tokenstest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestStoreConformance runs the published suite on every store.
 func TestStoreConformance(t *testing.T) {
@@ -28,6 +32,23 @@ func TestStoreConformance(t *testing.T) {
 			path := sqlitetest.Path(t)
 			return func() tokens.Store {
 				db := sqlitetest.Open(t, path)
+				s, err := tokens.NewSQLStore(context.Background(), tokens.SQLConfig{DB: db})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		tokenstest.Run(t, tokenstest.Options{Persistent: true}, func(t *testing.T) func() tokens.Store {
+			url := pgtest.NewDatabase(t)
+			return func() tokens.Store {
+				db, err := sql.Open("pgx", url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = db.Close() })
 				s, err := tokens.NewSQLStore(context.Background(), tokens.SQLConfig{DB: db})
 				if err != nil {
 					t.Fatal(err)

@@ -92,3 +92,26 @@ func (d Dialect) AutoIncrement() string {
 	}
 	return "INTEGER PRIMARY KEY AUTOINCREMENT"
 }
+
+// ForShare is the row-locking clause that makes a SELECT wait for a
+// concurrent writer of the rows it reads (PostgreSQL); SQLite serialises
+// writers itself and needs none.
+func (d Dialect) ForShare() string {
+	if d == Postgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation
+// in either engine (SQLSTATE 23505 in PostgreSQL).
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	var state interface{ SQLState() string }
+	if errors.As(err, &state) {
+		return state.SQLState() == "23505"
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

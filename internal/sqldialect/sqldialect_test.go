@@ -9,6 +9,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/sqldialect"
 )
 
@@ -51,3 +52,32 @@ type connector struct{}
 
 func (connector) Connect(context.Context) (driver.Conn, error) { return nil, errors.New("no") }
 func (connector) Driver() driver.Driver                        { return unknownDriver{} }
+
+func TestPostgres(t *testing.T) {
+	db := pgtest.Open(t)
+	if d, err := sqldialect.Detect(db); err != nil || d != sqldialect.Postgres {
+		t.Fatalf("pgx: %v %v", d, err)
+	}
+	if _, err := db.Exec(`CREATE TABLE u (email TEXT UNIQUE)`); err != nil {
+		t.Fatal(err)
+	}
+	q := sqldialect.Postgres.Rebind(`INSERT INTO u (email) VALUES (?)`)
+	if _, err := db.Exec(q, "a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.Exec(q, "a@example.com")
+	if !sqldialect.IsUniqueViolation(err) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	lite, _ := sql.Open("sqlite", "file::memory:")
+	defer lite.Close()
+	_, _ = lite.Exec(`CREATE TABLE u (email TEXT UNIQUE); INSERT INTO u VALUES ('a')`)
+	if _, err := lite.Exec(`INSERT INTO u VALUES ('a')`); !sqldialect.IsUniqueViolation(err) {
+		t.Fatalf("sqlite duplicate: %v", err)
+	}
+	if sqldialect.IsUniqueViolation(errors.New("other")) || sqldialect.IsUniqueViolation(nil) {
+		t.Fatal("false positive")
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
