@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/dsar"
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/sqlitetest"
 	"github.com/levqor/levqor/internal/testclock"
 	"github.com/levqor/levqor/internal/testhttp"
@@ -26,30 +28,78 @@ const (
 
 type fixture struct {
 	db  *sql.DB
+	q   func(string) string // ? placeholders for the engine
 	svc *dsar.Service
 	clk *testclock.Clock
 }
 
+// engine is a database the suite runs on: SQLite files, or a real PostgreSQL.
+type engine struct {
+	name     string
+	open     func(t testing.TB) *sql.DB
+	q        func(string) string
+	serialPK string
+}
+
+var engines = []engine{
+	{"sqlite", func(t testing.TB) *sql.DB { return sqlitetest.Open(t, sqlitetest.Path(t)) },
+		func(q string) string { return q }, "INTEGER PRIMARY KEY"},
+	{"postgres", func(t testing.TB) *sql.DB { return pgtest.Open(t) }, rebindPG, "BIGSERIAL PRIMARY KEY"},
+}
+
+// rebindPG numbers ? placeholders as $1, $2, ...
+func rebindPG(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func forEngines(t *testing.T, f func(t *testing.T, e engine)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { f(t, e) })
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 func setup(t testing.TB, extra ...func(*sql.DB) dsar.Source) *fixture {
 	t.Helper()
-	db := sqlitetest.Open(t, sqlitetest.Path(t))
+	return setupOn(t, engines[0], extra...)
+}
+
+func setupOn(t testing.TB, e engine, extra ...func(*sql.DB) dsar.Source) *fixture {
+	t.Helper()
+	db := e.open(t)
 	for _, q := range []string{
-		`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT, created_at TEXT)`,
-		`CREATE TABLE orders (id INTEGER PRIMARY KEY, user_email TEXT, item TEXT, total_cents INTEGER)`,
-		`CREATE TABLE invoices (id INTEGER PRIMARY KEY, user_email TEXT, address TEXT, amount_cents INTEGER)`,
-		`CREATE TABLE events (id INTEGER PRIMARY KEY, user_email TEXT, ip TEXT, kind TEXT)`,
+		`CREATE TABLE users (id ` + e.serialPK + `, email TEXT UNIQUE, name TEXT, created_at TEXT)`,
+		`CREATE TABLE orders (id ` + e.serialPK + `, user_email TEXT, item TEXT, total_cents INTEGER)`,
+		`CREATE TABLE invoices (id ` + e.serialPK + `, user_email TEXT, address TEXT, amount_cents INTEGER)`,
+		`CREATE TABLE events (id ` + e.serialPK + `, user_email TEXT, ip TEXT, kind TEXT)`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range []struct{ email, name string }{{alice, "Alice Liddell"}, {bob, "Bob Builder"}} {
-		db.Exec(`INSERT INTO users (email, name, created_at) VALUES (?, ?, '2026-01-02T03:04:05Z')`, u.email, u.name)
-		for i := range 3 {
-			db.Exec(`INSERT INTO orders (user_email, item, total_cents) VALUES (?, ?, ?)`, u.email, "item-"+u.name[:3], 1000+i)
-			db.Exec(`INSERT INTO events (user_email, ip, kind) VALUES (?, ?, 'login')`, u.email, "203.0.113."+u.name[:1])
+	exec := func(q string, args ...any) {
+		if _, err := db.Exec(e.q(q), args...); err != nil {
+			t.Fatal(err)
 		}
-		db.Exec(`INSERT INTO invoices (user_email, address, amount_cents) VALUES (?, ?, 4200)`, u.email, u.name+", 1 Main St")
+	}
+	for _, u := range []struct{ email, name string }{{alice, "Alice Liddell"}, {bob, "Bob Builder"}} {
+		exec(`INSERT INTO users (email, name, created_at) VALUES (?, ?, '2026-01-02T03:04:05Z')`, u.email, u.name)
+		for i := range 3 {
+			exec(`INSERT INTO orders (user_email, item, total_cents) VALUES (?, ?, ?)`, u.email, "item-"+u.name[:3], 1000+i)
+			exec(`INSERT INTO events (user_email, ip, kind) VALUES (?, ?, 'login')`, u.email, "203.0.113."+u.name[:1])
+		}
+		exec(`INSERT INTO invoices (user_email, address, amount_cents) VALUES (?, ?, 4200)`, u.email, u.name+", 1 Main St")
 	}
 	mk := func(cfg dsar.SQLSourceConfig) dsar.Source {
 		cfg.DB = db
@@ -78,7 +128,7 @@ func setup(t testing.TB, extra ...func(*sql.DB) dsar.Source) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{db: db, svc: svc, clk: clk}
+	return &fixture{db: db, q: e.q, svc: svc, clk: clk}
 }
 
 type exportDoc struct {
@@ -90,97 +140,101 @@ type exportDoc struct {
 }
 
 func TestExportContainsAllAndOnlyTheSubject(t *testing.T) {
-	f := setup(t)
-	var buf bytes.Buffer
-	sum, err := f.svc.Export(context.Background(), &buf, alice, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc exportDoc
-	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
-		t.Fatalf("export is not JSON: %v\n%s", err, buf.String())
-	}
-	want := map[string]int{"orders": 3, "invoices": 1, "activity": 3, "users": 1}
-	for src, n := range want {
-		if len(doc.Data[src]) != n || sum[src] != n || doc.Summary[src] != n {
-			t.Errorf("%s: %d records (summary %d/%d), want %d", src, len(doc.Data[src]), sum[src], doc.Summary[src], n)
+	forEngines(t, func(t *testing.T, e engine) {
+		f := setupOn(t, e)
+		var buf bytes.Buffer
+		sum, err := f.svc.Export(context.Background(), &buf, alice, "test")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if doc.Subject != alice || doc.Controller.Name != "Levqor Ltd" || len(doc.Controller.Rights) != len(dsar.DefaultRights()) || doc.GeneratedAt != "2026-11-25T09:00:00Z" {
-		t.Fatalf("header %+v", doc)
-	}
-	if doc.Data["users"][0]["name"] != "Alice Liddell" || doc.Data["invoices"][0]["address"] != "Alice Liddell, 1 Main St" {
-		t.Fatalf("values %+v", doc.Data)
-	}
-	for _, leak := range []string{bob, "Bob", "203.0.113.B"} {
-		if strings.Contains(buf.String(), leak) {
-			t.Fatalf("another subject's data in the export: %q", leak)
+		var doc exportDoc
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatalf("export is not JSON: %v\n%s", err, buf.String())
 		}
-	}
-	s2, _ := f.svc.Summary(context.Background(), alice)
-	for src, n := range want {
-		if s2[src] != n {
-			t.Fatalf("Summary %v", s2)
+		want := map[string]int{"orders": 3, "invoices": 1, "activity": 3, "users": 1}
+		for src, n := range want {
+			if len(doc.Data[src]) != n || sum[src] != n || doc.Summary[src] != n {
+				t.Errorf("%s: %d records (summary %d/%d), want %d", src, len(doc.Data[src]), sum[src], doc.Summary[src], n)
+			}
 		}
-	}
+		if doc.Subject != alice || doc.Controller.Name != "Levqor Ltd" || len(doc.Controller.Rights) != len(dsar.DefaultRights()) || doc.GeneratedAt != "2026-11-25T09:00:00Z" {
+			t.Fatalf("header %+v", doc)
+		}
+		if doc.Data["users"][0]["name"] != "Alice Liddell" || doc.Data["invoices"][0]["address"] != "Alice Liddell, 1 Main St" {
+			t.Fatalf("values %+v", doc.Data)
+		}
+		for _, leak := range []string{bob, "Bob", "203.0.113.B"} {
+			if strings.Contains(buf.String(), leak) {
+				t.Fatalf("another subject's data in the export: %q", leak)
+			}
+		}
+		s2, _ := f.svc.Summary(context.Background(), alice)
+		for src, n := range want {
+			if s2[src] != n {
+				t.Fatalf("Summary %v", s2)
+			}
+		}
+	})
 }
 
 func TestErase(t *testing.T) {
-	f := setup(t)
-	ctx := context.Background()
-	rep, err := f.svc.Erase(ctx, alice, "support:jane")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Rows["orders"] != 3 || rep.Rows["invoices"] != 1 || rep.Rows["activity"] != 3 || rep.Rows["users"] != 1 {
-		t.Fatalf("rows %v", rep.Rows)
-	}
-	count := func(q string, args ...any) int {
-		var n int
-		if err := f.db.QueryRow(q, args...).Scan(&n); err != nil {
+	forEngines(t, func(t *testing.T, e engine) {
+		f := setupOn(t, e)
+		ctx := context.Background()
+		rep, err := f.svc.Erase(ctx, alice, "support:jane")
+		if err != nil {
 			t.Fatal(err)
 		}
-		return n
-	}
-	if count(`SELECT COUNT(*) FROM users WHERE email = ?`, alice) != 0 || count(`SELECT COUNT(*) FROM orders WHERE user_email = ?`, alice) != 0 {
-		t.Fatal("deleted sources still hold alice")
-	}
-	// Invoices kept, personal columns nulled, amounts intact.
-	if count(`SELECT COUNT(*) FROM invoices WHERE user_email IS NULL AND address IS NULL AND amount_cents = 4200`) != 1 {
-		t.Fatal("invoice not anonymised as configured")
-	}
-	// Events kept, pseudonymised.
-	if count(`SELECT COUNT(*) FROM events WHERE user_email LIKE 'hmac:%' AND ip LIKE 'hmac:%' AND kind = 'login'`) != 3 {
-		t.Fatal("events not hashed as configured")
-	}
-	// Bob untouched.
-	if count(`SELECT COUNT(*) FROM users WHERE email = ?`, bob) != 1 || count(`SELECT COUNT(*) FROM orders WHERE user_email = ?`, bob) != 3 ||
-		count(`SELECT COUNT(*) FROM events WHERE user_email = ?`, bob) != 3 || count(`SELECT COUNT(*) FROM invoices WHERE user_email = ?`, bob) != 1 {
-		t.Fatal("erasing alice touched bob")
-	}
-	// Idempotent.
-	rep, err = f.svc.Erase(ctx, alice, "support:jane")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for src, n := range rep.Rows {
-		if n != 0 {
-			t.Fatalf("second erasure changed %d rows of %s", n, src)
+		if rep.Rows["orders"] != 3 || rep.Rows["invoices"] != 1 || rep.Rows["activity"] != 3 || rep.Rows["users"] != 1 {
+			t.Fatalf("rows %v", rep.Rows)
 		}
-	}
-	// Audit trail: two erasures, by reference only.
-	trail, err := f.svc.AuditTrail(ctx, alice)
-	if err != nil || len(trail) != 2 || trail[0].Action != "erase" || trail[0].Actor != "support:jane" || trail[0].SubjectRef != f.svc.SubjectRef(alice) {
-		t.Fatalf("audit %+v (%v)", trail, err)
-	}
-	var detail map[string]int
-	_ = json.Unmarshal(trail[0].Detail, &detail)
-	if detail["orders"] != 3 || detail["users"] != 1 {
-		t.Fatalf("audit detail %s", trail[0].Detail)
-	}
-	if count(`SELECT COUNT(*) FROM levqor_dsar_audit WHERE subject_ref LIKE '%alice%' OR detail LIKE '%alice%' OR actor LIKE '%alice%'`) != 0 {
-		t.Fatal("the audit trail re-stores the erased identity")
-	}
+		count := func(q string, args ...any) int {
+			var n int
+			if err := f.db.QueryRow(f.q(q), args...).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if count(`SELECT COUNT(*) FROM users WHERE email = ?`, alice) != 0 || count(`SELECT COUNT(*) FROM orders WHERE user_email = ?`, alice) != 0 {
+			t.Fatal("deleted sources still hold alice")
+		}
+		// Invoices kept, personal columns nulled, amounts intact.
+		if count(`SELECT COUNT(*) FROM invoices WHERE user_email IS NULL AND address IS NULL AND amount_cents = 4200`) != 1 {
+			t.Fatal("invoice not anonymised as configured")
+		}
+		// Events kept, pseudonymised.
+		if count(`SELECT COUNT(*) FROM events WHERE user_email LIKE 'hmac:%' AND ip LIKE 'hmac:%' AND kind = 'login'`) != 3 {
+			t.Fatal("events not hashed as configured")
+		}
+		// Bob untouched.
+		if count(`SELECT COUNT(*) FROM users WHERE email = ?`, bob) != 1 || count(`SELECT COUNT(*) FROM orders WHERE user_email = ?`, bob) != 3 ||
+			count(`SELECT COUNT(*) FROM events WHERE user_email = ?`, bob) != 3 || count(`SELECT COUNT(*) FROM invoices WHERE user_email = ?`, bob) != 1 {
+			t.Fatal("erasing alice touched bob")
+		}
+		// Idempotent.
+		rep, err = f.svc.Erase(ctx, alice, "support:jane")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for src, n := range rep.Rows {
+			if n != 0 {
+				t.Fatalf("second erasure changed %d rows of %s", n, src)
+			}
+		}
+		// Audit trail: two erasures, by reference only.
+		trail, err := f.svc.AuditTrail(ctx, alice)
+		if err != nil || len(trail) != 2 || trail[0].Action != "erase" || trail[0].Actor != "support:jane" || trail[0].SubjectRef != f.svc.SubjectRef(alice) {
+			t.Fatalf("audit %+v (%v)", trail, err)
+		}
+		var detail map[string]int
+		_ = json.Unmarshal(trail[0].Detail, &detail)
+		if detail["orders"] != 3 || detail["users"] != 1 {
+			t.Fatalf("audit detail %s", trail[0].Detail)
+		}
+		if count(`SELECT COUNT(*) FROM levqor_dsar_audit WHERE subject_ref LIKE '%alice%' OR detail LIKE '%alice%' OR actor LIKE '%alice%'`) != 0 {
+			t.Fatal("the audit trail re-stores the erased identity")
+		}
+	})
 }
 
 // failingSource fails its erasure, after the sources before it in the
@@ -193,57 +247,61 @@ func (f failingSource) EraseTx(context.Context, *sql.Tx, string) (int64, error) 
 }
 
 func TestEraseIsAllOrNothing(t *testing.T) {
-	f := setup(t, func(db *sql.DB) dsar.Source {
-		orders, _ := dsar.NewSQLSource(dsar.SQLSourceConfig{DB: db, Table: "orders", SubjectColumn: "user_email", Columns: []string{"id"}})
-		return failingSource{orders}
+	forEngines(t, func(t *testing.T, e engine) {
+		f := setupOn(t, e, func(db *sql.DB) dsar.Source {
+			orders, _ := dsar.NewSQLSource(dsar.SQLSourceConfig{DB: db, Table: "orders", SubjectColumn: "user_email", Columns: []string{"id"}})
+			return failingSource{orders}
+		})
+		_, err := f.svc.Erase(context.Background(), alice, "test")
+		if err == nil || !strings.Contains(err.Error(), "rolled back") {
+			t.Fatalf("err = %v", err)
+		}
+		var n int
+		f.db.QueryRow(f.q(`SELECT COUNT(*) FROM orders WHERE user_email = ?`), alice).Scan(&n)
+		if n != 3 {
+			t.Fatalf("orders erased (%d left) although the transaction failed", n)
+		}
+		if trail, _ := f.svc.AuditTrail(context.Background(), alice); len(trail) != 0 {
+			t.Fatal("a failed erasure was audited as done")
+		}
 	})
-	_, err := f.svc.Erase(context.Background(), alice, "test")
-	if err == nil || !strings.Contains(err.Error(), "rolled back") {
-		t.Fatalf("err = %v", err)
-	}
-	var n int
-	f.db.QueryRow(`SELECT COUNT(*) FROM orders WHERE user_email = ?`, alice).Scan(&n)
-	if n != 3 {
-		t.Fatalf("orders erased (%d left) although the transaction failed", n)
-	}
-	if trail, _ := f.svc.AuditTrail(context.Background(), alice); len(trail) != 0 {
-		t.Fatal("a failed erasure was audited as done")
-	}
 }
 
 func TestRequestsDeadline(t *testing.T) {
-	f := setup(t)
-	ctx := context.Background()
-	r1, err := f.svc.OpenRequest(ctx, dsar.KindAccess, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r1.DueAt.Equal(time.Date(2026, 12, 25, 9, 0, 0, 0, time.UTC)) {
-		t.Fatalf("due %v, want one month later", r1.DueAt)
-	}
-	r2, _ := f.svc.OpenRequest(ctx, dsar.KindErasure, bob)
-	r3, _ := f.svc.OpenRequest(ctx, dsar.KindErasure, "carol@example.com")
-	f.clk.Advance(32 * 24 * time.Hour)
-	if err := f.svc.CompleteRequest(ctx, r2.ID, dsar.StatusCompleted, "done"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.svc.ExtendRequest(ctx, r3.ID, "complex request"); err != nil {
-		t.Fatal(err)
-	}
-	overdue, err := f.svc.Requests(ctx, true)
-	if err != nil || len(overdue) != 1 || overdue[0].ID != r1.ID {
-		t.Fatalf("overdue %+v (%v)", overdue, err)
-	}
-	if _, err := f.svc.ExtendRequest(ctx, r3.ID, "again"); err == nil {
-		t.Fatal("extended twice")
-	}
-	if err := f.svc.CompleteRequest(ctx, r2.ID, dsar.StatusCompleted, "again"); !errors.Is(err, dsar.ErrNoRequest) {
-		t.Fatalf("closing a closed request: %v", err)
-	}
-	all, _ := f.svc.Requests(ctx, false)
-	if len(all) != 3 || strings.Contains(all[0].SubjectRef, "alice") {
-		t.Fatalf("requests %+v", all)
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		f := setupOn(t, e)
+		ctx := context.Background()
+		r1, err := f.svc.OpenRequest(ctx, dsar.KindAccess, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r1.DueAt.Equal(time.Date(2026, 12, 25, 9, 0, 0, 0, time.UTC)) {
+			t.Fatalf("due %v, want one month later", r1.DueAt)
+		}
+		r2, _ := f.svc.OpenRequest(ctx, dsar.KindErasure, bob)
+		r3, _ := f.svc.OpenRequest(ctx, dsar.KindErasure, "carol@example.com")
+		f.clk.Advance(32 * 24 * time.Hour)
+		if err := f.svc.CompleteRequest(ctx, r2.ID, dsar.StatusCompleted, "done"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.ExtendRequest(ctx, r3.ID, "complex request"); err != nil {
+			t.Fatal(err)
+		}
+		overdue, err := f.svc.Requests(ctx, true)
+		if err != nil || len(overdue) != 1 || overdue[0].ID != r1.ID {
+			t.Fatalf("overdue %+v (%v)", overdue, err)
+		}
+		if _, err := f.svc.ExtendRequest(ctx, r3.ID, "again"); err == nil {
+			t.Fatal("extended twice")
+		}
+		if err := f.svc.CompleteRequest(ctx, r2.ID, dsar.StatusCompleted, "again"); !errors.Is(err, dsar.ErrNoRequest) {
+			t.Fatalf("closing a closed request: %v", err)
+		}
+		all, _ := f.svc.Requests(ctx, false)
+		if len(all) != 3 || strings.Contains(all[0].SubjectRef, "alice") {
+			t.Fatalf("requests %+v", all)
+		}
+	})
 }
 
 func TestHandlers(t *testing.T) {
