@@ -79,9 +79,14 @@ type Config struct {
 	// nil: no tags; Info.Authenticated stays false.
 	Key []byte
 	// Check, when set, runs on the restored scratch copy after PRAGMA
-	// integrity_check, e.g. RequireTables("users", "sessions"), so a valid
-	// SQLite file of another application is not verified. Default none.
+	// integrity_check (or pg_restore), e.g. RequireTables("users",
+	// "sessions"), so a valid database of another application is not
+	// verified. Default none.
 	Check func(ctx context.Context, db *sql.DB) error
+	// Postgres restores ".dump" backups (pg_dump archives) for Verify,
+	// into a scratch database on its server, and for Restore, into a named
+	// database. Default nil: such backups cannot be verified or restored.
+	Postgres *Postgres
 	// Logger receives each backup, verification and deletion. Default slog.Default().
 	Logger *slog.Logger
 	// Now names and stamps backups. Default time.Now.
@@ -166,31 +171,32 @@ func (s *Store) removeStaleTemps() {
 // Backup makes a consistent online backup of the SQLite database behind db
 // (modernc.org/sqlite) while it stays in use.
 func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return Info{}, fmt.Errorf("backup: %w", err)
-	}
-	defer conn.Close()
+	return s.BackupSource(ctx, &sqliteSource{db: db, store: s})
+}
+
+// Source is a database a Store can back up: SQLite (Backup) or
+// PostgreSQL (Postgres).
+type Source interface {
+	// Ext is the backup files' extension, e.g. ".db" or ".dump".
+	Ext() string
+	// Dump writes a consistent snapshot of the database to the new file
+	// path and returns its page count when it knows one (else 0).
+	Dump(ctx context.Context, path string) (pages int, err error)
+}
+
+// BackupSource makes a backup of src under the same contract as Backup:
+// a temporary file, fsynced and hashed, its sidecars (checksum, and tag
+// with a Key) written, renamed into place, the directory fsynced and the
+// manifest updated. A failure leaves nothing under a backup's name.
+func (s *Store) BackupSource(ctx context.Context, src Source) (Info, error) {
 	now := s.cfg.Now().UTC()
-	name := s.cfg.Prefix + "-" + now.Format(nameTime) + ".db"
+	name := s.cfg.Prefix + "-" + now.Format(nameTime) + src.Ext()
 	if _, err := os.Lstat(s.path(name)); err == nil {
 		return Info{}, fmt.Errorf("backup: %s already exists", name)
 	}
 	tmp := atomicfile.TempName(s.path(name))
 	defer removeTemp(tmp)
-
-	var pages int
-	err = conn.Raw(func(dc any) error {
-		b, err := newOnlineBackup(dc, tmp)
-		if err != nil {
-			return err
-		}
-		pages, err = s.copyPages(ctx, b)
-		if ferr := b.Finish(); err == nil {
-			err = ferr
-		}
-		return err
-	})
+	pages, err := src.Dump(ctx, tmp)
 	if err != nil {
 		return Info{}, fmt.Errorf("backup: copy database: %w", err)
 	}
@@ -224,6 +230,35 @@ func (s *Store) Backup(ctx context.Context, db *sql.DB) (Info, error) {
 	}
 	s.cfg.Logger.InfoContext(ctx, "backup: created", "name", name, "bytes", size, "pages", pages, "sha256", sum)
 	return info, nil
+}
+
+// sqliteSource dumps a live SQLite database with its online backup API.
+type sqliteSource struct {
+	db    *sql.DB
+	store *Store // for Progress
+}
+
+func (*sqliteSource) Ext() string { return ".db" }
+
+func (src *sqliteSource) Dump(ctx context.Context, path string) (int, error) {
+	conn, err := src.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var pages int
+	err = conn.Raw(func(dc any) error {
+		b, err := newOnlineBackup(dc, path)
+		if err != nil {
+			return err
+		}
+		pages, err = src.store.copyPages(ctx, b)
+		if ferr := b.Finish(); err == nil {
+			err = ferr
+		}
+		return err
+	})
+	return pages, err
 }
 
 // BackupFile backs up the SQLite database file at path, opening it itself.

@@ -3,6 +3,8 @@
 package backup_test
 
 import (
+	"github.com/levqor/levqor/internal/pgtest"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(child(mode, os.Getenv("CHILD_DB"), os.Getenv("CHILD_DIR")))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 func child(mode, dbPath, dir string) int {

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/levqor/levqor/internal/ctxio"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -42,7 +44,18 @@ func (s *Store) Restore(ctx context.Context, name, target string, opts RestoreOp
 // always (ErrInUse): another process holding opts.LockFile, or an open
 // SQLite connection to a WAL database, or a transaction in progress. It
 // removes the target's stale -wal and -shm files when it replaces it.
+//
+// A pg_dump archive (a ".dump" backup) is restored with Config.Postgres
+// into the database named target on its server: refused when it exists
+// unless opts.Overwrite, and when it has open connections always.
 func (s *Store) RestoreFile(ctx context.Context, path, target string, opts RestoreOptions) error {
+	if f, err := openRegular(path); err == nil {
+		pg := isPGDump(f)
+		f.Close()
+		if pg {
+			return s.restorePG(ctx, path, target, opts)
+		}
+	}
 	if opts.LockFile != "" {
 		unlock, err := lockExclusive(opts.LockFile)
 		if err != nil {
@@ -143,5 +156,24 @@ func sqliteInUse(ctx context.Context, target string) error {
 	} else if err == nil {
 		_, _ = conn.ExecContext(ctx, "ROLLBACK")
 	}
+	return nil
+}
+
+func (s *Store) restorePG(ctx context.Context, path, target string, opts RestoreOptions) error {
+	if s.cfg.Postgres == nil {
+		return errors.New("backup: a PostgreSQL dump needs Config.Postgres to be restored")
+	}
+	if _, err := s.VerifyFile(ctx, path); err != nil {
+		return err
+	}
+	f, err := openRegular(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := s.cfg.Postgres.load(ctx, ctxio.Reader(ctx, f), target, opts.Overwrite); err != nil {
+		return fmt.Errorf("backup: restore: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "backup: restored", "from", path, "database", target)
 	return nil
 }

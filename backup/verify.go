@@ -1,6 +1,10 @@
 package backup
 
 import (
+	"github.com/levqor/levqor/internal/sqldialect"
+
+	"github.com/levqor/levqor/internal/ctxio"
+
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -92,10 +96,26 @@ func (s *Store) VerifyFile(ctx context.Context, path string) (Info, error) {
 	return info, nil
 }
 
-// restoreTest copies the backup (already open as f) to a scratch file
-// beside it and checks the copy.
+// restoreTest restores the backup (already open as f, hash checked) and
+// checks the result: an SQLite file is copied to a scratch file beside it,
+// a pg_dump archive is restored into a scratch database.
 func (s *Store) restoreTest(ctx context.Context, f *os.File, path string, size int64) error {
 	name := filepath.Base(path)
+	if isPGDump(f) {
+		if s.cfg.Postgres == nil {
+			return fmt.Errorf("%w: %s is a PostgreSQL dump and the Store has no Config.Postgres to restore it into", ErrCorrupt, name)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := s.cfg.Postgres.test(ctx, ctxio.Reader(ctx, f), s.cfg.Check); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+		}
+		return nil
+	}
 	dir := s.cfg.ScratchDir
 	if dir == "" {
 		dir = filepath.Dir(path)
@@ -118,6 +138,13 @@ func (s *Store) restoreTest(ctx context.Context, f *os.File, path string, size i
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
 	}
 	return nil
+}
+
+// isPGDump reports whether f starts with pg_dump's custom-format magic.
+func isPGDump(f *os.File) bool {
+	head := make([]byte, len(pgdumpMagic))
+	n, _ := f.ReadAt(head, 0)
+	return n == len(head) && string(head) == pgdumpMagic
 }
 
 // enoughSpace fails early, with the figures, when dir cannot hold size
@@ -219,10 +246,14 @@ func integrityCheck(ctx context.Context, db *sql.DB) error {
 // taken for a backup of this one.
 func RequireTables(names ...string) func(context.Context, *sql.DB) error {
 	return func(ctx context.Context, db *sql.DB) error {
+		q := `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`
+		if d, err := sqldialect.Detect(db); err == nil && d == sqldialect.Postgres {
+			q = `SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1`
+		}
 		var missing []string
 		for _, n := range names {
 			var one int
-			err := db.QueryRowContext(ctx, `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`, n).Scan(&one)
+			err := db.QueryRowContext(ctx, q, n).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) {
 				missing = append(missing, n)
 				continue

@@ -35,7 +35,7 @@ func (a *app) deleteUser(w http.ResponseWriter, r *http.Request) {
 	c, _ := tokens.FromContext(r.Context())
 	ctx := r.Context()
 	var families []string
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	err := a.db.inTx(ctx, func(tx tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, time.Now().UTC().Format(time.RFC3339), c.Subject); err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func (a *app) deleteUser(w http.ResponseWriter, r *http.Request) {
 // account being deleted, so no row of an erased user reappears.
 func (a *app) auditLog(ctx context.Context, userID, action string) {
 	_, err := a.db.ExecContext(ctx, `INSERT INTO audit_log (user_id, at, action)
-		SELECT id, ?, ? FROM users WHERE id = ? AND deleted_at IS NULL`, time.Now().UTC().Format(time.RFC3339), action, userID)
+		SELECT id, CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), time.Now().UTC().Format(time.RFC3339), action, userID)
 	if err != nil {
 		a.log.ErrorContext(ctx, "audit log", "err", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +34,7 @@ import (
 type app struct {
 	cfg      config
 	log      *slog.Logger
-	db       *sql.DB
+	db       *database
 	rdb      redis.UniversalClient
 	keys     *tokens.KeySet
 	store    tokens.Store
@@ -59,22 +58,6 @@ type app struct {
 	ledger   *payout.Ledger
 	metrics  *metrics
 	reg      *prometheus.Registry
-}
-
-// openDB opens the SQLite database in the data directory.
-func openDB(c config) (*sql.DB, error) {
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory %s: %w", c.DataDir, err)
-	}
-	db, err := sql.Open("sqlite", "file:"+c.dbPath()+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", c.dbPath(), err)
-	}
-	return db, nil
 }
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
@@ -131,7 +114,7 @@ func (a *app) openTokens(ctx context.Context) error {
 		}
 		a.store, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb})
 	} else {
-		a.store, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db})
+		a.store, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db.DB})
 	}
 	if err != nil {
 		return err
@@ -183,7 +166,7 @@ func (a *app) openObservers(context.Context) error {
 
 func (a *app) openLedgerAndDSAR(ctx context.Context) error {
 	var err error
-	if a.ledger, err = payout.NewLedger(ctx, payout.LedgerConfig{DB: a.db}); err != nil {
+	if a.ledger, err = payout.NewLedger(ctx, payout.LedgerConfig{DB: a.db.DB}); err != nil {
 		return err
 	}
 	a.dsar, err = a.newDSAR(ctx)
@@ -227,7 +210,7 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 		return nil, err
 	}
 	src := func(cfg dsar.SQLSourceConfig) (dsar.Source, error) {
-		cfg.DB = a.db
+		cfg.DB = a.db.DB
 		return dsar.NewSQLSource(cfg)
 	}
 	specs := []dsar.SQLSourceConfig{
@@ -254,7 +237,7 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 		sources = append(sources, source)
 	}
 	return dsar.New(ctx, dsar.Config{
-		Sources: sources, DB: a.db, SubjectKey: key, Logger: a.log,
+		Sources: sources, DB: a.db.DB, SubjectKey: key, Logger: a.log,
 		Controller: dsar.Controller{
 			Name: "Levqor (reference deployment)", Contact: "privacy@levqor.example",
 			Purposes:           []string{"providing the service", "security and abuse prevention", "partner commission accounting"},

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -101,7 +102,7 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 	id := "u_" + randomHex(12)
 	now := time.Now().UTC().Format(time.RFC3339)
 	// The user and its audit row commit together or not at all.
-	err = a.inTx(r.Context(), func(tx *sql.Tx) error {
+	err = a.db.inTx(r.Context(), func(tx tx) error {
 		if _, err := tx.ExecContext(r.Context(), `INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)`, id, email, hash, now); err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if sqldialect.IsUniqueViolation(err) {
 			writeError(w, http.StatusConflict, "an account with this email exists")
 			return
 		}
@@ -118,19 +119,6 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"email": email})
-}
-
-// inTx runs fn in a transaction, committed when fn returns nil.
-func (a *app) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := a.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // errAccountGone means the account was deleted (or is being deleted).
@@ -249,9 +237,9 @@ func (a *app) recordSession(r *http.Request, userID, family string) error {
 		ua = strings.ToValidUTF8(ua[:200], "")
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
-	return a.inTx(r.Context(), func(tx *sql.Tx) error {
+	return a.db.inTx(r.Context(), func(tx tx) error {
 		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent)
-			SELECT ?, id, ?, ? FROM users WHERE id = ? AND deleted_at IS NULL`, family, now, ua, userID)
+			SELECT CAST(? AS TEXT), id, CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), family, now, ua, userID)
 		if err != nil {
 			return err
 		}

@@ -20,27 +20,30 @@ import (
 // for the common settings). A bad value is an error naming the variable;
 // it is never replaced by a default.
 type config struct {
-	Addr           string
-	DataDir        string
-	RedisURL       string
-	RateLimit      ratelimit.Rate
-	TrustedProxies []netip.Prefix
-	JWTSecret      string
-	TelegramToken  string
-	TelegramChat   string
-	StripeKey      string
-	OpenAIAdminKey string
-	DailyLimit     money.Money
-	InfraMonthly   money.Money // fixed monthly cost for the cost report
-	SLOLatency     time.Duration
-	SLOFailures    int
-	BackupDir      string
-	BackupKeep     int
-	BackupInterval time.Duration
-	BackupUpload   string
-	BackupKey      []byte // HMAC key for backup tags; nil: none
-	ShutdownGrace  time.Duration
-	ShutdownDelay  time.Duration
+	Addr        string
+	DataDir     string
+	DatabaseURL string // postgres://...; "" = SQLite in DataDir
+	// DatabaseMaxConns bounds the PostgreSQL connection pool.
+	DatabaseMaxConns int
+	RedisURL         string
+	RateLimit        ratelimit.Rate
+	TrustedProxies   []netip.Prefix
+	JWTSecret        string
+	TelegramToken    string
+	TelegramChat     string
+	StripeKey        string
+	OpenAIAdminKey   string
+	DailyLimit       money.Money
+	InfraMonthly     money.Money // fixed monthly cost for the cost report
+	SLOLatency       time.Duration
+	SLOFailures      int
+	BackupDir        string
+	BackupKeep       int
+	BackupInterval   time.Duration
+	BackupUpload     string
+	BackupKey        []byte // HMAC key for backup tags; nil: none
+	ShutdownGrace    time.Duration
+	ShutdownDelay    time.Duration
 
 	// Limits against abusive clients (README "Limits and abuse").
 	AuthRateLimit   ratelimit.Rate // per client IP on /api/auth/*
@@ -58,6 +61,8 @@ type config struct {
 var envVars = [][2]string{
 	{"LEVQOR_ADDR", "listen address (default :8080)"},
 	{"LEVQOR_DATA_DIR", "data directory: database, keys, flags (default ./data)"},
+	{"LEVQOR_DATABASE_URL", "PostgreSQL URL (postgres://user:pass@host/db) for all server state, shared by replicas (default: SQLite in the data directory)"},
+	{"LEVQOR_DATABASE_MAX_CONNS", "PostgreSQL connections per replica (default 20)"},
 	{"LEVQOR_REDIS_URL", "Redis or Redis Cluster URL shared by replicas (rate limits, token revocation); unset: in-process"},
 	{"LEVQOR_RATE_LIMIT", "API rate limit per client, N/unit[:burst] (default 60/m)"},
 	{"LEVQOR_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed (default none)"},
@@ -112,6 +117,7 @@ func defaultConfig() config {
 		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
 		AuthRateLimit: ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
 		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
+		DatabaseMaxConns: DefaultDatabaseMaxConns,
 	}
 }
 
@@ -178,6 +184,13 @@ func (e *env) readServer(c *config) {
 	e.str("LEVQOR_ADDR", &c.Addr)
 	e.str("LEVQOR_DATA_DIR", &c.DataDir)
 	e.str("LEVQOR_REDIS_URL", &c.RedisURL)
+	if v := e.get("LEVQOR_DATABASE_URL"); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			e.secretBad("LEVQOR_DATABASE_URL", "want postgres://user:password@host:5432/database")
+		}
+		c.DatabaseURL = v
+	}
+	e.integer("LEVQOR_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, 1)
 	e.str("LEVQOR_JWT_SECRET", &c.JWTSecret)
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		e.secretBad("LEVQOR_JWT_SECRET", "must be at least 32 bytes")
@@ -272,6 +285,8 @@ const (
 	DefaultShutdownDelay = 5 * time.Second
 	DefaultRateLimitKeys = 100_000
 	DefaultMaxConns      = 1024
+	// DefaultDatabaseMaxConns is each replica's PostgreSQL pool size.
+	DefaultDatabaseMaxConns = 20
 )
 
 // parsePublicURL accepts an http(s) origin with an optional "/" path and
@@ -307,6 +322,18 @@ func (c config) publicURL(listen net.Addr) string {
 		port = strconv.Itoa(tcp.Port)
 	}
 	return "http://localhost:" + port
+}
+
+// databaseName names the database for messages, without credentials.
+func (c config) databaseName() string {
+	if c.DatabaseURL == "" {
+		return c.dbPath()
+	}
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil {
+		return "postgres"
+	}
+	return "postgres://" + u.Host + u.Path
 }
 
 func (c config) dbPath() string { return filepath.Join(c.DataDir, "levqor.db") }

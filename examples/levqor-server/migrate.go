@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/levqor/levqor/internal/sqldialect"
 )
 
 //go:embed migrations
@@ -50,7 +52,8 @@ func loadMigrations(dialect string) ([]migration, error) {
 	return out, nil
 }
 
-// schemaVersion is the newest migration this binary knows.
+// schemaVersion is the newest migration this binary knows (the same for
+// every dialect).
 func schemaVersion() int {
 	ms, err := loadMigrations("sqlite")
 	if err != nil {
@@ -59,14 +62,30 @@ func schemaVersion() int {
 	return len(ms)
 }
 
+// migrationLock is the PostgreSQL advisory lock key replicas take while
+// migrating ("levqor" in ASCII).
+const migrationLock = 0x6c6576716f72
+
 // migrate applies the migrations the database has not seen, each in its
-// own transaction together with its schema_migrations row. SQLite takes
-// the write lock at BEGIN (_txlock=immediate), so replicas starting at once
-// apply each migration exactly once.
-func migrate(ctx context.Context, db *sql.DB) error {
-	ms, err := loadMigrations("sqlite")
+// own transaction together with its schema_migrations row, so replicas
+// starting at once apply each migration exactly once: PostgreSQL through
+// an advisory lock held for the whole run, SQLite because it takes the
+// write lock at BEGIN (_txlock=immediate).
+func migrate(ctx context.Context, db *database) error {
+	ms, err := loadMigrations(db.dialect.String())
 	if err != nil {
 		return err
+	}
+	if db.dialect == sqldialect.Postgres {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("schema_migrations: %w", err)
@@ -79,31 +98,26 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
+func applyMigration(ctx context.Context, db *database, m migration) error {
+	return db.inTx(ctx, func(tx tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339))
 		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
-		return err
-	}
-	return tx.Commit()
+	})
 }
 
 // appliedVersion is the newest migration recorded in the database.
-func appliedVersion(ctx context.Context, db *sql.DB) (int, error) {
+func appliedVersion(ctx context.Context, db *database) (int, error) {
 	var v sql.NullInt64
 	err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
 	return int(v.Int64), err

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/levqor/levqor/spendguard"
 	"github.com/stripe/stripe-go/v85"
 )
@@ -113,10 +114,14 @@ func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
-	sources = append(sources, &spendguard.SQLMetrics{Label: "database", DB: db, Queries: []spendguard.MetricQuery{
-		{Label: "users", SQL: "SELECT COUNT(*) FROM users"},
+	size := "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+	if db.dialect == sqldialect.Postgres {
+		size = "SELECT pg_database_size(current_database())"
+	}
+	sources = append(sources, &spendguard.SQLMetrics{Label: "database", DB: db.DB, Queries: []spendguard.MetricQuery{
+		{Label: "users", SQL: "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL"},
 		{Label: "partners", SQL: "SELECT COUNT(*) FROM levqor_partners"},
-		{Label: "database bytes", SQL: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"},
+		{Label: "database bytes", SQL: size},
 	}})
 	now := time.Now()
 	r := spendguard.BuildReport(ctx, sources, spendguard.Period{Start: now.AddDate(0, 0, -*days), End: now}, now)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/backup"
+	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -84,12 +85,14 @@ func (d *doctor) database(ctx context.Context) {
 		return
 	}
 	defer db.Close()
-	var ok string
-	err = db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&ok)
-	if err == nil && ok != "ok" {
-		err = errors.New(ok)
+	if db.dialect == sqldialect.SQLite {
+		var ok string
+		err = db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&ok)
+		if err == nil && ok != "ok" {
+			err = errors.New(ok)
+		}
+		d.check("database integrity", err)
 	}
-	d.check("database integrity", err)
 	v, err := appliedVersion(ctx, db)
 	if err == nil && v != schemaVersion() {
 		err = fmt.Errorf("schema version %d, this binary expects %d (start the server once to migrate)", v, schemaVersion())

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,12 +80,12 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 	return payoutsDone
 }
 
-func openLedger(ctx context.Context, cfg config) (*sql.DB, *payout.Ledger, error) {
+func openLedger(ctx context.Context, cfg config) (*database, *payout.Ledger, error) {
 	db, err := openDB(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	ledger, err := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
+	ledger, err := payout.NewLedger(ctx, payout.LedgerConfig{DB: db.DB})
 	if err != nil {
 		db.Close()
 		return nil, nil, err
