@@ -81,8 +81,10 @@ func (a *app) openDatabase(ctx context.Context) error {
 	if a.db, err = openDB(a.cfg); err != nil {
 		return err
 	}
-	if a.unlockDB, err = lockShared(a.cfg.dbPath() + ".lock"); err != nil {
-		return err
+	if a.cfg.DatabaseURL == "" { // a restore of the SQLite file waits for this lock
+		if a.unlockDB, err = lockShared(a.cfg.dbPath() + ".lock"); err != nil {
+			return err
+		}
 	}
 	if err := migrate(ctx, a.db); err != nil {
 		return fmt.Errorf("schema: %w", err)

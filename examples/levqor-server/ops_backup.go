@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +15,22 @@ import (
 var serverTables = []string{"schema_migrations", "users", "sessions", "audit_log", "levqor_partners", "levqor_commissions", "levqor_payouts"}
 
 // backupStore opens the backup directory with the server's key and schema
-// check; progress, if set, receives page counts.
+// check, and (with LEVQOR_DATABASE_URL) PostgreSQL to back up, verify and
+// restore with; progress, if set, receives page counts.
 func backupStore(cfg config, log *slog.Logger, progress func(copied, total int)) (*backup.Store, error) {
-	return backup.New(backup.Config{Dir: cfg.BackupDir, Logger: log, Key: cfg.BackupKey,
-		Check: backup.RequireTables(serverTables...), Progress: progress})
+	bc := backup.Config{Dir: cfg.BackupDir, Logger: log, Key: cfg.BackupKey,
+		Check: backup.RequireTables(serverTables...), Progress: progress}
+	if cfg.DatabaseURL != "" {
+		pg, err := backup.NewPostgres(backup.PostgresConfig{URL: cfg.DatabaseURL})
+		if err != nil {
+			return nil, err
+		}
+		bc.Postgres = pg
+	}
+	return backup.New(bc)
 }
 
-func runBackup(ctx context.Context, cfg config, db *sql.DB, log *slog.Logger, progressOut io.Writer) error {
+func runBackup(ctx context.Context, cfg config, db *database, log *slog.Logger, progressOut io.Writer) error {
 	var progress func(int, int)
 	if isTTY(progressOut) {
 		progress = func(copied, total int) {
@@ -36,8 +44,17 @@ func runBackup(ctx context.Context, cfg config, db *sql.DB, log *slog.Logger, pr
 	if err != nil {
 		return err
 	}
-	info, err := store.Backup(ctx, db)
-	if err != nil {
+	var info backup.Info
+	if cfg.DatabaseURL != "" {
+		pg, err := backup.NewPostgres(backup.PostgresConfig{URL: cfg.DatabaseURL})
+		if err != nil {
+			return err
+		}
+		info, err = store.BackupSource(ctx, pg)
+		if err != nil {
+			return err
+		}
+	} else if info, err = store.Backup(ctx, db.DB); err != nil {
 		return err
 	}
 	if _, err := store.Verify(ctx, info.Name); err != nil {
@@ -120,6 +137,8 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	src, target := fs.Arg(0), fs.Arg(1)
+	// With PostgreSQL the target is a database name on the server of
+	// LEVQOR_DATABASE_URL; with SQLite, a file path.
 	err = store.RestoreFile(ctx, src, target, backup.RestoreOptions{Overwrite: *force, LockFile: target + ".lock"})
 	switch {
 	case errors.Is(err, backup.ErrInUse):
