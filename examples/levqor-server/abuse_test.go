@@ -24,7 +24,9 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/redistest"
+	"github.com/levqor/levqor/internal/sqldialect"
 )
 
 // procStatus reads a field (in kB) of /proc/<pid>/status, e.g. VmHWM, the
@@ -261,15 +263,32 @@ func TestLoginThrottlePerAccount(t *testing.T) {
 // TestDeleteAccountRace: logins racing with DELETE /api/user never yield
 // a working session after the 204, and no row of the user reappears.
 func TestDeleteAccountRace(t *testing.T) {
-	data := t.TempDir()
-	s := start(t, "LEVQOR_DATA_DIR="+data, "LEVQOR_HASH_CONCURRENCY=4")
+	t.Run("sqlite", func(t *testing.T) {
+		data := t.TempDir()
+		s := start(t, "LEVQOR_DATA_DIR="+data, "LEVQOR_HASH_CONCURRENCY=4")
+		deleteRace(t, s, func() *sql.DB { return openDB(t, data) }, func(q string) string { return q })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.NewDatabase(t)
+		s := start(t, "LEVQOR_DATABASE_URL="+url, "LEVQOR_HASH_CONCURRENCY=4")
+		deleteRace(t, s, func() *sql.DB {
+			db, err := sql.Open("pgx", url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		}, sqldialect.Postgres.Rebind)
+	})
+}
+
+func deleteRace(t *testing.T, s *server, openDB func() *sql.DB, q func(string) string) {
 	for trial := range 5 {
 		email := fmt.Sprintf("race%d@example.com", trial)
 		expect(t, s.do("POST", "/api/auth/register", "", creds(email, "race condition")), 201, "register")
 		access, _ := login(t, s, email, "race condition")
 		var id string
-		db := openDB(t, data)
-		if err := db.QueryRow(`SELECT id FROM users WHERE email = ?`, email).Scan(&id); err != nil {
+		db := openDB()
+		if err := db.QueryRow(q(`SELECT id FROM users WHERE email = ?`), email).Scan(&id); err != nil {
 			t.Fatal(err)
 		}
 		type got struct{ access, refresh string }
@@ -305,7 +324,7 @@ func TestDeleteAccountRace(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		for _, table := range []string{"users WHERE id = ?", "sessions WHERE user_id = ?", "audit_log WHERE user_id = ?"} {
 			var n int
-			if err := db.QueryRow(`SELECT COUNT(*) FROM `+table, id).Scan(&n); err != nil {
+			if err := db.QueryRow(q(`SELECT COUNT(*) FROM `+table), id).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n != 0 {

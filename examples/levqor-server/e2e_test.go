@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"github.com/levqor/levqor/internal/pgtest"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -36,6 +38,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -170,7 +173,16 @@ func login(t *testing.T, s *server, email, pw string) (access, refresh string) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	s := start(t, "LEVQOR_RATE_LIMIT=1000/m")
+	endToEnd(t, start(t, "LEVQOR_RATE_LIMIT=1000/m"))
+}
+
+// TestEndToEndPostgres runs the whole API with all server state in a real
+// PostgreSQL (LEVQOR_DATABASE_URL).
+func TestEndToEndPostgres(t *testing.T) {
+	endToEnd(t, start(t, "LEVQOR_RATE_LIMIT=1000/m", "LEVQOR_DATABASE_URL="+pgtest.NewDatabase(t)))
+}
+
+func endToEnd(t *testing.T, s *server) {
 
 	// Registration.
 	expect(t, s.do("POST", "/api/auth/register", "", creds("ada@example.com", "correct horse")), 201, "register")
