@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/levqor/levqor/internal/redistest"
 	"github.com/levqor/levqor/ratelimit"
 )
 
@@ -64,9 +63,12 @@ func newFallback(t *testing.T, cfg ratelimit.FallbackConfig) *ratelimit.Fallback
 // and restarts it: decisions move to memory, the breaker stops calling Redis,
 // and after the cool-down a probe finds Redis back and decisions return to it.
 func TestFallbackRedisKilledAndRestarted(t *testing.T) {
+	eachTopology(t, testFallbackRedisKilledAndRestarted)
+}
+
+func testFallbackRedisKilledAndRestarted(t *testing.T, top topology) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	c := redisClient(t, srv)
+	c := top.Client
 	rate := ratelimit.PerMinute(60)
 	primary := &countingLimiter{Limiter: newRedis(t, ratelimit.RedisConfig{Client: c, Rate: rate})}
 	clk := &manualClock{t: time.Now()}
@@ -86,7 +88,7 @@ func TestFallbackRedisKilledAndRestarted(t *testing.T) {
 		t.Fatal("healthy decision did not come from Redis")
 	}
 
-	srv.Stop()
+	top.Stop(ratelimit.DefaultRedisPrefix + "k")
 	for i := range 3 {
 		r, err := f.Allow(ctx, "k")
 		if err != nil || !r.Allowed {
@@ -118,7 +120,7 @@ func TestFallbackRedisKilledAndRestarted(t *testing.T) {
 		t.Fatalf("failed probe: calls %d (want %d), open %v", primary.calls.Load(), callsWhenOpened+1, f.Open())
 	}
 
-	srv.Restart()
+	top.Restart(ratelimit.DefaultRedisPrefix + "k")
 	if _, err := f.Allow(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,43 @@ import (
 	"github.com/levqor/levqor/ratelimit"
 )
 
+// topology is a Redis under test: a single node or a 3-master cluster.
+type topology struct {
+	Client redis.UniversalClient
+	// Stop and Restart stop and restart the node serving key (restarted
+	// empty: no persistence) and wait until it serves again.
+	Stop, Restart func(key string)
+}
+
+// eachTopology runs fn on a single redis-server and on a Redis Cluster.
+func eachTopology(t *testing.T, fn func(t *testing.T, top topology)) {
+	t.Run("single", func(t *testing.T) {
+		srv := redistest.Start(t)
+		fn(t, topology{
+			Client:  redisClient(t, srv),
+			Stop:    func(string) { srv.Stop() },
+			Restart: func(string) { srv.Restart() },
+		})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t)
+		cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { _ = cl.Close() })
+		fn(t, topology{
+			Client: cl,
+			Stop:   func(key string) { c.Node(c.NodeFor(key)).Stop() },
+			Restart: func(key string) {
+				for i := range 3 {
+					if !c.Node(i).Running() {
+						c.Node(i).Restart()
+					}
+				}
+				c.WaitHealthy()
+			},
+		})
+	})
+}
+
 func redisClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = c.Close() })
@@ -31,9 +68,10 @@ func newRedis(t testing.TB, cfg ratelimit.RedisConfig) *ratelimit.Redis {
 
 // TestRedisMatchesMemory replays one pseudo-random request sequence through
 // both limiters with the same injected clock: every Result must be equal.
-func TestRedisMatchesMemory(t *testing.T) {
-	srv := redistest.Start(t)
-	c := redisClient(t, srv)
+func TestRedisMatchesMemory(t *testing.T) { eachTopology(t, testRedisMatchesMemory) }
+
+func testRedisMatchesMemory(t *testing.T, top topology) {
+	c := top.Client
 	ctx := context.Background()
 	for _, rate := range []ratelimit.Rate{
 		ratelimit.PerMinute(60),
@@ -77,8 +115,11 @@ func TestRedisMatchesMemory(t *testing.T) {
 // TestRedisServerTime uses Redis TIME: a slow rate makes the few
 // milliseconds between calls irrelevant, so decisions match memory's.
 func TestRedisServerTime(t *testing.T) {
-	srv := redistest.Start(t)
-	red := newRedis(t, ratelimit.RedisConfig{Client: redisClient(t, srv), Rate: ratelimit.PerHour(10)})
+	eachTopology(t, testRedisServerTime)
+}
+
+func testRedisServerTime(t *testing.T, top topology) {
+	red := newRedis(t, ratelimit.RedisConfig{Client: top.Client, Rate: ratelimit.PerHour(10)})
 	mem := newMemory(t, ratelimit.MemoryConfig{Rate: ratelimit.PerHour(10)})
 	ctx := context.Background()
 	for i := range 15 {
@@ -96,9 +137,10 @@ func TestRedisServerTime(t *testing.T) {
 	}
 }
 
-func TestRedisConcurrentExact(t *testing.T) {
-	srv := redistest.Start(t)
-	red := newRedis(t, ratelimit.RedisConfig{Client: redisClient(t, srv), Rate: ratelimit.PerHour(50)})
+func TestRedisConcurrentExact(t *testing.T) { eachTopology(t, testRedisConcurrentExact) }
+
+func testRedisConcurrentExact(t *testing.T, top topology) {
+	red := newRedis(t, ratelimit.RedisConfig{Client: top.Client, Rate: ratelimit.PerHour(50)})
 	var mu sync.Mutex
 	admitted := 0
 	var wg sync.WaitGroup
@@ -124,9 +166,10 @@ func TestRedisConcurrentExact(t *testing.T) {
 	}
 }
 
-func TestRedisNoScript(t *testing.T) {
-	srv := redistest.Start(t)
-	c := redisClient(t, srv)
+func TestRedisNoScript(t *testing.T) { eachTopology(t, testRedisNoScript) }
+
+func testRedisNoScript(t *testing.T, top topology) {
+	c := top.Client
 	red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: ratelimit.PerMinute(60)})
 	ctx := context.Background()
 	if _, err := red.Allow(ctx, "k"); err != nil {
@@ -144,9 +187,10 @@ func TestRedisNoScript(t *testing.T) {
 	}
 }
 
-func TestRedisKeyExpiresWhenIdle(t *testing.T) {
-	srv := redistest.Start(t)
-	c := redisClient(t, srv)
+func TestRedisKeyExpiresWhenIdle(t *testing.T) { eachTopology(t, testRedisKeyExpiresWhenIdle) }
+
+func testRedisKeyExpiresWhenIdle(t *testing.T, top topology) {
+	c := top.Client
 	red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: ratelimit.PerMinute(60)})
 	ctx := context.Background()
 	for range 3 {
@@ -160,18 +204,19 @@ func TestRedisKeyExpiresWhenIdle(t *testing.T) {
 	if ttl <= 2*time.Second || ttl > 3*time.Second {
 		t.Fatalf("PTTL = %v, want (2s, 3s]", ttl)
 	}
-	if n, _ := c.DBSize(ctx).Result(); n != 1 {
-		t.Fatalf("%d keys for one limiter key", n)
+	if n, err := c.DBSize(ctx).Result(); n != 1 {
+		t.Fatalf("%d keys for one limiter key (err %v)", n, err)
 	}
 }
 
 func TestRedisDownIsAnError(t *testing.T) {
-	srv := redistest.Start(t)
-	red := newRedis(t, ratelimit.RedisConfig{Client: redisClient(t, srv)})
-	srv.Stop()
-	if _, err := red.Allow(context.Background(), "k"); err == nil {
-		t.Fatal("no error with Redis down")
-	}
+	eachTopology(t, func(t *testing.T, top topology) {
+		red := newRedis(t, ratelimit.RedisConfig{Client: top.Client})
+		top.Stop(ratelimit.DefaultRedisPrefix + "k")
+		if _, err := red.Allow(context.Background(), "k"); err == nil {
+			t.Fatal("no error with the key's Redis node down")
+		}
+	})
 	if _, err := ratelimit.NewRedis(ratelimit.RedisConfig{}); err == nil {
 		t.Fatal("nil client accepted")
 	}

@@ -149,7 +149,7 @@ func (s *MemoryStore) Revoked(_ context.Context, family, jti string) (bool, erro
 		return true, nil
 	}
 	f, ok := s.families[family]
-	return ok && f.revoked, nil
+	return !ok || f.revoked, nil
 }
 
 // CleanupExpired implements Store.

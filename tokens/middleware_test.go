@@ -157,6 +157,7 @@ func TestMemoryStoreJanitor(t *testing.T) {
 	clk := testclock.New(fixedNow)
 	s, _ := tokens.NewMemoryStore(tokens.MemoryConfig{CleanupInterval: time.Millisecond, Now: clk.Now})
 	ctx := context.Background()
+	_ = s.CreateFamily(ctx, "f", "u", "refresh", fixedNow.Add(time.Hour))
 	_ = s.RevokeToken(ctx, "f", "jti", fixedNow.Add(time.Minute))
 	clk.Advance(2 * time.Minute)
 	// The janitor runs on a real ticker; poll its effect for a bounded time.

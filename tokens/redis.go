@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,10 +27,20 @@ type RedisConfig struct {
 // Redis Cluster slot.
 //
 // Keys: <prefix>{fid} (hash: cur, prev, ret), <prefix>{fid}:revoked,
-// <prefix>{fid}:j:<jti> (one revoked token).
+// <prefix>{fid}:j:<jti> (one revoked token), and the data-loss markers of
+// CheckData (<prefix>marker, or <prefix>marker:{mN} on a cluster).
+//
+// Without persistence, a Redis restart drops every family: Revoked then
+// refuses the tokens issued before (a missing family counts as revoked), so
+// logged-out tokens never come back to life; everyone logs in again.
+// Configure appendonly yes (appendfsync everysec or always) to keep
+// sessions across restarts.
 type RedisStore struct {
 	c      redis.UniversalClient
 	prefix string
+
+	markerMu sync.Mutex        // serialises CheckData
+	markers  map[string]string // marker key -> value seen last
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -113,10 +124,17 @@ func (s *RedisStore) RevokeFamily(ctx context.Context, family string, expiresAt 
 	return s.c.SetArgs(ctx, s.revokedKey(family), "1", redis.SetArgs{ExpireAt: expiresAt}).Err()
 }
 
-// Revoked implements Store with a single EXISTS over both keys (one slot).
+// revokedScript: KEYS: token, family revoked marker, family hash. Revoked
+// when either marker exists or the family does not.
+var revokedScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 1 end
+return 1 - redis.call('EXISTS', KEYS[3])
+`)
+
+// Revoked implements Store with one script over three keys in one slot.
 func (s *RedisStore) Revoked(ctx context.Context, family, jti string) (bool, error) {
-	n, err := s.c.Exists(ctx, s.tokenKey(family, jti), s.revokedKey(family)).Result()
-	return n > 0, err
+	n, err := revokedScript.Run(ctx, s.c, []string{s.tokenKey(family, jti), s.revokedKey(family), s.familyKey(family)}).Int()
+	return n == 1, err
 }
 
 // CleanupExpired implements Store: Redis expires entries itself.

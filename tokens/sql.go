@@ -97,7 +97,7 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 			ON CONFLICT (id) DO UPDATE SET revoked = 1, expires_at = excluded.expires_at`),
 		revokeToken: rb(`INSERT INTO ` + rev + ` (jti, family_id, expires_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`),
 		revoked: rb(`SELECT EXISTS (SELECT 1 FROM ` + rev + ` WHERE jti = ?)
-			OR EXISTS (SELECT 1 FROM ` + fam + ` WHERE id = ? AND revoked = 1)`),
+			OR NOT EXISTS (SELECT 1 FROM ` + fam + ` WHERE id = ? AND revoked = 0)`),
 		cleanRevocations: rb(`DELETE FROM ` + rev + ` WHERE expires_at < ?`),
 		cleanFamilies:    rb(`DELETE FROM ` + fam + ` WHERE expires_at < ?`),
 	}}, nil
@@ -167,7 +167,8 @@ func (s *SQLStore) RevokeFamily(ctx context.Context, family string, expiresAt ti
 	return err
 }
 
-// Revoked implements Store with a single query.
+// Revoked implements Store with a single query: the token is revoked, or
+// its family is revoked or missing.
 func (s *SQLStore) Revoked(ctx context.Context, family, jti string) (bool, error) {
 	var revoked bool
 	err := s.db.QueryRowContext(ctx, s.q.revoked, jti, family).Scan(&revoked)

@@ -10,7 +10,11 @@ import (
 // takes one, e.g. a cache in front of the Store.
 type RevocationChecker interface {
 	// Revoked reports whether the token jti or its family is revoked, in at
-	// most one round trip to the backing service.
+	// most one round trip to the backing service. A family the store does
+	// not know (never created there, dropped after expiry, or lost with the
+	// store's data) counts as revoked: a store that lost its data refuses
+	// every token issued before, and users log in again, rather than
+	// silently accepting tokens that were logged out.
 	Revoked(ctx context.Context, family, jti string) (bool, error)
 }
 

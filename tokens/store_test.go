@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,6 +65,21 @@ func TestStoreConformance(t *testing.T) {
 				c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 				t.Cleanup(func() { _ = c.Close() })
 				s, err := tokens.NewRedisStore(tokens.RedisConfig{Client: c})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+		})
+	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		cluster := redistest.StartCluster(t) // one cluster; each store its own prefix
+		n := 0
+		tokenstest.Run(t, tokenstest.Options{Persistent: true, SelfExpiring: true}, func(t *testing.T) func() tokens.Store {
+			n++
+			prefix := fmt.Sprintf("conformance%d:", n)
+			return func() tokens.Store {
+				s, err := tokens.NewRedisStore(tokens.RedisConfig{Client: cluster.Client(), Prefix: prefix})
 				if err != nil {
 					t.Fatal(err)
 				}

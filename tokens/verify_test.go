@@ -86,7 +86,11 @@ func TestVerifyBadInput(t *testing.T) {
 	vc := validClaims(fixedNow)
 	pub, _ := ek.Ed25519PrivateKey()
 
-	// Sanity: the crafting helper makes tokens that verify.
+	// Sanity: the crafting helper makes tokens that verify (once the store
+	// knows their family: an unknown family counts as revoked).
+	if err := store.CreateFamily(ctx, "fam-1", "user", "refresh-1", fixedNow.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Verify(ctx, craft(t, jwt.SigningMethodHS256, testSecret, at, vc)); err != nil {
 		t.Fatalf("crafted good token rejected: %v", err)
 	}

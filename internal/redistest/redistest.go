@@ -35,7 +35,8 @@ type Server struct {
 	t       testing.TB
 	bin     string
 	port    int
-	persist string // data directory when persistent
+	persist string   // data directory when persistent
+	extra   []string // more redis-server arguments (cluster mode)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -113,6 +114,14 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // URL is a redis:// URL for the server.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
+// Running reports whether the server is up (started and not stopped); a
+// miniredis always counts as running.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil || s.mini != nil
+}
+
 // Stop kills the server and waits for it to exit. It is safe to call twice.
 func (s *Server) Stop() {
 	s.mu.Lock()
@@ -184,6 +193,7 @@ func (s *Server) start() error {
 	} else {
 		args = append(args, "--appendonly", "no", "--dir", os.TempDir())
 	}
+	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)

@@ -249,7 +249,15 @@ func Run(t *testing.T, o Options, opener Opener) {
 		p, _ := m1.Issue(ctx, "user-9")
 		m2 := manager(t, open(t), clk, 0) // a different, empty store
 		if _, err := m2.Refresh(ctx, p.RefreshToken); !errors.Is(err, tokens.ErrUnknownFamily) {
-			t.Fatalf("err = %v, want ErrUnknownFamily", err)
+			t.Fatalf("refresh: err = %v, want ErrUnknownFamily", err)
+		}
+		// A store without the family (e.g. one that lost its data) refuses
+		// its tokens instead of accepting what may have been logged out.
+		if _, err := m2.Verify(ctx, p.AccessToken); !errors.Is(err, tokens.ErrRevoked) {
+			t.Fatalf("verify: err = %v, want ErrRevoked", err)
+		}
+		if _, err := m2.VerifyRefresh(ctx, p.RefreshToken); !errors.Is(err, tokens.ErrRevoked) {
+			t.Fatalf("verify refresh: err = %v, want ErrRevoked", err)
 		}
 	})
 
