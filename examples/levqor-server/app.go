@@ -58,6 +58,8 @@ type app struct {
 	ledger   *payout.Ledger
 	metrics  *metrics
 	reg      *prometheus.Registry
+	// redisLost counts the Redis data losses the watch saw.
+	redisLost atomic.Int64
 }
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
@@ -108,6 +110,17 @@ func (a *app) openAlerts(context.Context) error {
 func (a *app) openTokens(ctx context.Context) error {
 	var err error
 	if a.keys, err = loadKeys(a.cfg); err != nil {
+		return err
+	}
+	dsarKey, err := loadDSARKey(a.cfg)
+	if err != nil {
+		return err
+	}
+	signing, err := signingSecret(a.cfg)
+	if err != nil {
+		return err
+	}
+	if err := agreeOnKeys(ctx, a.db, dsarKey, signing, a.log); err != nil {
 		return err
 	}
 	if a.cfg.RedisURL != "" {
@@ -207,7 +220,7 @@ func (a *app) newLimiter(rate ratelimit.Rate, prefix string) (*ratelimit.Memory,
 }
 
 func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
-	key, err := loadSecret(filepath.Join(a.cfg.DataDir, "dsar.key"))
+	key, err := loadDSARKey(a.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +349,7 @@ func loadKeys(c config) (*tokens.KeySet, error) {
 		}
 		return tokens.NewKeySet(k)
 	}
-	seed, err := loadSecret(filepath.Join(c.DataDir, "jwt-ed25519.key"))
+	seed, err := signingSecret(c)
 	if err != nil {
 		return nil, err
 	}

@@ -26,24 +26,27 @@ type config struct {
 	// DatabaseMaxConns bounds the PostgreSQL connection pool.
 	DatabaseMaxConns int
 	RedisURL         string
-	RateLimit        ratelimit.Rate
-	TrustedProxies   []netip.Prefix
-	JWTSecret        string
-	TelegramToken    string
-	TelegramChat     string
-	StripeKey        string
-	OpenAIAdminKey   string
-	DailyLimit       money.Money
-	InfraMonthly     money.Money // fixed monthly cost for the cost report
-	SLOLatency       time.Duration
-	SLOFailures      int
-	BackupDir        string
-	BackupKeep       int
-	BackupInterval   time.Duration
-	BackupUpload     string
-	BackupKey        []byte // HMAC key for backup tags; nil: none
-	ShutdownGrace    time.Duration
-	ShutdownDelay    time.Duration
+	// RedisCheckInterval: how often the Redis data-loss markers are read.
+	RedisCheckInterval time.Duration
+	RateLimit          ratelimit.Rate
+	TrustedProxies     []netip.Prefix
+	JWTSecret          string
+	TelegramToken      string
+	TelegramChat       string
+	StripeKey          string
+	OpenAIAdminKey     string
+	DailyLimit         money.Money
+	InfraMonthly       money.Money // fixed monthly cost for the cost report
+	SLOLatency         time.Duration
+	SLOFailures        int
+	BackupDir          string
+	BackupKeep         int
+	BackupInterval     time.Duration
+	BackupUpload       string
+	BackupKey          []byte // HMAC key for backup tags; nil: none
+	DSARKey            []byte // pseudonymisation key; nil: dsar.key in DataDir
+	ShutdownGrace      time.Duration
+	ShutdownDelay      time.Duration
 
 	// Limits against abusive clients (README "Limits and abuse").
 	AuthRateLimit   ratelimit.Rate // per client IP on /api/auth/*
@@ -64,9 +67,11 @@ var envVars = [][2]string{
 	{"LEVQOR_DATABASE_URL", "PostgreSQL URL (postgres://user:pass@host/db) for all server state, shared by replicas (default: SQLite in the data directory)"},
 	{"LEVQOR_DATABASE_MAX_CONNS", "PostgreSQL connections per replica (default 20)"},
 	{"LEVQOR_REDIS_URL", "Redis or Redis Cluster URL shared by replicas (rate limits, token revocation); unset: in-process"},
+	{"LEVQOR_REDIS_CHECK_INTERVAL", "how often replicas check that Redis kept its data, alerting when it lost it (default 10s)"},
 	{"LEVQOR_RATE_LIMIT", "API rate limit per client, N/unit[:burst] (default 60/m)"},
 	{"LEVQOR_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed (default none)"},
-	{"LEVQOR_JWT_SECRET", "HS256 signing secret, 32+ bytes (default: EdDSA with a generated key)"},
+	{"LEVQOR_JWT_SECRET", "HS256 signing secret, 32+ bytes, the same on every replica (default: EdDSA with a key generated in the data directory)"},
+	{"LEVQOR_DSAR_KEY", "32+ byte secret pseudonymising erased subjects, the same on every replica; never change it (default: generated in the data directory)"},
 	{"TELEGRAM_BOT_TOKEN", "Telegram bot token for alerts (with TELEGRAM_CHAT_ID; unset: alerts go to the log)"},
 	{"TELEGRAM_CHAT_ID", "Telegram chat for alerts"},
 	{"STRIPE_SECRET_KEY", "Stripe key for spend, costs and payouts"},
@@ -117,7 +122,7 @@ func defaultConfig() config {
 		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
 		AuthRateLimit: ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
 		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
-		DatabaseMaxConns: DefaultDatabaseMaxConns,
+		DatabaseMaxConns: DefaultDatabaseMaxConns, RedisCheckInterval: DefaultRedisCheckInterval,
 	}
 }
 
@@ -184,6 +189,7 @@ func (e *env) readServer(c *config) {
 	e.str("LEVQOR_ADDR", &c.Addr)
 	e.str("LEVQOR_DATA_DIR", &c.DataDir)
 	e.str("LEVQOR_REDIS_URL", &c.RedisURL)
+	e.duration("LEVQOR_REDIS_CHECK_INTERVAL", &c.RedisCheckInterval, 100*time.Millisecond, time.Hour, "10s")
 	if v := e.get("LEVQOR_DATABASE_URL"); v != "" {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 			e.secretBad("LEVQOR_DATABASE_URL", "want postgres://user:password@host:5432/database")
@@ -194,6 +200,12 @@ func (e *env) readServer(c *config) {
 	e.str("LEVQOR_JWT_SECRET", &c.JWTSecret)
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		e.secretBad("LEVQOR_JWT_SECRET", "must be at least 32 bytes")
+	}
+	if v := e.get("LEVQOR_DSAR_KEY"); v != "" {
+		if len(v) < 32 {
+			e.secretBad("LEVQOR_DSAR_KEY", "must be at least 32 bytes")
+		}
+		c.DSARKey = []byte(v)
 	}
 	if v := e.get("LEVQOR_TRUSTED_PROXIES"); v != "" {
 		p, err := ratelimit.ParsePrefixes(v)
@@ -287,6 +299,9 @@ const (
 	DefaultMaxConns      = 1024
 	// DefaultDatabaseMaxConns is each replica's PostgreSQL pool size.
 	DefaultDatabaseMaxConns = 20
+	// DefaultRedisCheckInterval is how often the Redis data-loss markers
+	// are read.
+	DefaultRedisCheckInterval = 10 * time.Second
 )
 
 // parsePublicURL accepts an http(s) origin with an optional "/" path and

@@ -156,7 +156,7 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 // TestConfigErrorsNeverEchoSecrets: a secret that is too short is named,
 // not quoted.
 func TestConfigErrorsNeverEchoSecrets(t *testing.T) {
-	for _, name := range []string{"LEVQOR_JWT_SECRET", "LEVQOR_OPS_TOKEN", "LEVQOR_BACKUP_KEY"} {
+	for _, name := range []string{"LEVQOR_JWT_SECRET", "LEVQOR_OPS_TOKEN", "LEVQOR_BACKUP_KEY", "LEVQOR_DSAR_KEY"} {
 		_, err := loadConfig(func(k string) string {
 			if k == name {
 				return "hunter2-secret"

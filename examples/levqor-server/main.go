@@ -65,7 +65,7 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nenvironment:")
 	for _, v := range envVars {
-		fmt.Fprintf(w, "  %-26s %s\n", v[0], v[1])
+		fmt.Fprintf(w, "  %-28s %s\n", v[0], v[1])
 	}
 }
 

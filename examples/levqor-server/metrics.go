@@ -49,6 +49,7 @@ func newMetrics(a *app) *metrics {
 		}))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_delivered_total", Help: "Alerts delivered."}, func() float64 { return float64(a.alerts.Queue().Delivered()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_failed_total", Help: "Alerts whose delivery failed."}, func() float64 { return float64(a.alerts.Queue().Failed()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_redis_data_lost_total", Help: "Times Redis was found to have lost the token store's data."}, func() float64 { return float64(a.redisLost.Load()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "levqor_alerts_dropped_total", Help: "Alerts dropped by a full queue."}, func() float64 { return float64(a.alerts.Queue().Dropped()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_slo_error_budget_remaining", Help: "Unspent fraction of the API SLO's error budget."},
 		func() float64 { return a.tracker.Status().BudgetRemaining }))

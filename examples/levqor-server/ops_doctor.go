@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/levqor/levqor/backup"
@@ -16,19 +18,31 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisPersistent reports whether Redis keeps data across a restart: an
-// append-only file or RDB snapshots. An error counts as not persistent
-// (managed Redis services may refuse CONFIG; the warning says why to check).
-func redisPersistent(ctx context.Context, c redis.UniversalClient) bool {
-	aof, err := c.ConfigGet(ctx, "appendonly").Result()
-	if err != nil {
-		return false
+// redisUnpersisted lists the Redis nodes (each master of a cluster) that
+// keep no data across a restart: neither an append-only file nor RDB
+// snapshots. A node refusing CONFIG counts as unpersisted (managed Redis
+// services may; the warning says what to check).
+func redisUnpersisted(ctx context.Context, c redis.UniversalClient) []string {
+	var mu sync.Mutex
+	var bare []string
+	check := func(ctx context.Context, n *redis.Client) error {
+		aof, err := n.ConfigGet(ctx, "appendonly").Result()
+		save, err2 := n.ConfigGet(ctx, "save").Result()
+		if err != nil || err2 != nil || (aof["appendonly"] != "yes" && strings.TrimSpace(save["save"]) == "") {
+			mu.Lock()
+			bare = append(bare, n.Options().Addr)
+			mu.Unlock()
+		}
+		return nil
 	}
-	save, err := c.ConfigGet(ctx, "save").Result()
-	if err != nil {
-		return false
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, check)
+	case *redis.Client:
+		_ = check(ctx, c)
 	}
-	return aof["appendonly"] == "yes" || strings.TrimSpace(save["save"]) != ""
+	sort.Strings(bare)
+	return bare
 }
 
 func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
@@ -98,6 +112,9 @@ func (d *doctor) database(ctx context.Context) {
 		err = fmt.Errorf("schema version %d, this binary expects %d (start the server once to migrate)", v, schemaVersion())
 	}
 	d.check("schema version", err)
+	if err == nil {
+		d.check("keys shared with other replicas", checkKeys(ctx, db, d.cfg))
+	}
 }
 
 func (d *doctor) redis(ctx context.Context) {
@@ -107,8 +124,8 @@ func (d *doctor) redis(ctx context.Context) {
 	c, err := newRedis(d.cfg.RedisURL)
 	if err == nil {
 		err = c.Ping(ctx).Err()
-		if err == nil && !redisPersistent(ctx, c) {
-			d.warn("redis has no persistence (appendonly no, save \"\"): a restart forgets every revoked token and rate limit; see README \"Running several replicas\"")
+		if bare := redisUnpersisted(ctx, c); err == nil && len(bare) > 0 {
+			d.warn("redis has no persistence on " + strings.Join(bare, ", ") + " (appendonly no, save \"\"): a restart of such a node logs out every user whose session it held and resets rate limits; see README \"Running several replicas\"")
 		}
 		c.Close()
 	}
@@ -134,8 +151,10 @@ func (d *doctor) keys() {
 		_, err := loadSecret(filepath.Join(d.cfg.DataDir, "jwt-ed25519.key"))
 		d.check("signing key file", err)
 	}
-	_, err := loadSecret(filepath.Join(d.cfg.DataDir, "dsar.key"))
-	d.check("dsar key file", err)
+	if d.cfg.DSARKey == nil {
+		_, err := loadSecret(filepath.Join(d.cfg.DataDir, "dsar.key"))
+		d.check("dsar key file", err)
+	}
 }
 
 // backups checks that the newest backup is under 26 hours old and verifies.

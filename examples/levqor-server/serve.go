@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/levqor/levqor/tokens"
 )
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -168,24 +171,42 @@ func requireOpsToken(token string, next http.Handler) http.Handler {
 	})
 }
 
-// backgroundJobs runs scheduled work until ctx ends: the SLO tracker's
-// evaluation runs in its own goroutine; backups run here when
-// LEVQOR_BACKUP_INTERVAL is set.
+// backgroundJobs runs scheduled work until ctx ends (the SLO tracker's
+// evaluation runs in its own goroutine): backups when
+// LEVQOR_BACKUP_INTERVAL is set, and the Redis data-loss check when tokens
+// live in Redis.
 func (a *app) backgroundJobs(ctx context.Context) {
-	if a.cfg.BackupInterval <= 0 {
-		<-ctx.Done()
-		return
+	var wg sync.WaitGroup
+	if a.cfg.BackupInterval > 0 {
+		wg.Go(func() {
+			every(ctx, a.cfg.BackupInterval, func(ctx context.Context) {
+				if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
+					a.log.Error("scheduled backup failed", "err", err)
+				}
+			})
+		})
 	}
-	t := time.NewTicker(a.cfg.BackupInterval)
+	if rs, ok := a.store.(*tokens.RedisStore); ok {
+		w := &redisWatch{store: rs, alerts: a.alerts, log: a.log, lost: &a.redisLost}
+		wg.Go(func() {
+			w.check(ctx) // the markers of this process' first view of Redis
+			every(ctx, a.cfg.RedisCheckInterval, w.check)
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+}
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
-				a.log.Error("scheduled backup failed", "err", err)
-			}
+			fn(ctx)
 		}
 	}
 }

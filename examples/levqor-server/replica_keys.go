@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+)
+
+// keyFingerprint identifies a secret without revealing it: the first 16
+// hex digits of SHA-256 over a domain prefix, the key's name and the
+// secret (a 32-byte secret cannot be recovered from it).
+func keyFingerprint(name string, secret []byte) string {
+	h := sha256.New()
+	h.Write([]byte("levqor-server replica key\x00" + name + "\x00"))
+	h.Write(secret)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// agreeOnKeys makes replicas on one database notice keys they do not
+// share. The first replica records each key's fingerprint; later ones
+// compare:
+//   - the DSAR key pseudonymises erased subjects and identifies DSAR
+//     requests, so it can never change: a different one refuses start-up;
+//   - the signing key may be rotated (on every replica), so a different one
+//     is logged as an error and recorded as the current one; doctor on a
+//     replica still holding the old key then fails.
+func agreeOnKeys(ctx context.Context, db *database, dsarKey, signing []byte, log *slog.Logger) error {
+	got, recorded, err := recordKey(ctx, db, "dsar", dsarKey)
+	if err != nil {
+		return err
+	}
+	if got != recorded {
+		return fmt.Errorf("the DSAR key (LEVQOR_DSAR_KEY, or dsar.key in the data directory) differs from the one this database's data was pseudonymised with (fingerprint %s, this replica %s): give every replica the same LEVQOR_DSAR_KEY", recorded, got)
+	}
+	got, recorded, err = recordKey(ctx, db, "signing", signing)
+	if err != nil {
+		return err
+	}
+	if got != recorded {
+		log.Error("this replica's signing key differs from the one another replica on this database uses: tokens each issues are refused by the other; give every replica the same LEVQOR_JWT_SECRET", "recorded", recorded, "this_replica", got)
+		if _, err := db.ExecContext(ctx, `UPDATE replica_keys SET fingerprint = ? WHERE name = 'signing'`, got); err != nil {
+			return fmt.Errorf("replica keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// recordKey records name's fingerprint unless one is recorded, and
+// returns this process' fingerprint and the recorded one.
+func recordKey(ctx context.Context, db *database, name string, secret []byte) (got, recorded string, err error) {
+	got = keyFingerprint(name, secret)
+	if _, err := db.ExecContext(ctx, `INSERT INTO replica_keys (name, fingerprint) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, got); err != nil {
+		return "", "", fmt.Errorf("replica keys: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT fingerprint FROM replica_keys WHERE name = ?`, name).Scan(&recorded); err != nil {
+		return "", "", fmt.Errorf("replica keys: %w", err)
+	}
+	return got, recorded, nil
+}
+
+// checkKeys is doctor's view of agreeOnKeys: FAIL when this replica's keys
+// differ from the recorded ones.
+func checkKeys(ctx context.Context, db *database, c config) error {
+	dsarKey, err := loadDSARKey(c)
+	if err != nil {
+		return err
+	}
+	signing, err := signingSecret(c)
+	if err != nil {
+		return err
+	}
+	for _, k := range []struct {
+		name   string
+		secret []byte
+		env    string
+	}{{"dsar", dsarKey, "LEVQOR_DSAR_KEY"}, {"signing", signing, "LEVQOR_JWT_SECRET"}} {
+		var recorded string
+		err := db.QueryRowContext(ctx, `SELECT fingerprint FROM replica_keys WHERE name = ?`, k.name).Scan(&recorded)
+		if err != nil {
+			continue // not recorded yet: the server records it at start
+		}
+		if got := keyFingerprint(k.name, k.secret); got != recorded {
+			return fmt.Errorf("the %s key differs from the one recorded in the database (fingerprint %s, this replica %s): set the same %s on every replica", k.name, recorded, got, k.env)
+		}
+	}
+	return nil
+}
+
+// loadDSARKey is LEVQOR_DSAR_KEY, else a key generated once in the data
+// directory.
+func loadDSARKey(c config) ([]byte, error) {
+	if c.DSARKey != nil {
+		return c.DSARKey, nil
+	}
+	return loadSecret(filepath.Join(c.DataDir, "dsar.key"))
+}
+
+// signingSecret is the secret behind the signing key: LEVQOR_JWT_SECRET,
+// else the Ed25519 seed generated once in the data directory.
+func signingSecret(c config) ([]byte, error) {
+	if c.JWTSecret != "" {
+		return []byte(c.JWTSecret), nil
+	}
+	return loadSecret(filepath.Join(c.DataDir, "jwt-ed25519.key"))
+}
