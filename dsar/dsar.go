@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("dsar: %w", err)
 	}
 	s := &Service{cfg: cfg, q: dialect.Rebind}
-	for _, stmt := range []string{
+	if err := dialect.CreateSchema(ctx, cfg.DB, "dsar",
 		`CREATE TABLE IF NOT EXISTS levqor_dsar_audit (
 			id TEXT PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL,
 			subject_ref TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)`,
@@ -115,10 +115,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			id TEXT PRIMARY KEY, kind TEXT NOT NULL, subject_ref TEXT NOT NULL,
 			received_at TEXT NOT NULL, due_at TEXT NOT NULL, status TEXT NOT NULL,
 			completed_at TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '')`,
-	} {
-		if _, err := cfg.DB.ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("dsar: create tables: %w", err)
-		}
+	); err != nil {
+		return nil, fmt.Errorf("dsar: create tables: %w", err)
 	}
 	return s, nil
 }

@@ -57,7 +57,7 @@ func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		return nil, fmt.Errorf("payout: %w", err)
 	}
 	l := &Ledger{db: db, q: dialect.Rebind}
-	for _, stmt := range []string{
+	if err := dialect.CreateSchema(ctx, db, "payout",
 		`CREATE TABLE IF NOT EXISTS levqor_partners (
 			id TEXT PRIMARY KEY, account TEXT NOT NULL, created_at TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS levqor_commissions (
@@ -71,10 +71,8 @@ func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 			attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
 			lease_owner TEXT NOT NULL DEFAULT '', lease_until TEXT NOT NULL DEFAULT '')`,
 		`CREATE INDEX IF NOT EXISTS levqor_payouts_state ON levqor_payouts (state)`,
-	} {
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("payout: create schema: %w", err)
-		}
+	); err != nil {
+		return nil, fmt.Errorf("payout: create schema: %w", err)
 	}
 	return l, nil
 }

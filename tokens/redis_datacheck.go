@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -49,24 +50,33 @@ func (s *RedisStore) CheckData(ctx context.Context) error {
 		s.markers = map[string]string{}
 	}
 	var lost []string
+	var failed error
 	for _, k := range keys {
 		want, seen := s.markers[k.key]
 		got, err := s.c.Get(ctx, k.key).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("tokens: data check: %w", err)
+			failed = cmp.Or(failed, err) // check the other nodes: a loss seen there must not be forgotten
+			continue
 		}
 		if seen && got != want {
 			lost = append(lost, k.node)
 		}
 		if got == "" {
 			if got, err = s.writeMarker(ctx, k.key); err != nil {
-				return fmt.Errorf("tokens: data check: %w", err)
+				failed = cmp.Or(failed, err)
+				if seen {
+					s.markers[k.key] = "" // reported now; any value read later is a change
+				}
+				continue
 			}
 		}
 		s.markers[k.key] = got
 	}
 	if len(lost) > 0 {
 		return fmt.Errorf("%w (node %s)", ErrDataLost, strings.Join(lost, ", "))
+	}
+	if failed != nil {
+		return fmt.Errorf("tokens: data check: %w", failed)
 	}
 	return nil
 }

@@ -81,10 +81,8 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 			expires_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS ` + rev + `_expires ON ` + rev + ` (expires_at)`,
 	}
-	for _, stmt := range schema {
-		if _, err := cfg.DB.ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("tokens: create schema: %w", err)
-		}
+	if err := dialect.CreateSchema(ctx, cfg.DB, "tokens "+cfg.TablePrefix, schema...); err != nil {
+		return nil, fmt.Errorf("tokens: create schema: %w", err)
 	}
 	rb := dialect.Rebind
 	return &SQLStore{db: cfg.DB, q: sqlQueries{

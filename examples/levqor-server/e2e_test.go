@@ -81,6 +81,15 @@ func freeAddr(t *testing.T) string {
 // waits for /healthz.
 func start(t *testing.T, env ...string) *server {
 	t.Helper()
+	s := launch(t, env...)
+	s.waitHealthy()
+	return s
+}
+
+// launch starts the binary without waiting for it: several launched at
+// once start concurrently, as replicas do.
+func launch(t *testing.T, env ...string) *server {
+	t.Helper()
 	addr := freeAddr(t)
 	s := &server{t: t, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(binary, "serve")
@@ -101,17 +110,25 @@ func start(t *testing.T, env ...string) *server {
 			t.Logf("server log:\n%s", s.logs.String())
 		}
 	})
+	return s
+}
+
+// waitHealthy waits for /healthz to answer 200.
+func (s *server) waitHealthy() {
+	t := s.t
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		res, err := http.Get(s.url + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return s
+				return
 			}
 		}
 		select {
 		case err := <-s.done:
+			s.done <- err // for the cleanup
 			t.Fatalf("server exited: %v\n%s", err, s.logs.String())
 		default:
 		}

@@ -25,6 +25,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -88,6 +90,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		log := slog.New(slog.NewTextHandler(stderr, nil))
+		// go-redis prints a line per failed dial, unbounded while Redis is
+		// down; the server reports outages itself (once per outage), so
+		// these go to debug level.
+		redis.SetLogger(redisLogger{log})
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return c.run(ctx, &cliEnv{cfg: cfg, log: log, stdin: stdin, stdout: stdout, stderr: stderr}, args)
@@ -95,6 +101,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "levqor-server: unknown command %q\n\n", name)
 	usage(stderr)
 	return 2
+}
+
+// redisLogger passes go-redis' internal messages to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 func isHelp(args []string) bool {

@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"sync"
 	"testing"
 
 	_ "modernc.org/sqlite"
 
 	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/sqldialect"
+	"github.com/levqor/levqor/internal/sqlitetest"
 )
 
 func TestRebind(t *testing.T) {
@@ -81,3 +83,43 @@ func TestPostgres(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestCreateSchemaConcurrent: processes creating the same tables at once
+// all succeed on PostgreSQL (without the lock, IF NOT EXISTS races and
+// one fails on pg_class's unique index).
+func TestCreateSchemaConcurrent(t *testing.T) {
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS a (id TEXT PRIMARY KEY)`,
+		`CREATE INDEX IF NOT EXISTS a_id ON a (id)`,
+		`CREATE TABLE IF NOT EXISTS b (id TEXT PRIMARY KEY)`,
+	}
+	for round := range 5 {
+		url := pgtest.NewDatabase(t)
+		errs := make(chan error, 8)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				db, err := sql.Open("pgx", url)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer db.Close()
+				errs <- sqldialect.Postgres.CreateSchema(context.Background(), db, "test", stmts...)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	lite := sqlitetest.Open(t, sqlitetest.Path(t))
+	for range 2 {
+		if err := sqldialect.SQLite.CreateSchema(context.Background(), lite, "test", stmts...); err != nil {
+			t.Fatalf("sqlite: %v", err)
+		}
+	}
+}
