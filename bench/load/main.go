@@ -6,9 +6,12 @@
 //
 // Scenarios: the bare baseline; GET /healthz through the full middleware
 // chain; GET /api/me with a valid token (verify, revocation check, rate
-// limit keyed by subject); the same with Redis (a redis-server from PATH on
-// a free loopback port). Every request goes to 127.0.0.1; each scenario
-// runs for a fixed time.
+// limit keyed by subject, user lookup) and POST /api/auth/login (argon2id
+// hash check, session row, token pair) with the server's state in SQLite,
+// then in PostgreSQL (a private server started with initdb, default
+// durability, when the postgresql binaries are installed); GET /api/me
+// with Redis (a redis-server from PATH on a free loopback port). Every
+// request goes to 127.0.0.1; each scenario runs for a fixed time.
 package main
 
 import (
@@ -28,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/levqor/levqor/internal/pgtest"
 )
 
 func main() {
@@ -122,6 +127,12 @@ type result struct {
 
 // hammer sends GETs from conc clients for d and measures each one.
 func hammer(name, url, token string, conc int, d time.Duration) result {
+	return hammerReq(name, http.MethodGet, url, token, "", conc, d)
+}
+
+// hammerReq sends method url (with a JSON body unless "") from conc
+// clients for d and measures each request.
+func hammerReq(name, method, url, token, body string, conc int, d time.Duration) result {
 	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -136,7 +147,14 @@ func hammer(name, url, token string, conc int, d time.Duration) result {
 		wg.Go(func() {
 			local := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
-				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				var rb io.Reader
+				if body != "" {
+					rb = strings.NewReader(body)
+				}
+				req, _ := http.NewRequest(method, url, rb)
+				if body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
 				if token != "" {
 					req.Header.Set("Authorization", "Bearer "+token)
 				}
@@ -168,8 +186,16 @@ func hammer(name, url, token string, conc int, d time.Duration) result {
 	return r
 }
 
+// loginBody is the load test user's credentials.
+const loginBody = `{"email":"load@example.com","password":"load test password"}`
+
+// loginConcurrency is the number of clients logging in at once: the
+// server hashes GOMAXPROCS passwords at a time and answers 503 to requests
+// queued over 2 s, so more clients measure the queue, not the login.
+const loginConcurrency = 4
+
 func login(base string) (string, error) {
-	body := `{"email":"load@example.com","password":"load test password"}`
+	body := loginBody
 	res, err := http.Post(base+"/api/auth/register", "application/json", strings.NewReader(body))
 	if err != nil {
 		return "", err
@@ -224,7 +250,7 @@ func run(d time.Duration, conc int, repo string) error {
 	serve := func(extra ...string) (*proc, string, error) {
 		addr := freeAddr()
 		env := append([]string{"LEVQOR_ADDR=" + addr, "LEVQOR_DATA_DIR=" + filepath.Join(tmp, "data-"+addr[strings.LastIndex(addr, ":")+1:]),
-			"LEVQOR_RATE_LIMIT=1000000/s"}, extra...)
+			"LEVQOR_RATE_LIMIT=1000000/s", "LEVQOR_AUTH_RATE_LIMIT=1000000/s"}, extra...)
 		p, err := startProc(env, bin, "serve")
 		if err != nil {
 			return nil, "", err
@@ -236,18 +262,40 @@ func run(d time.Duration, conc int, repo string) error {
 		}
 		return p, url, nil
 	}
-	p, url, err := serve()
-	if err != nil {
+	// 2 to 4: the full chain, /api/me and login with SQLite, then with
+	// PostgreSQL.
+	engine := func(label string, extra ...string) error {
+		p, url, err := serve(extra...)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		token, err := login(url)
+		if err != nil {
+			return err
+		}
+		if label == "SQLite" {
+			results = append(results, hammer("levqor GET /healthz (full chain)", url+"/healthz", "", conc, d))
+		}
+		results = append(results, hammer("levqor GET /api/me ("+label+")", url+"/api/me", token, conc, d))
+		results = append(results, hammerReq("levqor POST /api/auth/login ("+label+")", http.MethodPost, url+"/api/auth/login", "", loginBody, loginConcurrency, d))
+		return nil
+	}
+	if err := engine("SQLite"); err != nil {
 		return err
 	}
-	token, err := login(url)
-	if err != nil {
-		p.stop()
-		return err
+	if pg, err := pgtest.StartServer(true); err == nil {
+		dbURL, err := pg.NewDatabase("levqor_load")
+		if err == nil {
+			err = engine("PostgreSQL", "LEVQOR_DATABASE_URL="+dbURL)
+		}
+		pg.Stop()
+		if err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(os.Stderr, "load: skipping the PostgreSQL scenarios:", err)
 	}
-	results = append(results, hammer("levqor GET /healthz (full chain)", url+"/healthz", "", conc, d))
-	results = append(results, hammer("levqor GET /api/me (memory)", url+"/api/me", token, conc, d))
-	p.stop()
 
 	// 4. With Redis.
 	if redisBin, err := exec.LookPath("redis-server"); err == nil {
@@ -270,16 +318,16 @@ func run(d time.Duration, conc int, repo string) error {
 			p.stop()
 			return err
 		}
-		results = append(results, hammer("levqor GET /api/me (Redis)", url+"/api/me", token, conc, d))
+		results = append(results, hammer("levqor GET /api/me (SQLite + Redis)", url+"/api/me", token, conc, d))
 		p.stop()
 	} else {
 		fmt.Fprintln(os.Stderr, "load: redis-server not on PATH; skipping the Redis scenario")
 	}
 
 	fmt.Printf("%d clients, %v per scenario, 127.0.0.1\n\n", conc, d)
-	fmt.Printf("%-36s %10s %10s %10s %8s %7s\n", "scenario", "req/s", "p50", "p99", "errors", "ratio")
+	fmt.Printf("%-44s %10s %10s %10s %8s %7s\n", "scenario", "req/s", "p50", "p99", "errors", "ratio")
 	for _, r := range results {
-		fmt.Printf("%-36s %10.0f %10v %10v %8d %6.2fx\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errs, r.rps/results[0].rps)
+		fmt.Printf("%-44s %10.0f %10v %10v %8d %6.2fx\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errs, r.rps/results[0].rps)
 	}
 	for _, r := range results {
 		if r.errs > 0 {

@@ -64,17 +64,23 @@ func Stop() {
 	if server == nil {
 		return
 	}
-	_ = server.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	server.stop()
+	server = nil
+}
+
+// stop shuts the server down (fast shutdown, SIGKILL after 10 s) and
+// removes its directory.
+func (i *instance) stop() {
+	_ = i.cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan struct{})
-	go func() { _ = server.cmd.Wait(); close(done) }()
+	go func() { _ = i.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = server.cmd.Process.Kill()
+		_ = i.cmd.Process.Kill()
 		<-done
 	}
-	_ = os.RemoveAll(server.dir)
-	server = nil
+	_ = os.RemoveAll(i.dir)
 }
 
 // binDir finds the newest installed PostgreSQL's bin directory.
@@ -100,8 +106,7 @@ func binDir() (string, error) {
 // starting the server on first use.
 func URL(t testing.TB, name string) string {
 	t.Helper()
-	inst := get(t)
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, inst.port, name)
+	return (&Server{inst: get(t)}).url(name)
 }
 
 // NewDatabase creates a fresh, empty database and returns its URL.
@@ -153,7 +158,7 @@ func get(t testing.TB) *instance {
 		}
 		t.Skipf("pgtest: %v", err)
 	}
-	inst, err := start(bin)
+	inst, err := start(bin, false)
 	if err != nil {
 		failed = err
 		t.Fatalf("pgtest: %v", err)
@@ -184,7 +189,10 @@ func asUser(dir string) (prefix []string, err error) {
 	return []string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--clear-groups", "--"}, nil
 }
 
-func start(bin string) (*instance, error) {
+// start runs initdb and postgres. Unless durable, the server trades
+// durability for speed (fsync, synchronous_commit and full_page_writes
+// off), which tests do not need.
+func start(bin string, durable bool) (*instance, error) {
 	dir, err := os.MkdirTemp("", "levqor-pg-")
 	if err != nil {
 		return nil, err
@@ -210,9 +218,12 @@ func start(bin string) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := run("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "log_min_messages=fatal")
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "log_min_messages=fatal"}
+	if !durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := run("postgres", args...)
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -249,3 +260,42 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Server is a PostgreSQL started outside a test, e.g. by a load
+// benchmark. Stop it when done.
+type Server struct{ inst *instance }
+
+// StartServer starts a private PostgreSQL on a free loopback port, with
+// the default durability settings when durable (for benchmarks comparing
+// engines fairly), else as for tests.
+func StartServer(durable bool) (*Server, error) {
+	bin, err := binDir()
+	if err != nil {
+		return nil, err
+	}
+	inst, err := start(bin, durable)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{inst: inst}, nil
+}
+
+// NewDatabase creates database name and returns its URL.
+func (s *Server) NewDatabase(name string) (string, error) {
+	db, err := sql.Open("pgx", s.url("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		return "", err
+	}
+	return s.url(name), nil
+}
+
+func (s *Server) url(name string) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, s.inst.port, name)
+}
+
+// Stop stops the server and removes its files.
+func (s *Server) Stop() { s.inst.stop() }
