@@ -112,8 +112,6 @@ func (p *Postgres) dbURL(name string) string {
 	return u.String()
 }
 
-func (p *Postgres) database() string { return strings.Trim(p.u.Path, "/") }
-
 // admin opens the server's maintenance database (postgres).
 func (p *Postgres) admin() (*sql.DB, error) {
 	db, err := sql.Open(p.cfg.Driver, p.dbURL("postgres"))
