@@ -1,23 +1,26 @@
 // Command load measures the reference server under load on loopback and
 // prints requests/s and p50/p99 latency per scenario, next to a bare
-// net/http server measured in the same run:
+// net/http server and a server assembled from the popular peer packages,
+// measured in the same run:
 //
-//	cd bench && go run ./load [-duration 5s] [-concurrency 32]
+//	cd bench && go run ./load [-duration 5s] [-concurrency 32] [-profile dir]
 //
-// Scenarios: the bare baseline; GET /healthz through the full middleware
-// chain; GET /api/me with a valid token (verify, revocation check, rate
-// limit keyed by subject, user lookup) and POST /api/auth/login (argon2id
-// hash check, session row, token pair) with the server's state in SQLite,
-// then in PostgreSQL (a private server started with initdb, default
-// durability, when the postgresql binaries are installed); GET /api/me
-// with Redis (a redis-server from PATH on a free loopback port). Every
-// request goes to 127.0.0.1; each scenario runs for a fixed time.
+// Scenarios: the bare baseline (GET /api/ping); the peer-assembled server
+// (unrolled/secure, ulule/limiter, golang-jwt HS256; GET /api/me from the
+// token, no database); levqor-server with its embedded defaults (SQLite,
+// EdDSA): GET /healthz through the full middleware chain, GET /api/me
+// (verify, revocation check, rate limit by subject, the account) and POST
+// /api/auth/login (argon2id, session and audit rows, a token pair); GET
+// /api/me with LEVQOR_JWT_SECRET (HS256); GET /api/me and login with all
+// state in PostgreSQL (a private server with default durability, when the
+// postgresql binaries are installed); GET /api/me with Redis (a
+// redis-server from PATH). Every request goes to 127.0.0.1; each scenario
+// runs for a fixed time. With -profile, a CPU profile of levqor-server is
+// taken over each of its scenarios (from /debug/pprof on its ops listener)
+// and written to dir.
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -26,10 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/levqor/levqor/internal/pgtest"
@@ -40,298 +40,250 @@ func main() {
 		baseline(os.Args[2])
 		return
 	}
-	duration := flag.Duration("duration", 5*time.Second, "time per scenario")
-	conc := flag.Int("concurrency", 32, "concurrent clients")
-	repo := flag.String("repo", "..", "the Levqor repository root (holding go.mod), to build the server from")
+	if len(os.Args) > 2 && os.Args[1] == "peer-server" {
+		peer(os.Args[2])
+		return
+	}
+	o := options{}
+	flag.DurationVar(&o.d, "duration", 5*time.Second, "time per scenario")
+	flag.IntVar(&o.conc, "concurrency", 32, "concurrent clients")
+	flag.StringVar(&o.repo, "repo", "..", "the Levqor repository root (holding go.mod), to build the server from")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of levqor-server per scenario to this directory")
 	flag.Parse()
-	if err := run(*duration, *conc, *repo); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-// baseline serves the same JSON as /healthz with nothing in front.
-func baseline(addr string) {
-	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
-	})
-	_ = http.ListenAndServe(addr, nil)
+type options struct {
+	d             time.Duration
+	conc          int
+	repo, profile string
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+// runner holds one run's state: the built binary and the results so far.
+type runner struct {
+	options
+	tmp, bin, self string
+	results        []result
 }
 
-type proc struct {
-	cmd  *exec.Cmd
-	logs *strings.Builder
-}
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-}
-
-func startProc(env []string, name string, args ...string) (*proc, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	logs := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = io.Discard, logs
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return &proc{cmd, logs}, nil
-}
-
-func waitHTTP(url string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer", url)
-}
-
-func waitRedis(addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			fmt.Fprint(c, "PING\r\n")
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("redis on %s did not answer", addr)
-}
-
-type result struct {
-	name     string
-	reqs     int
-	errs     int64
-	rps      float64
-	p50, p99 time.Duration
-}
-
-// hammer sends GETs from conc clients for d and measures each one.
-func hammer(name, url, token string, conc int, d time.Duration) result {
-	return hammerReq(name, http.MethodGet, url, token, "", conc, d)
-}
-
-// hammerReq sends method url (with a JSON body unless "") from conc
-// clients for d and measures each request.
-func hammerReq(name, method, url, token, body string, conc int, d time.Duration) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	defer tr.CloseIdleConnections()
-	var mu sync.Mutex
-	var lat []time.Duration
-	var errs atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range conc {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
-				var rb io.Reader
-				if body != "" {
-					rb = strings.NewReader(body)
-				}
-				req, _ := http.NewRequest(method, url, rb)
-				if body != "" {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				if token != "" {
-					req.Header.Set("Authorization", "Bearer "+token)
-				}
-				t0 := time.Now()
-				res, err := client.Do(req)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					errs.Add(1)
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	r := result{name: name, reqs: len(lat), errs: errs.Load(), rps: float64(len(lat)) / elapsed.Seconds()}
-	if len(lat) > 0 {
-		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	}
-	return r
-}
-
-// loginBody is the load test user's credentials.
-const loginBody = `{"email":"load@example.com","password":"load test password"}`
-
-// loginConcurrency is the number of clients logging in at once: the
-// server hashes GOMAXPROCS passwords at a time and answers 503 to requests
-// queued over 2 s, so more clients measure the queue, not the login.
-const loginConcurrency = 4
-
-func login(base string) (string, error) {
-	body := loginBody
-	res, err := http.Post(base+"/api/auth/register", "application/json", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	res.Body.Close()
-	res, err = http.Post(base+"/api/auth/login", "application/json", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || out.AccessToken == "" {
-		return "", fmt.Errorf("login failed (%d)", res.StatusCode)
-	}
-	return out.AccessToken, nil
-}
-
-func run(d time.Duration, conc int, repo string) error {
+func run(o options) error {
 	tmp, err := os.MkdirTemp("", "levqor-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "levqor-server")
-	build := exec.Command("go", "build", "-o", bin, "./examples/levqor-server")
-	build.Dir = repo
+	r := &runner{options: o, tmp: tmp, bin: filepath.Join(tmp, "levqor-server")}
+	build := exec.Command("go", "build", "-o", r.bin, "./examples/levqor-server")
+	build.Dir = o.repo
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build server in %s: %v\n%s", repo, err, out)
+		return fmt.Errorf("build server in %s: %v\n%s", o.repo, err, out)
 	}
-	self, err := os.Executable()
-	if err != nil {
+	if r.self, err = os.Executable(); err != nil {
 		return err
 	}
-	var results []result
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, step := range []func() error{r.baselines, r.sqlite, r.postgres, r.redis} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return r.report()
+}
 
-	// 1. Bare net/http.
-	addr := freeAddr()
-	base, err := startProc(nil, self, "baseline-server", addr)
-	if err != nil {
-		return err
-	}
-	if err := waitHTTP("http://" + addr + "/healthz"); err != nil {
-		base.stop()
-		return err
-	}
-	results = append(results, hammer("bare net/http GET /healthz", "http://"+addr+"/healthz", "", conc, d))
-	base.stop()
-
-	// 2 and 3. The server in memory mode.
-	serve := func(extra ...string) (*proc, string, error) {
+// baselines: bare net/http and the peer-assembled server.
+func (r *runner) baselines() error {
+	for _, b := range []struct{ cmd, name, path, token string }{
+		{"baseline-server", "bare net/http GET /api/ping", "/api/ping", ""},
+		{"peer-server", "peer-assembled GET /api/me (HS256)", "/api/me", peerToken()},
+	} {
 		addr := freeAddr()
-		env := append([]string{"LEVQOR_ADDR=" + addr, "LEVQOR_DATA_DIR=" + filepath.Join(tmp, "data-"+addr[strings.LastIndex(addr, ":")+1:]),
-			"LEVQOR_RATE_LIMIT=1000000/s", "LEVQOR_AUTH_RATE_LIMIT=1000000/s"}, extra...)
-		p, err := startProc(env, bin, "serve")
+		p, err := startProc(nil, r.self, b.cmd, addr)
 		if err != nil {
-			return nil, "", err
+			return err
 		}
-		url := "http://" + addr
-		if err := waitHTTP(url + "/healthz"); err != nil {
+		if err := waitHTTP("http://" + addr + "/api/ping"); err != nil {
 			p.stop()
-			return nil, "", fmt.Errorf("%w\n%s", err, p.logs.String())
+			return err
 		}
-		return p, url, nil
+		r.results = append(r.results, hammer(b.name, "http://"+addr+b.path, b.token, r.conc, r.d))
+		p.stop()
 	}
-	// 2 to 4: the full chain, /api/me and login with SQLite, then with
-	// PostgreSQL.
-	engine := func(label string, extra ...string) error {
-		p, url, err := serve(extra...)
-		if err != nil {
-			return err
+	return nil
+}
+
+// server is a running levqor-server.
+type server struct {
+	p        *proc
+	url, ops string
+}
+
+func (r *runner) serve(extra ...string) (*server, error) {
+	addr, ops := freeAddr(), freeAddr()
+	env := append([]string{"LEVQOR_ADDR=" + addr, "LEVQOR_OPS_ADDR=" + ops,
+		"LEVQOR_DATA_DIR=" + filepath.Join(r.tmp, "data-"+addr[strings.LastIndex(addr, ":")+1:]),
+		"LEVQOR_RATE_LIMIT=1000000/s", "LEVQOR_AUTH_RATE_LIMIT=1000000/s"}, extra...)
+	p, err := startProc(env, r.bin, "serve")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{p: p, url: "http://" + addr, ops: "http://" + ops}
+	if err := waitHTTP(s.url + "/healthz"); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%w\n%s", err, p.logs.String())
+	}
+	return s, nil
+}
+
+// measure runs one scenario against s, profiling it when asked.
+func (r *runner) measure(s *server, name, method, path, token, body string, conc int) {
+	done := make(chan struct{})
+	if r.profile != "" {
+		secs := max(1, int(r.d.Seconds())-1)
+		go func() {
+			defer close(done)
+			if err := saveProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.ops, secs), filepath.Join(r.profile, fileName(name)+".pprof")); err != nil {
+				fmt.Fprintln(os.Stderr, "load: profile:", err)
+			}
+		}()
+	} else {
+		close(done)
+	}
+	r.results = append(r.results, hammerReq(name, method, s.url+path, token, body, conc, r.d))
+	<-done
+}
+
+func saveProfile(url, path string) error {
+	res, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", url, res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func fileName(scenario string) string {
+	return strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			return c
 		}
-		defer p.stop()
-		token, err := login(url)
-		if err != nil {
-			return err
-		}
-		if label == "SQLite" {
-			results = append(results, hammer("levqor GET /healthz (full chain)", url+"/healthz", "", conc, d))
-		}
-		results = append(results, hammer("levqor GET /api/me ("+label+")", url+"/api/me", token, conc, d))
-		results = append(results, hammerReq("levqor POST /api/auth/login ("+label+")", http.MethodPost, url+"/api/auth/login", "", loginBody, loginConcurrency, d))
+		return '-'
+	}, scenario)
+}
+
+// sqlite: the embedded defaults (EdDSA), then HS256.
+func (r *runner) sqlite() error {
+	s, err := r.serve()
+	if err != nil {
+		return err
+	}
+	token, err := login(s.url)
+	if err != nil {
+		s.p.stop()
+		return err
+	}
+	r.measure(s, "levqor GET /healthz (full chain)", http.MethodGet, "/healthz", "", "", r.conc)
+	r.measure(s, "levqor GET /api/me (SQLite, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc)
+	r.measure(s, "levqor POST /api/auth/login (SQLite)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency)
+	s.p.stop()
+
+	s, err = r.serve("LEVQOR_JWT_SECRET=load test HS256 secret of 32+ bytes")
+	if err != nil {
+		return err
+	}
+	defer s.p.stop()
+	if token, err = login(s.url); err != nil {
+		return err
+	}
+	r.measure(s, "levqor GET /api/me (SQLite, HS256)", http.MethodGet, "/api/me", token, "", r.conc)
+	return nil
+}
+
+// postgres: all state in a private PostgreSQL with default durability.
+func (r *runner) postgres() error {
+	pg, err := pgtest.StartServer(true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load: skipping the PostgreSQL scenarios:", err)
 		return nil
 	}
-	if err := engine("SQLite"); err != nil {
+	defer pg.Stop()
+	dbURL, err := pg.NewDatabase("levqor_load")
+	if err != nil {
 		return err
 	}
-	if pg, err := pgtest.StartServer(true); err == nil {
-		dbURL, err := pg.NewDatabase("levqor_load")
-		if err == nil {
-			err = engine("PostgreSQL", "LEVQOR_DATABASE_URL="+dbURL)
-		}
-		pg.Stop()
-		if err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(os.Stderr, "load: skipping the PostgreSQL scenarios:", err)
+	s, err := r.serve("LEVQOR_DATABASE_URL=" + dbURL)
+	if err != nil {
+		return err
 	}
+	defer s.p.stop()
+	token, err := login(s.url)
+	if err != nil {
+		return err
+	}
+	r.measure(s, "levqor GET /api/me (PostgreSQL, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc)
+	r.measure(s, "levqor POST /api/auth/login (PostgreSQL)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency)
+	return nil
+}
 
-	// 4. With Redis.
-	if redisBin, err := exec.LookPath("redis-server"); err == nil {
-		raddr := freeAddr()
-		_, port, _ := net.SplitHostPort(raddr)
-		rp, err := startProc(nil, redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-		if err != nil {
-			return err
-		}
-		defer rp.stop()
-		if err := waitRedis(raddr); err != nil {
-			return err
-		}
-		p, url, err := serve("LEVQOR_REDIS_URL=redis://" + raddr)
-		if err != nil {
-			return err
-		}
-		token, err := login(url)
-		if err != nil {
-			p.stop()
-			return err
-		}
-		results = append(results, hammer("levqor GET /api/me (SQLite + Redis)", url+"/api/me", token, conc, d))
-		p.stop()
-	} else {
+// redis: revocations and rate limits in a local redis-server.
+func (r *runner) redis() error {
+	redisBin, err := exec.LookPath("redis-server")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "load: redis-server not on PATH; skipping the Redis scenario")
+		return nil
 	}
+	raddr := freeAddr()
+	_, port, _ := net.SplitHostPort(raddr)
+	rp, err := startProc(nil, redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err != nil {
+		return err
+	}
+	defer rp.stop()
+	if err := waitRedis(raddr); err != nil {
+		return err
+	}
+	s, err := r.serve("LEVQOR_REDIS_URL=redis://" + raddr)
+	if err != nil {
+		return err
+	}
+	defer s.p.stop()
+	token, err := login(s.url)
+	if err != nil {
+		return err
+	}
+	r.measure(s, "levqor GET /api/me (SQLite + Redis, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc)
+	return nil
+}
 
-	fmt.Printf("%d clients, %v per scenario, 127.0.0.1\n\n", conc, d)
-	fmt.Printf("%-44s %10s %10s %10s %8s %7s\n", "scenario", "req/s", "p50", "p99", "errors", "ratio")
-	for _, r := range results {
-		fmt.Printf("%-44s %10.0f %10v %10v %8d %6.2fx\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errs, r.rps/results[0].rps)
+// report prints every scenario with its ratio to the bare server and to
+// the peer-assembled one, and fails when any request failed.
+func (r *runner) report() error {
+	fmt.Printf("%d clients (login: %d), %v per scenario, 127.0.0.1\n\n", r.conc, loginConcurrency, r.d)
+	fmt.Printf("%-44s %10s %10s %10s %7s %7s %7s\n", "scenario", "req/s", "p50", "p99", "errors", "×bare", "×peer")
+	bare, peer := r.results[0].rps, r.results[1].rps
+	for _, x := range r.results {
+		fmt.Printf("%-44s %10.0f %10v %10v %7d %6.2fx %6.2fx\n", x.name, x.rps, x.p50.Round(time.Microsecond), x.p99.Round(time.Microsecond), x.errs, x.rps/bare, x.rps/peer)
 	}
-	for _, r := range results {
-		if r.errs > 0 {
-			return fmt.Errorf("%s: %d failed requests", r.name, r.errs)
+	for _, x := range r.results {
+		if x.errs > 0 {
+			return fmt.Errorf("%s: %d failed requests", x.name, x.errs)
 		}
 	}
 	return nil

@@ -520,8 +520,8 @@ func TestReadyzHidesErrors(t *testing.T) {
 	}
 }
 
-// TestOpsListener: with LEVQOR_OPS_ADDR, /metrics leaves the public port;
-// off loopback it needs LEVQOR_OPS_TOKEN.
+// TestOpsListener: with LEVQOR_OPS_ADDR, /metrics and the profiler are
+// served there only; off loopback they need LEVQOR_OPS_TOKEN.
 func TestOpsListener(t *testing.T) {
 	ops := freeAddr(t)
 	s := start(t, "LEVQOR_OPS_ADDR="+ops)
@@ -530,6 +530,10 @@ func TestOpsListener(t *testing.T) {
 	if res != 200 || !strings.Contains(body, "levqor_http_requests_total") {
 		t.Fatalf("ops /metrics: %d", res)
 	}
+	if res, body := testhttpGet(t, "http://"+ops+"/debug/pprof/heap?debug=1", ""); res != 200 || !strings.Contains(body, "heap profile") {
+		t.Fatalf("ops /debug/pprof/heap: %d", res)
+	}
+	expect(t, s.do("GET", "/debug/pprof/heap", "", ""), 404, "public profiler")
 
 	_, code := cliEnv(t, t.TempDir(), []string{"LEVQOR_OPS_ADDR=0.0.0.0:0"}, "serve")
 	if code != 2 {
@@ -539,6 +543,9 @@ func TestOpsListener(t *testing.T) {
 	start(t, "LEVQOR_OPS_ADDR=0.0.0.0:"+p2, "LEVQOR_OPS_TOKEN=ops-token-0123456789")
 	if code, _ := testhttpGet(t, "http://127.0.0.1:"+p2+"/metrics", ""); code != 401 {
 		t.Fatalf("ops without token: %d", code)
+	}
+	if code, _ := testhttpGet(t, "http://127.0.0.1:"+p2+"/debug/pprof/heap", ""); code != 401 {
+		t.Fatalf("profiler without token: %d", code)
 	}
 	if code, _ := testhttpGet(t, "http://127.0.0.1:"+p2+"/metrics", "ops-token-0123456789"); code != 200 {
 		t.Fatalf("ops with token: %d", code)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -136,8 +137,10 @@ func (a *app) shutdown(log *slog.Logger, srv *http.Server, cfg config) int {
 	return 0
 }
 
-// startOps serves /metrics on LEVQOR_OPS_ADDR, behind a bearer token when
-// LEVQOR_OPS_TOKEN is set (required off loopback; see loadConfig).
+// startOps serves /metrics and the Go profiler (/debug/pprof/) on
+// LEVQOR_OPS_ADDR, behind a bearer token when LEVQOR_OPS_TOKEN is set
+// (required off loopback; see loadConfig). The profiler is never on the
+// public port.
 func (a *app) startOps(cfg config) (*http.Server, error) {
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
@@ -145,6 +148,10 @@ func (a *app) startOps(cfg config) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.metrics.handler)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, allocs, block, mutex, ...
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	var h http.Handler = mux
 	if cfg.OpsToken != "" {
 		h = requireOpsToken(cfg.OpsToken, mux)
