@@ -11,7 +11,9 @@ import (
 
 // BenchmarkJWTVerify: Levqor's full verification (pinned algorithm, kid,
 // typ, iss/aud/exp/iat/jti, memory revocation check) against a bare
-// golang-jwt/v5 parse of the same token with the same validation options.
+// golang-jwt/v5 parse of the same token with the same validation options:
+// "levqor" without the verified-token cache (every call parses and checks
+// the signature), "levqor-cached" with it (the token repeats).
 func BenchmarkJWTVerify(b *testing.B) {
 	secret := []byte("0123456789abcdef0123456789abcdef-bench")
 	hk, _ := tokens.NewHMACKey("hs", secret)
@@ -23,7 +25,11 @@ func BenchmarkJWTVerify(b *testing.B) {
 	}{{"HS256", hk, secret}, {"EdDSA", ek, nil}} {
 		ks, _ := tokens.NewKeySet(tc.key)
 		store, _ := tokens.NewMemoryStore(tokens.MemoryConfig{})
-		m, err := tokens.New(tokens.Config{Keys: ks, Store: store})
+		m, err := tokens.New(tokens.Config{Keys: ks, Store: store, VerifiedCacheSize: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cached, err := tokens.New(tokens.Config{Keys: ks, Store: store})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,6 +45,14 @@ func BenchmarkJWTVerify(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := m.Verify(ctx, p.AccessToken); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.alg+"/levqor-cached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cached.Verify(ctx, p.AccessToken); err != nil {
 					b.Fatal(err)
 				}
 			}

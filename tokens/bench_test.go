@@ -29,13 +29,22 @@ func BenchmarkIssue(b *testing.B) {
 }
 
 // BenchmarkVerify is Levqor's full verification: pinned algorithms, kid
-// lookup, typ, iss/aud/exp/iat/jti checks and the memory revocation check.
-// BenchmarkBareParse is golang-jwt alone on the same token with the same
-// validation options; the ratio of the two is the cost Levqor adds.
-func BenchmarkVerify(b *testing.B) {
+// lookup, typ, iss/aud/exp/iat/jti checks and the memory revocation check,
+// without the verified-token cache (every call parses and checks the
+// signature). BenchmarkBareParse is golang-jwt alone on the same token
+// with the same validation options; the ratio of the two is the cost
+// Levqor adds. BenchmarkVerifyCached is the same token again through the
+// cache.
+func BenchmarkVerify(b *testing.B) { benchVerify(b, -1) }
+
+// BenchmarkVerifyCached: a repeated token through the verified-token
+// cache (the revocation check still runs).
+func BenchmarkVerifyCached(b *testing.B) { benchVerify(b, 0) }
+
+func benchVerify(b *testing.B, cacheSize int) {
 	for alg, k := range benchKeys(b) {
 		b.Run(alg, func(b *testing.B) {
-			m := newManager(b, tokens.Config{Keys: keySet(b, k), Store: memStore(b)})
+			m := newManager(b, tokens.Config{Keys: keySet(b, k), Store: memStore(b), VerifiedCacheSize: cacheSize})
 			ctx := context.Background()
 			p, _ := m.Issue(ctx, "user")
 			b.ReportAllocs()

@@ -63,6 +63,12 @@ type Config struct {
 	// Store cannot be asked whether it was revoked. Default false: Verify
 	// returns ErrStore and the middleware answers 503.
 	FailOpen bool
+	// VerifiedCacheSize is how many verified access tokens Verify remembers
+	// (whole token as the key), so a repeated token skips parsing and the
+	// signature check; the revocation check runs on every call. Default
+	// DefaultVerifiedCacheSize (10,000, about 1 KiB each); negative
+	// disables it.
+	VerifiedCacheSize int
 	// Logger receives reuse detections and fail-open events (never tokens).
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -78,6 +84,7 @@ type Manager struct {
 	refresh *jwt.Parser
 	anyAud  *jwt.Parser
 	keyFunc jwt.Keyfunc
+	cache   *verifiedCache // nil when disabled
 }
 
 // Pair is the result of Issue and Refresh. Marshalled to JSON it is an
@@ -116,6 +123,7 @@ func New(cfg Config) (*Manager, error) {
 	defaults.Set(&cfg.Leeway, DefaultLeeway)
 	defaults.Set(&cfg.RefreshGrace, DefaultRefreshGrace)
 	defaults.Set(&cfg.MaxTokenLength, DefaultMaxTokenLength)
+	defaults.Set(&cfg.VerifiedCacheSize, DefaultVerifiedCacheSize)
 	if cfg.Leeway < 0 {
 		cfg.Leeway = 0
 	}
@@ -128,7 +136,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{cfg: cfg, grace: max(cfg.RefreshGrace, 0)}
+	m := &Manager{cfg: cfg, grace: max(cfg.RefreshGrace, 0), cache: newVerifiedCache(cfg.VerifiedCacheSize)}
 	m.keyFunc = m.lookupKey
 	common := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{AlgEdDSA, AlgHS256}),
@@ -161,7 +169,7 @@ func (m *Manager) Issue(ctx context.Context, subject string) (Pair, error) {
 // audience, times, required claims) and asks the Store, in one round trip,
 // whether it or its family was revoked.
 func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
-	c, err := m.parse(m.access, token, TypeAccess)
+	c, err := m.verifyAccess(token)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +184,30 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
 	if revoked {
 		return nil, ErrRevoked
 	}
+	return c, nil
+}
+
+// verifyAccess parses and checks an access token, or finds it verified in
+// the cache.
+func (m *Manager) verifyAccess(token string) (*Claims, error) {
+	if m.cache == nil {
+		return m.parse(m.access, token, TypeAccess)
+	}
+	keys, now := m.cfg.Keys.snap.Load(), m.cfg.Now()
+	if c, ok := m.cache.get(token, keys, now); ok {
+		return c, nil
+	}
+	c, err := m.parse(m.access, token, TypeAccess)
+	if err != nil {
+		return nil, err
+	}
+	// The window in which the parser accepts it: iat and nbf not in the
+	// future, exp not past, each with the leeway.
+	from := c.IssuedAt
+	if c.NotBefore.After(from) {
+		from = c.NotBefore
+	}
+	m.cache.put(token, c, keys, from.Add(-m.cfg.Leeway), c.ExpiresAt.Add(m.cfg.Leeway))
 	return c, nil
 }
 

@@ -33,8 +33,9 @@ type SQLConfig struct {
 // and refresh families survive restarts and are shared by every process
 // using the same database. Expired rows stay until CleanupExpired.
 type SQLStore struct {
-	db *sql.DB
-	q  sqlQueries
+	db      *sql.DB
+	q       sqlQueries
+	revoked *sql.Stmt // the hot query, parsed once per connection
 }
 
 type sqlQueries struct {
@@ -85,7 +86,7 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 		return nil, fmt.Errorf("tokens: create schema: %w", err)
 	}
 	rb := dialect.Rebind
-	return &SQLStore{db: cfg.DB, q: sqlQueries{
+	s := &SQLStore{db: cfg.DB, q: sqlQueries{
 		createFamily: rb(`INSERT INTO ` + fam + ` (id, subject, current_jti, expires_at) VALUES (?, ?, ?, ?)`),
 		selectFamily: rb(`SELECT current_jti, previous_jti, retired_at, revoked FROM ` + fam + ` WHERE id = ?`),
 		advance: rb(`UPDATE ` + fam + ` SET previous_jti = current_jti, current_jti = ?, retired_at = ?, expires_at = ?
@@ -98,11 +99,16 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 			OR NOT EXISTS (SELECT 1 FROM ` + fam + ` WHERE id = ? AND revoked = 0)`),
 		cleanRevocations: rb(`DELETE FROM ` + rev + ` WHERE expires_at < ?`),
 		cleanFamilies:    rb(`DELETE FROM ` + fam + ` WHERE expires_at < ?`),
-	}}, nil
+	}}
+	if s.revoked, err = cfg.DB.PrepareContext(ctx, s.q.revoked); err != nil {
+		return nil, fmt.Errorf("tokens: prepare: %w", err)
+	}
+	return s, nil
 }
 
-// Close implements Store; the caller's *sql.DB stays open.
-func (s *SQLStore) Close() error { return nil }
+// Close implements Store: it releases the store's prepared statement; the
+// caller's *sql.DB stays open.
+func (s *SQLStore) Close() error { return s.revoked.Close() }
 
 // CreateFamily implements Store.
 func (s *SQLStore) CreateFamily(ctx context.Context, family, subject, jti string, expiresAt time.Time) error {
@@ -169,7 +175,7 @@ func (s *SQLStore) RevokeFamily(ctx context.Context, family string, expiresAt ti
 // its family is revoked or missing.
 func (s *SQLStore) Revoked(ctx context.Context, family, jti string) (bool, error) {
 	var revoked bool
-	err := s.db.QueryRowContext(ctx, s.q.revoked, jti, family).Scan(&revoked)
+	err := s.revoked.QueryRowContext(ctx, jti, family).Scan(&revoked)
 	return revoked, err
 }
 

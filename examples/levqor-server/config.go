@@ -65,7 +65,7 @@ var envVars = [][2]string{
 	{"LEVQOR_ADDR", "listen address (default :8080)"},
 	{"LEVQOR_DATA_DIR", "data directory: database, keys, flags (default ./data)"},
 	{"LEVQOR_DATABASE_URL", "PostgreSQL URL (postgres://user:pass@host/db) for all server state, shared by replicas (default: SQLite in the data directory)"},
-	{"LEVQOR_DATABASE_MAX_CONNS", "PostgreSQL connections per replica (default 20)"},
+	{"LEVQOR_DATABASE_MAX_CONNS", "database connections per replica, PostgreSQL or SQLite (default 20)"},
 	{"LEVQOR_REDIS_URL", "Redis or Redis Cluster URL shared by replicas (rate limits, token revocation); unset: in-process"},
 	{"LEVQOR_REDIS_CHECK_INTERVAL", "how often replicas check that Redis kept its data, alerting when it lost it (default 10s)"},
 	{"LEVQOR_RATE_LIMIT", "API rate limit per client, N/unit[:burst] (default 60/m)"},

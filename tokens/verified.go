@@ -1,0 +1,75 @@
+package tokens
+
+import (
+	"sync"
+	"time"
+)
+
+// DefaultVerifiedCacheSize is how many verified access tokens a Manager
+// remembers by default (Config.VerifiedCacheSize).
+const DefaultVerifiedCacheSize = 10_000
+
+// verifiedCache remembers access tokens whose signature and claims
+// verified, keyed by the whole token string, so a client presenting the
+// same token again skips the JWT parse and the signature check. It holds
+// no revocation state: Verify asks the RevocationChecker on every call, hit
+// or miss, so revoking, logging out, reuse detection and account deletion
+// apply to cached tokens at once. An entry is used only while the key set
+// is the one that verified it (Rotate and Retire empty the cache in
+// effect) and only within the token's validity (nbf, iat and exp, with the
+// leeway), so a hit never accepts what a fresh verification would refuse.
+// Bounded: when full, an arbitrary entry makes room (Go's randomised map
+// iteration), so a burst of distinct tokens costs at most size entries.
+type verifiedCache struct {
+	size int
+
+	mu sync.RWMutex
+	m  map[string]verifiedEntry
+}
+
+type verifiedEntry struct {
+	claims      Claims
+	keys        *keySnapshot // the key set that verified it
+	from, until time.Time    // valid when from <= now < until
+}
+
+func newVerifiedCache(size int) *verifiedCache {
+	if size <= 0 {
+		return nil
+	}
+	return &verifiedCache{size: size, m: make(map[string]verifiedEntry, min(size, 1024))}
+}
+
+// get returns a copy of the claims of token if it verified under keys and
+// is valid at now.
+func (c *verifiedCache) get(token string, keys *keySnapshot, now time.Time) (*Claims, bool) {
+	c.mu.RLock()
+	e, ok := c.m[token]
+	c.mu.RUnlock()
+	if !ok || e.keys != keys || now.Before(e.from) || !now.Before(e.until) {
+		return nil, false
+	}
+	claims := e.claims
+	claims.Audience = append([]string(nil), e.claims.Audience...) // callers may change theirs
+	return &claims, true
+}
+
+// put remembers verified claims, valid from..until.
+func (c *verifiedCache) put(token string, claims *Claims, keys *keySnapshot, from, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[token]; !ok && len(c.m) >= c.size {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[token] = verifiedEntry{claims: *claims, keys: keys, from: from, until: until}
+}
+
+// len reports the number of entries (for tests).
+func (c *verifiedCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
