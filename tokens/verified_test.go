@@ -153,7 +153,7 @@ func ExampleConfig_verifiedCacheSize() {
 	m, _ := tokens.New(tokens.Config{Keys: ks, Store: store, VerifiedCacheSize: 50_000})
 	ctx := context.Background()
 	p, _ := m.Issue(ctx, "user-1")
-	_, _ = m.Verify(ctx, p.AccessToken) // parsed and checked
+	_, _ = m.Verify(ctx, p.AccessToken)  // parsed and checked
 	c, _ := m.Verify(ctx, p.AccessToken) // from the cache, still checked for revocation
 	_ = m.Revoke(ctx, p.AccessToken)
 	_, err := m.Verify(ctx, p.AccessToken)
