@@ -84,6 +84,13 @@ func DefaultCSP() CSP {
 		UpgradeInsecureRequests(true)
 }
 
+// APICSP is the policy for API responses (Config.API): default-src 'none';
+// frame-ancestors 'none'. A JSON response rendered by mistake loads
+// nothing and cannot be framed.
+func APICSP() CSP {
+	return CSP{}.With(DefaultSrc, None).With(FrameAncestors, None)
+}
+
 // With sets directive d to exactly the given sources, replacing any earlier
 // value of d.
 func (c CSP) With(d Directive, sources ...Source) CSP {

@@ -68,6 +68,23 @@ type Config struct {
 	// "credentialless"): it breaks cross-origin embeds that do not opt in.
 	// Default: not sent.
 	CrossOriginEmbedderPolicy string
+
+	// API marks responses that are data (JSON), never rendered as a
+	// document: the default CSP becomes APICSP() (nothing may load, nothing
+	// may frame it; no nonce to generate), and the headers that only
+	// govern documents are not sent (Permissions-Policy,
+	// Cross-Origin-Opener-Policy, Origin-Agent-Cluster,
+	// X-DNS-Prefetch-Control, X-Download-Options,
+	// X-Permitted-Cross-Domain-Policies, X-XSS-Protection), as the OWASP
+	// REST Security Cheat Sheet recommends. Default false.
+	API bool
+}
+
+// documentOnly are the headers Config.API leaves out.
+var documentOnly = map[string]bool{
+	"Permissions-Policy": true, "Cross-Origin-Opener-Policy": true, "Origin-Agent-Cluster": true,
+	"X-DNS-Prefetch-Control": true, "X-Download-Options": true, "X-Permitted-Cross-Domain-Policies": true,
+	"X-XSS-Protection": true,
 }
 
 // header is one precomputed header; value is shared by every response
@@ -133,7 +150,7 @@ func fixedHeaders(cfg Config) ([]header, error) {
 		{"Reporting-Endpoints", cfg.ReportingEndpoints, ""},
 	} {
 		value := x.value
-		if value == Omit {
+		if value == Omit || cfg.API && documentOnly[x.name] {
 			continue
 		}
 		if value == "" {
@@ -155,7 +172,7 @@ func fixedHeaders(cfg Config) ([]header, error) {
 func (h *Headers) compileCSP(cfg Config) error {
 	csp := cfg.CSP
 	if len(csp.directives) == 0 {
-		csp = DefaultCSP()
+		csp = defaultCSP(cfg.API)
 	}
 	parts, err := csp.compile()
 	if err != nil {
@@ -196,11 +213,29 @@ func hstsValue(cfg Config) ([]string, error) {
 // Config to change (typically CSP, e.g. c.CSP = c.CSP.Add(ImgSrc, "https:")).
 func (h *Headers) With(mutate func(*Config)) (*Headers, error) {
 	cfg := h.cfg
-	if len(cfg.CSP.directives) == 0 {
-		cfg.CSP = DefaultCSP()
+	prefilled := len(cfg.CSP.directives) == 0
+	if prefilled {
+		cfg.CSP = defaultCSP(cfg.API)
 	}
+	api := cfg.API
 	mutate(&cfg)
+	if prefilled && cfg.API != api && sameCSP(cfg.CSP, defaultCSP(api)) {
+		cfg.CSP = CSP{} // switched to or from API: that mode's default
+	}
 	return New(cfg)
+}
+
+func defaultCSP(api bool) CSP {
+	if api {
+		return APICSP()
+	}
+	return DefaultCSP()
+}
+
+func sameCSP(a, b CSP) bool {
+	pa, erra := a.compile()
+	pb, errb := b.compile()
+	return erra == nil && errb == nil && strings.Join(pa, "\x00") == strings.Join(pb, "\x00")
 }
 
 // Handler wraps next. It has the shape of Middleware.

@@ -334,3 +334,43 @@ func TestReportHandlerLogsEachViolationOnce(t *testing.T) {
 		t.Fatalf("LogInterval -1 logs every report: %d", n)
 	}
 }
+
+// TestAPIHeaders: API responses get the REST header set: a CSP that loads
+// and frames nothing, no nonce, none of the document-only headers, and
+// HSTS on HTTPS as everywhere.
+func TestAPIHeaders(t *testing.T) {
+	direct := build(t, secheaders.Config{API: true})
+	derived, err := build(t, secheaders.Config{}).With(func(c *secheaders.Config) { c.API = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'",
+		"X-Content-Type-Options":       "nosniff",
+		"X-Frame-Options":              "DENY",
+		"Referrer-Policy":              "no-referrer",
+		"Cross-Origin-Resource-Policy": "same-origin",
+		"Strict-Transport-Security":    "max-age=63072000; includeSubDomains; preload",
+	}
+	for name, h := range map[string]*secheaders.Headers{"API: true": direct, "With API": derived} {
+		r := httptest.NewRequest("GET", "https://api.example/x", nil)
+		got, _, _ := run(h, r)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d headers %v, want %d", name, len(got), got, len(want))
+		}
+		for k, v := range want {
+			if got.Get(k) != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got.Get(k), v)
+			}
+		}
+	}
+	// Leaving API mode again restores the document policy.
+	doc, err := derived.With(func(c *secheaders.Config) { c.API = false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := run(doc, httptest.NewRequest("GET", "/", nil))
+	if !strings.Contains(got.Get("Content-Security-Policy"), "'nonce-") || got.Get("Permissions-Policy") == "" {
+		t.Fatalf("back from API mode: %v", got)
+	}
+}

@@ -12,6 +12,10 @@ import (
 
 func (a *app) me(w http.ResponseWriter, r *http.Request) {
 	c, _ := tokens.FromContext(r.Context())
+	if acc, ok := a.accounts.get(c.Subject); ok {
+		writeJSON(w, http.StatusOK, map[string]string{"email": acc.email, "created_at": acc.created})
+		return
+	}
 	var email, created string
 	err := a.db.QueryRowContext(r.Context(), `SELECT email, created_at FROM users WHERE id = ? AND deleted_at IS NULL`, c.Subject).Scan(&email, &created)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -23,6 +27,7 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not load the account")
 		return
 	}
+	a.accounts.put(c.Subject, account{email, created})
 	writeJSON(w, http.StatusOK, map[string]string{"email": email, "created_at": created})
 }
 
@@ -35,6 +40,8 @@ func (a *app) deleteUser(w http.ResponseWriter, r *http.Request) {
 	c, _ := tokens.FromContext(r.Context())
 	ctx := r.Context()
 	var families []string
+	a.accounts.forget(c.Subject)
+	defer a.accounts.forget(c.Subject) // a concurrent /api/me may have cached it again
 	err := a.db.inTx(ctx, func(tx tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, time.Now().UTC().Format(time.RFC3339), c.Subject); err != nil {
 			return err

@@ -37,7 +37,10 @@ type app struct {
 	db       *database
 	rdb      redis.UniversalClient
 	keys     *tokens.KeySet
-	store    tokens.Store
+	store    tokens.Store       // what the Manager uses: the cache when there is one
+	backing  tokens.Store       // the store behind it
+	cache    *tokens.Cache      // nil: every check asks the store
+	redisTok *tokens.RedisStore // tokens in Redis: data-loss checks
 	tokens   *tokens.Manager
 	memLim   *ratelimit.Memory
 	limiter  ratelimit.Limiter
@@ -45,6 +48,7 @@ type app struct {
 	authLim  ratelimit.Limiter // /api/auth/*, per client IP
 	cspLim   *ratelimit.Memory // /csp-report, per client IP
 	hashes   *hashGate
+	accounts *accountCache // /api/me
 	logins   loginGuard
 	draining atomic.Bool // set on SIGTERM: readyz 503, Connection: close
 	baseURL  string      // public origin for absolute URLs
@@ -92,6 +96,7 @@ func (a *app) openDatabase(ctx context.Context) error {
 		return fmt.Errorf("schema: %w", err)
 	}
 	a.hashes = newHashGate(a.cfg.HashConcurrency)
+	a.accounts = newAccountCache(time.Now)
 	return nil
 }
 
@@ -127,15 +132,42 @@ func (a *app) openTokens(ctx context.Context) error {
 		if a.rdb, err = newRedis(a.cfg.RedisURL); err != nil {
 			return err
 		}
-		a.store, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb})
-	} else {
-		a.store, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db.DB})
-	}
-	if err != nil {
+		if a.redisTok, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb}); err != nil {
+			return err
+		}
+		a.backing = a.redisTok
+	} else if a.backing, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db.DB}); err != nil {
 		return err
+	}
+	if a.cache, err = a.newRevocationCache(); err != nil {
+		return err
+	}
+	a.store = a.backing
+	if a.cache != nil {
+		a.store = a.cache
 	}
 	a.tokens, err = tokens.New(tokens.Config{Keys: a.keys, Store: a.store, Logger: a.log})
 	return err
+}
+
+// newRevocationCache puts a tokens.Cache in front of the store where every
+// revocation reaches it: with Redis through its pub/sub feed (replicas
+// tell each other), with the embedded SQLite because this process is its
+// only server (serveLock). With PostgreSQL and no Redis there is no feed,
+// so every check asks PostgreSQL.
+func (a *app) newRevocationCache() (*tokens.Cache, error) {
+	var feed tokens.Feed
+	switch {
+	case a.rdb != nil:
+		f, err := tokens.NewRedisFeed(tokens.RedisFeedConfig{Client: a.rdb})
+		if err != nil {
+			return nil, err
+		}
+		feed = f
+	case a.cfg.DatabaseURL != "":
+		return nil, nil
+	}
+	return tokens.NewCache(tokens.CacheConfig{Store: a.backing, Feed: feed, Logger: a.log})
 }
 
 // openLimiters: Redis with in-memory fallback, or memory alone. The auth
@@ -407,8 +439,11 @@ func (a *app) close() {
 			_ = m.Close()
 		}
 	}
-	if a.store != nil {
-		_ = a.store.Close()
+	if a.cache != nil {
+		_ = a.cache.Close()
+	}
+	if a.backing != nil {
+		_ = a.backing.Close()
 	}
 	if a.rdb != nil {
 		_ = a.rdb.Close()

@@ -19,6 +19,7 @@ const redisCheckTimeout = 2 * time.Second
 // revoked); the alert tells the operator why every user was logged out.
 type redisWatch struct {
 	store   *tokens.RedisStore
+	cache   *tokens.Cache // flushed on a loss: what it remembers is gone
 	alerts  *alert.Alerter
 	log     *slog.Logger
 	lost    *atomic.Int64 // losses seen, for /metrics
@@ -34,6 +35,9 @@ func (w *redisWatch) check(parent context.Context) {
 	}
 	switch {
 	case errors.Is(err, tokens.ErrDataLost):
+		if w.cache != nil {
+			w.cache.Flush()
+		}
 		w.lost.Add(1)
 		w.log.Error("redis lost its data", "err", err)
 		_ = w.alerts.Notify(ctx, alert.Alert{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/ratelimit"
+	"github.com/levqor/levqor/secheaders"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -55,7 +56,31 @@ func (a *app) routes() (http.Handler, error) {
 			routed.ServeHTTP(w, r)
 		}
 	})
-	return a.headers.Handler(a.closeWhileDraining(a.observe(a.recoverPanics(methodNotAllowedJSON(root))))), nil
+	inner := a.closeWhileDraining(a.observe(a.recoverPanics(methodNotAllowedJSON(root))))
+	apiHeaders, err := a.headers.With(func(c *secheaders.Config) { c.API = true })
+	if err != nil {
+		return nil, err
+	}
+	pages, data := a.headers.Handler(inner), apiHeaders.Handler(inner)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isDataPath(r.URL.Path) {
+			data.ServeHTTP(w, r)
+			return
+		}
+		pages.ServeHTTP(w, r)
+	}), nil
+}
+
+// isDataPath tells the paths that answer data (JSON, XML), never a
+// document: they get the API security headers (a CSP that loads and frames
+// nothing, no nonce, no document-only headers); every other path gets the
+// full document set.
+func isDataPath(p string) bool {
+	switch p {
+	case "/healthz", "/readyz", "/metrics", "/csp-report", "/sitemap.xml":
+		return true
+	}
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/.well-known/")
 }
 
 // apiRoutes registers /api/: authentication, the account, and the

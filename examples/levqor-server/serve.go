@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/levqor/levqor/tokens"
 )
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -193,8 +191,8 @@ func (a *app) backgroundJobs(ctx context.Context) {
 			})
 		})
 	}
-	if rs, ok := a.store.(*tokens.RedisStore); ok {
-		w := &redisWatch{store: rs, alerts: a.alerts, log: a.log, lost: &a.redisLost}
+	if a.redisTok != nil {
+		w := &redisWatch{store: a.redisTok, cache: a.cache, alerts: a.alerts, log: a.log, lost: &a.redisLost}
 		wg.Go(func() {
 			w.check(ctx) // the markers of this process' first view of Redis
 			every(ctx, a.cfg.RedisCheckInterval, w.check)
