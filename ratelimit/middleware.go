@@ -11,6 +11,22 @@ import (
 	"time"
 )
 
+// smallInts are the decimal strings of 0..len-1, so the common header
+// values cost no allocation.
+var smallInts = func() (out [1024]string) {
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}()
+
+func smallItoa(n int64) string {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // DefaultPolicyName names the policy in the RateLimit headers.
 const DefaultPolicyName = "default"
 
@@ -101,13 +117,17 @@ func Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
 				return
 			}
 			h := w.Header()
-			reset := strconv.FormatInt(ceilSeconds(res.ResetAfter), 10)
-			remaining := strconv.Itoa(res.Remaining)
+			reset := smallItoa(ceilSeconds(res.ResetAfter))
+			remaining := smallItoa(int64(res.Remaining))
+			// One backing array for the three per-request values; each
+			// header gets a full slice, so an Add by a handler copies.
+			vals := make([]string, 3)
+			vals[0], vals[1], vals[2] = prefix+remaining+";t="+reset, remaining, reset
 			h["Ratelimit-Policy"] = policy
-			h["Ratelimit"] = []string{prefix + remaining + ";t=" + reset}
+			h["Ratelimit"] = vals[0:1:1]
 			h["X-Ratelimit-Limit"] = limit
-			h["X-Ratelimit-Remaining"] = []string{remaining}
-			h["X-Ratelimit-Reset"] = []string{reset}
+			h["X-Ratelimit-Remaining"] = vals[1:2:2]
+			h["X-Ratelimit-Reset"] = vals[2:3:3]
 			if !res.Allowed {
 				retry := strconv.FormatInt(max(1, ceilSeconds(res.RetryAfter)), 10)
 				h["Retry-After"] = []string{retry}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -13,7 +14,7 @@ import (
 func (a *app) me(w http.ResponseWriter, r *http.Request) {
 	c, _ := tokens.FromContext(r.Context())
 	if acc, ok := a.accounts.get(c.Subject); ok {
-		writeJSON(w, http.StatusOK, map[string]string{"email": acc.email, "created_at": acc.created})
+		writeBody(w, acc.body)
 		return
 	}
 	var email, created string
@@ -27,8 +28,24 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not load the account")
 		return
 	}
-	a.accounts.put(c.Subject, account{email, created})
-	writeJSON(w, http.StatusOK, map[string]string{"email": email, "created_at": created})
+	body, _ := json.Marshal(map[string]string{"email": email, "created_at": created})
+	body = append(body, '\n')
+	a.accounts.put(c.Subject, account{email, created, body})
+	writeBody(w, body)
+}
+
+// Header values of writeBody, shared by every response.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
+// writeBody answers 200 with a JSON body already encoded, with the headers
+// of writeJSON.
+func writeBody(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h["Content-Type"], h["Cache-Control"] = jsonContentType, noStore
+	_, _ = w.Write(body)
 }
 
 // deleteUser erases the account (Art. 17). Order matters: the account is

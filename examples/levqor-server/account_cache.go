@@ -11,9 +11,10 @@ const (
 	accountCacheMaxAge = time.Minute
 )
 
-// account is what /api/me shows.
+// account is what /api/me shows, and its JSON.
 type account struct {
 	email, created string
+	body           []byte
 }
 
 // accountCache remembers accounts /api/me loaded, so a client polling it

@@ -243,6 +243,11 @@ func endToEnd(t *testing.T, s *server) {
 	if r.header.Get("RateLimit-Policy") != `"default";q=1000;w=60` || r.header.Get("X-RateLimit-Limit") != "1000" {
 		t.Fatalf("rate-limit headers %v", r.header)
 	}
+	// API responses carry the REST security headers, not the page's.
+	if r.header.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'none'" || r.header.Get("X-Content-Type-Options") != "nosniff" ||
+		r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("Permissions-Policy") != "" {
+		t.Fatalf("API security headers %v", r.header)
+	}
 
 	// Refresh rotation and reuse detection.
 	r = s.do("POST", "/api/auth/refresh", "", fmt.Sprintf(`{"refresh_token":%q}`, refresh))

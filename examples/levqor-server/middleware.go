@@ -63,11 +63,13 @@ func (a *app) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			c, err := a.tokens.Verify(r.Context(), strings.TrimSpace(h[7:]))
-			ctx := context.WithValue(r.Context(), authResultKey{}, &authResult{c, err})
+			// Verified claims in the context are the verdict RequireAuth
+			// reads first; only a refusal needs its own value.
 			if err == nil {
-				ctx = tokens.NewContext(ctx, c)
+				r = r.WithContext(tokens.NewContext(r.Context(), c))
+			} else {
+				r = r.WithContext(context.WithValue(r.Context(), authResultKey{}, &authResult{c, err}))
 			}
-			r = r.WithContext(ctx)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -57,7 +57,7 @@ func (a *app) routes() (http.Handler, error) {
 		}
 	})
 	inner := a.closeWhileDraining(a.observe(a.recoverPanics(methodNotAllowedJSON(root))))
-	apiHeaders, err := a.headers.With(func(c *secheaders.Config) { c.API = true })
+	apiHeaders, err := a.headers.With(func(c *secheaders.Config) { c.API, c.CSP = true, secheaders.APICSP() })
 	if err != nil {
 		return nil, err
 	}
