@@ -2,6 +2,7 @@ package bench
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -54,25 +55,68 @@ func BenchmarkRedisLimiter(b *testing.B) {
 	} {
 		b.Run(im.name+"/serial", func(b *testing.B) {
 			b.ReportAllocs()
+			resetStats(b, rdb)
 			for b.Loop() {
 				if err := im.allow("serial"); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportServerTime(b, rdb)
 		})
-		b.Run(im.name+"/parallel-32", func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetParallelism(16) // 16 × GOMAXPROCS (2) = 32 goroutines
-			var n atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				key := "p" + strconv.Itoa(int(n.Add(1)))
-				for pb.Next() {
-					if err := im.allow(key); err != nil {
-						b.Error(err)
-						return
+		for _, hot := range []bool{false, true} {
+			name := "/parallel-32"
+			if hot {
+				name = "/parallel-32-hot-key"
+			}
+			b.Run(im.name+name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(16) // 16 × GOMAXPROCS (2) = 32 goroutines
+				resetStats(b, rdb)
+				var n atomic.Int64
+				b.RunParallel(func(pb *testing.PB) {
+					key := "p" + strconv.Itoa(int(n.Add(1)))
+					if hot {
+						key = "hot"
 					}
-				}
+					for pb.Next() {
+						if err := im.allow(key); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				reportServerTime(b, rdb)
 			})
-		})
+		}
 	}
+}
+
+func resetStats(b *testing.B, rdb *redis.Client) {
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// reportServerTime reports the Redis server's own time per decision
+// (INFO commandstats: every command's usec, summed, over b.N), beside the
+// client's ns/op.
+func reportServerTime(b *testing.B, rdb *redis.Client) {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var usec float64
+	for _, line := range strings.Split(info, "\n") {
+		_, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_config") {
+			continue
+		}
+		for _, kv := range strings.Split(stats, ",") {
+			if v, ok := strings.CutPrefix(kv, "usec="); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				usec += f
+			}
+		}
+	}
+	b.ReportMetric(usec/float64(b.N), "redis-µs/op")
 }

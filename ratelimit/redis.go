@@ -2,9 +2,12 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,6 +15,17 @@ import (
 
 // DefaultRedisPrefix prefixes every key the Redis limiter writes.
 const DefaultRedisPrefix = "levqor:rl:"
+
+// Defaults of RedisConfig's batching.
+const (
+	// DefaultRedisPipelines is how many batches may be in flight at once.
+	DefaultRedisPipelines = 4
+	// DefaultRedisMaxBatch caps the decisions sent in one round trip.
+	DefaultRedisMaxBatch = 256
+)
+
+// ErrClosed is returned by a limiter used after Close.
+var ErrClosed = errors.New("ratelimit: limiter closed")
 
 // RedisConfig configures a Redis limiter.
 type RedisConfig struct {
@@ -22,23 +36,52 @@ type RedisConfig struct {
 	Rate Rate
 	// Prefix prefixes every key. Default DefaultRedisPrefix.
 	Prefix string
+	// Pipelines is how many round trips may be in flight at once; the
+	// requests that arrive meanwhile wait for the next one. Default
+	// DefaultRedisPipelines (4).
+	Pipelines int
+	// MaxBatch caps the decisions sent in one round trip. Default
+	// DefaultRedisMaxBatch (256).
+	MaxBatch int
 }
 
 // Redis is a GCRA limiter whose state lives in Redis, shared by every
-// replica. Each decision is one EVALSHA round trip (EVAL after a NOSCRIPT),
-// atomic, on a single key (Redis Cluster safe) that expires once the key's
-// burst is full again. It takes exactly the decisions Memory takes for the
-// same requests at the same times.
+// replica. Decisions are exact and atomic: each key's are taken by one Lua
+// script on that key alone (Redis Cluster safe), which expires once the
+// key's burst is full again, and the limiter takes exactly the decisions
+// Memory takes for the same requests at the same times.
+//
+// Requests are batched without goroutines of their own: a caller that
+// finds fewer than Pipelines round trips in flight sends its request at
+// once, together with every request queued meanwhile; the others queue,
+// and one of them sends the next batch when a round trip ends. A batch is
+// one pipeline, one EVALSHA per distinct key deciding that key's requests
+// in order (EVAL after a NOSCRIPT). A lone request costs one round trip,
+// as before; under load, many decisions share one.
 type Redis struct {
 	c        redis.UniversalClient
 	rate     Rate
 	interval string
 	burst    string
 	prefix   string
+	maxBatch int
 	// now replaces Redis TIME in tests only (export_test.go): in use the
 	// script reads the Redis server's clock, so replicas with skewed clocks
 	// agree.
 	now func() time.Time
+
+	queue  chan *redisReq // requests waiting for a round trip
+	slots  chan struct{}  // one token per round trip in flight
+	closed atomic.Bool
+}
+
+type redisReq struct {
+	ctx   context.Context
+	key   string
+	taken atomic.Bool // dequeued into a batch: that batch completes it
+	res   Result
+	err   error
+	done  chan struct{}
 }
 
 var (
@@ -46,12 +89,16 @@ var (
 	_ io.Closer = (*Redis)(nil)
 )
 
-// gcraScript mirrors gcra(). Lua numbers are float64: every value is an
-// integer number of microseconds below 2^53, so the arithmetic is exact.
-// KEYS[1]: the key. ARGV: interval µs, burst, now µs or "" for Redis TIME.
+// gcraScript mirrors gcra() for ARGV[4] requests on one key at one
+// instant, in order, and stores the key once. Lua numbers are float64:
+// every value is an integer number of microseconds below 2^53, so the
+// arithmetic is exact. KEYS[1]: the key. ARGV: interval µs, burst, now µs
+// or "" for Redis TIME, number of requests. Reply: allowed, remaining,
+// retry-after µs, reset-after µs for each request.
 var gcraScript = redis.NewScript(`
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local n = tonumber(ARGV[4])
 local now
 if ARGV[3] == '' then
   local t = redis.call('TIME')
@@ -61,14 +108,24 @@ else
 end
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
-local newTat = tat + interval
-local allowAt = newTat - burst * interval
-if now < allowAt then
-  return {0, 0, allowAt - now, tat - now}
+local out = {}
+local stored = false
+for i = 1, n do
+  local newTat = tat + interval
+  local allowAt = newTat - burst * interval
+  if now < allowAt then
+    out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = allowAt - now; out[#out+1] = tat - now
+  else
+    tat = newTat
+    stored = true
+    local ttl = newTat - now
+    out[#out+1] = 1; out[#out+1] = math.floor((burst * interval - ttl) / interval); out[#out+1] = 0; out[#out+1] = ttl
+  end
 end
-local ttl = newTat - now
-redis.call('SET', KEYS[1], string.format('%.0f', newTat), 'PX', math.ceil(ttl / 1000))
-return {1, math.floor((burst * interval - ttl) / interval), 0, ttl}
+if stored then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+return out
 `)
 
 // NewRedis validates cfg. It does not contact Redis.
@@ -80,42 +137,180 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if err := rate.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Pipelines < 0 || cfg.MaxBatch < 0 {
+		return nil, fmt.Errorf("ratelimit: RedisConfig.Pipelines and MaxBatch must not be negative")
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
 	}
+	if cfg.Pipelines == 0 {
+		cfg.Pipelines = DefaultRedisPipelines
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultRedisMaxBatch
+	}
 	return &Redis{
-		c: cfg.Client, rate: rate, prefix: cfg.Prefix,
+		c: cfg.Client, rate: rate, prefix: cfg.Prefix, maxBatch: cfg.MaxBatch,
 		interval: strconv.FormatInt(rate.interval(), 10),
 		burst:    strconv.Itoa(rate.Burst),
+		queue:    make(chan *redisReq, 4096),
+		slots:    make(chan struct{}, cfg.Pipelines),
 	}, nil
 }
 
 // Rate implements Limiter.
 func (l *Redis) Rate() Rate { return l.rate }
 
-// Close implements io.Closer. The limiter holds nothing of its own (the
-// client is the caller's, and stays open); Close exists so every limiter
-// is closed the same way.
-func (l *Redis) Close() error { return nil }
+// Close implements io.Closer: later calls fail with ErrClosed. The limiter
+// runs no goroutine of its own and the client stays open. It is safe to
+// call more than once.
+func (l *Redis) Close() error {
+	l.closed.Store(true)
+	return nil
+}
 
-// Allow implements Limiter.
+// Allow implements Limiter. A caller whose ctx ends while its request is
+// queued or in flight gets ctx.Err(); the decision may still have been
+// taken in Redis.
 func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
+	if l.closed.Load() {
+		return Result{}, ErrClosed
+	}
+	r := &redisReq{ctx: ctx, key: key, done: make(chan struct{})}
+	select {
+	case l.slots <- struct{}{}: // a round trip is free: send now
+		r.taken.Store(true)
+		l.send(l.fill([]*redisReq{r}))
+		<-l.slots
+		return r.res, r.err
+	default:
+	}
+	select {
+	case l.queue <- r:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	for {
+		select {
+		case <-r.done:
+			return r.res, r.err
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case l.slots <- struct{}{}:
+			if !r.taken.Load() {
+				if batch := l.fill(nil); len(batch) > 0 {
+					l.send(batch)
+				}
+			}
+			<-l.slots
+			if r.taken.Load() {
+				select { // in a batch: it completes
+				case <-r.done:
+					return r.res, r.err
+				case <-ctx.Done():
+					return Result{}, ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// fill adds queued requests to batch, up to MaxBatch.
+func (l *Redis) fill(batch []*redisReq) []*redisReq {
+	for len(batch) < l.maxBatch {
+		select {
+		case r := <-l.queue:
+			r.taken.Store(true)
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// send decides a batch: one script call per distinct key, all in one
+// pipeline, and completes every request.
+func (l *Redis) send(batch []*redisReq) {
+	byKey := make(map[string][]*redisReq, len(batch))
+	var keys []string
+	// The round trip ends at the latest of the callers' deadlines (none if
+	// one has none): a caller giving up early must not fail the others.
+	var deadline time.Time
+	bounded := true
+	for _, r := range batch {
+		if _, ok := byKey[r.key]; !ok {
+			keys = append(keys, r.key)
+		}
+		byKey[r.key] = append(byKey[r.key], r)
+		dl, ok := r.ctx.Deadline()
+		bounded = bounded && ok
+		if ok && dl.After(deadline) {
+			deadline = dl
+		}
+	}
+	ctx := context.Background()
+	if bounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	now := ""
 	if l.now != nil {
 		now = strconv.FormatInt(l.now().UnixMicro(), 10)
 	}
-	v, err := gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.interval, l.burst, now).Int64Slice()
-	if err != nil {
-		return Result{}, fmt.Errorf("ratelimit: redis: %w", err)
+	replies, err := l.exec(ctx, keys, byKey, now)
+	for i, k := range keys {
+		reqs := byKey[k]
+		var v []int64
+		e := err
+		if e == nil {
+			v, e = replies[i].Int64Slice()
+		}
+		if e == nil && len(v) != 4*len(reqs) {
+			e = fmt.Errorf("unexpected script reply of %d values for %d requests", len(v), len(reqs))
+		}
+		for j, r := range reqs {
+			if e != nil {
+				r.err = fmt.Errorf("ratelimit: redis: %w", e)
+			} else {
+				r.res = Result{
+					Allowed:    v[4*j] == 1,
+					Limit:      l.rate.Burst,
+					Remaining:  int(v[4*j+1]),
+					RetryAfter: time.Duration(v[4*j+2]) * time.Microsecond,
+					ResetAfter: time.Duration(v[4*j+3]) * time.Microsecond,
+				}
+			}
+			close(r.done)
+		}
 	}
-	if len(v) != 4 {
-		return Result{}, fmt.Errorf("ratelimit: redis: unexpected script reply %v", v)
+}
+
+// exec runs one EVALSHA per key in a pipeline, loading the script and
+// trying again once when Redis does not know it.
+func (l *Redis) exec(ctx context.Context, keys []string, byKey map[string][]*redisReq, now string) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := l.c.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.interval, l.burst, now, len(byKey[k]))
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil || attempt > 0 || !isNoScript(cmds) {
+			return cmds, err
+		}
+		if err := gcraScript.Load(ctx, l.c).Err(); err != nil {
+			return nil, err
+		}
 	}
-	return Result{
-		Allowed:    v[0] == 1,
-		Limit:      l.rate.Burst,
-		Remaining:  int(v[1]),
-		RetryAfter: time.Duration(v[2]) * time.Microsecond,
-		ResetAfter: time.Duration(v[3]) * time.Microsecond,
-	}, nil
+}
+
+func isNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
