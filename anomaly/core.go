@@ -34,7 +34,12 @@ func (c *core) observe(x float64, floor func(center float64) float64) Result {
 		return Result{Value: x} // not a measurement: neither judged nor kept
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	r := c.observeLocked(x, floor)
+	c.mu.Unlock() // not deferred: this is the hot path, and nothing in it panics
+	return r
+}
+
+func (c *core) observeLocked(x float64, floor func(center float64) float64) Result {
 	if c.b.count() < c.cfg.MinSamples {
 		c.b.add(x)
 		center, spread := c.b.stats()

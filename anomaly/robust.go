@@ -62,7 +62,9 @@ func (d *Robust) add(x float64) {
 		d.n--
 	}
 	d.ring[d.head] = x
-	d.head = (d.head + 1) % len(d.ring)
+	if d.head++; d.head == len(d.ring) {
+		d.head = 0
+	}
 	d.n++
 	i, _ := slices.BinarySearch(d.sorted, x)
 	d.sorted = slices.Insert(d.sorted, i, x)

@@ -64,7 +64,9 @@ func (d *ZScore) add(x float64) {
 		d.n--
 	}
 	d.ring[d.head] = x
-	d.head = (d.head + 1) % len(d.ring)
+	if d.head++; d.head == len(d.ring) {
+		d.head = 0
+	}
 	d.n++
 	y := x - d.shift
 	delta := y - d.mean
@@ -83,27 +85,21 @@ func (d *ZScore) recompute() {
 		d.shift, d.mean, d.m2 = 0, 0, 0
 		return
 	}
+	// The window is ring[:n]: all of it once full, and before that the
+	// slots filled since the last reset (which set head to 0).
+	vals := d.ring[:d.n]
 	var sum float64
-	for i := range d.n {
-		sum += d.at(i) - d.shift
+	for _, v := range vals {
+		sum += v - d.shift
 	}
 	d.shift += sum / float64(d.n)
 	var m2, comp float64
-	for i := range d.n {
-		dv := d.at(i) - d.shift
+	for _, v := range vals {
+		dv := v - d.shift
 		m2 += dv * dv
 		comp += dv
 	}
 	// Corrected two-pass: removes the rounding error left in the shift.
 	d.mean = comp / float64(d.n)
 	d.m2 = m2 - comp*comp/float64(d.n)
-}
-
-// at returns the i-th oldest value in the window.
-func (d *ZScore) at(i int) float64 {
-	start := d.head - d.n
-	if start < 0 {
-		start += len(d.ring)
-	}
-	return d.ring[(start+i)%len(d.ring)]
 }
