@@ -44,19 +44,6 @@ type wireClaims struct {
 	Family   string `json:"fid"`
 }
 
-func (w *wireClaims) claims(typ Type) *Claims {
-	c := &Claims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ID: w.ID, ClientID: w.ClientID, Family: w.Family, Type: typ}
-	if w.ExpiresAt != nil {
-		c.ExpiresAt = w.ExpiresAt.Time
-	}
-	if w.NotBefore != nil {
-		c.NotBefore = w.NotBefore.Time
-	}
-	if w.IssuedAt != nil {
-		c.IssuedAt = w.IssuedAt.Time
-	}
-	return c
-}
 
 // Validate checks the claims golang-jwt does not require by itself; it is
 // called during parsing, after the signature has been verified.

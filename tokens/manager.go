@@ -353,7 +353,7 @@ func (m *Manager) parse(p *jwt.Parser, token string, want Type) (*Claims, error)
 	if token == "" {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
-	var w wireClaims
+	var w parsedClaims
 	t, err := p.ParseWithClaims(token, &w, m.keyFunc)
 	if err != nil {
 		return nil, classify(t, err)
