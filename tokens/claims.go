@@ -44,7 +44,6 @@ type wireClaims struct {
 	Family   string `json:"fid"`
 }
 
-
 // Validate checks the claims golang-jwt does not require by itself; it is
 // called during parsing, after the signature has been verified.
 func (c *wireClaims) Validate() error {

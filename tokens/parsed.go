@@ -35,7 +35,9 @@ func (p *parsedClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return p.
 func (p *parsedClaims) GetNotBefore() (*jwt.NumericDate, error)      { return p.NotBefore.get(), nil }
 func (p *parsedClaims) GetIssuer() (string, error)                   { return p.Issuer, nil }
 func (p *parsedClaims) GetSubject() (string, error)                  { return p.Subject, nil }
-func (p *parsedClaims) GetAudience() (jwt.ClaimStrings, error)       { return jwt.ClaimStrings(p.Audience), nil }
+func (p *parsedClaims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings(p.Audience), nil
+}
 
 // Validate checks the claims golang-jwt does not require by itself; it is
 // called during parsing, after the signature has been verified.
