@@ -62,6 +62,10 @@ type MiddlewareConfig struct {
 	// Default DefaultPolicyName. It must be a structured-field token
 	// character string (letters, digits, "-", "_", ".").
 	PolicyName string
+	// OmitLegacyHeaders leaves out X-RateLimit-Limit, -Remaining and
+	// -Reset, for clients that read the IETF RateLimit fields only.
+	// Default false: both are sent.
+	OmitLegacyHeaders bool
 	// FailOpen lets requests through when the Limiter errors. Default false:
 	// 503 with a JSON body, the handler is not called.
 	FailOpen bool
@@ -73,7 +77,7 @@ type MiddlewareConfig struct {
 //
 //	RateLimit-Policy: "<name>";q=<burst>;w=<seconds to refill the burst>
 //	RateLimit: "<name>";r=<remaining>;t=<seconds until the burst is full>
-//	X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset
+//	X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (unless OmitLegacyHeaders)
 //
 // (draft-ietf-httpapi-ratelimit-headers-11; X-RateLimit-Reset is the same
 // delta-seconds as t, not a Unix time). A refused request gets 429 with
@@ -125,9 +129,11 @@ func Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
 			vals[0], vals[1], vals[2] = prefix+remaining+";t="+reset, remaining, reset
 			h["Ratelimit-Policy"] = policy
 			h["Ratelimit"] = vals[0:1:1]
-			h["X-Ratelimit-Limit"] = limit
-			h["X-Ratelimit-Remaining"] = vals[1:2:2]
-			h["X-Ratelimit-Reset"] = vals[2:3:3]
+			if !cfg.OmitLegacyHeaders {
+				h["X-Ratelimit-Limit"] = limit
+				h["X-Ratelimit-Remaining"] = vals[1:2:2]
+				h["X-Ratelimit-Reset"] = vals[2:3:3]
+			}
 			if !res.Allowed {
 				retry := strconv.FormatInt(max(1, ceilSeconds(res.RetryAfter)), 10)
 				h["Retry-After"] = []string{retry}

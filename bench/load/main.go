@@ -3,7 +3,7 @@
 // net/http server and a server assembled from the popular peer packages,
 // measured in the same run:
 //
-//	cd bench && go run ./load [-duration 5s] [-concurrency 32] [-profile dir]
+//	cd bench && go run ./load [-duration 5s] [-concurrency 32] [-rounds 3] [-profile dir]
 //
 // Scenarios: the bare baseline (GET /api/ping); the peer-assembled server
 // (unrolled/secure, ulule/limiter, golang-jwt HS256; GET /api/me from the
@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,7 @@ func main() {
 	o := options{}
 	flag.DurationVar(&o.d, "duration", 5*time.Second, "time per scenario")
 	flag.IntVar(&o.conc, "concurrency", 32, "concurrent clients")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the interleaved scenarios")
 	flag.StringVar(&o.repo, "repo", "..", "the Levqor repository root (holding go.mod), to build the server from")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of levqor-server per scenario to this directory")
 	flag.Parse()
@@ -58,15 +60,28 @@ func main() {
 
 type options struct {
 	d             time.Duration
-	conc          int
+	conc, rounds  int
 	repo, profile string
 }
 
-// runner holds one run's state: the built binary and the results so far.
+// scenario is one measured request pattern against a running server.
+type scenario struct {
+	name               string
+	method, url, token string
+	body               string
+	conc               int
+	ops                string // the server's ops listener, for profiles; "" for none
+	results            []result
+}
+
+// runner holds one run's state: the built binary, the servers and the
+// scenarios.
 type runner struct {
 	options
 	tmp, bin, self string
-	results        []result
+	procs          []*proc
+	scenarios      []*scenario
+	once           []*scenario // measured in the first round only (slow or costly)
 }
 
 func run(o options) error {
@@ -76,6 +91,11 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(tmp)
 	r := &runner{options: o, tmp: tmp, bin: filepath.Join(tmp, "levqor-server")}
+	defer func() {
+		for _, p := range r.procs {
+			p.stop()
+		}
+	}()
 	build := exec.Command("go", "build", "-o", r.bin, "./examples/levqor-server")
 	build.Dir = o.repo
 	if out, err := build.CombinedOutput(); err != nil {
@@ -94,6 +114,18 @@ func run(o options) error {
 			return err
 		}
 	}
+	// Rounds interleave the scenarios, so a slow minute on the shared
+	// machine hits every scenario of a round alike: compare within a round.
+	for round := range r.rounds {
+		for _, sc := range r.scenarios {
+			r.measure(sc, round)
+		}
+		if round == 0 {
+			for _, sc := range r.once {
+				r.measure(sc, round)
+			}
+		}
+	}
 	return r.report()
 }
 
@@ -108,19 +140,17 @@ func (r *runner) baselines() error {
 		if err != nil {
 			return err
 		}
+		r.procs = append(r.procs, p)
 		if err := waitHTTP("http://" + addr + "/api/ping"); err != nil {
-			p.stop()
 			return err
 		}
-		r.results = append(r.results, hammer(b.name, "http://"+addr+b.path, b.token, r.conc, r.d))
-		p.stop()
+		r.scenarios = append(r.scenarios, &scenario{name: b.name, method: http.MethodGet, url: "http://" + addr + b.path, token: b.token, conc: r.conc})
 	}
 	return nil
 }
 
 // server is a running levqor-server.
 type server struct {
-	p        *proc
 	url, ops string
 }
 
@@ -133,29 +163,39 @@ func (r *runner) serve(extra ...string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{p: p, url: "http://" + addr, ops: "http://" + ops}
+	r.procs = append(r.procs, p)
+	s := &server{url: "http://" + addr, ops: "http://" + ops}
 	if err := waitHTTP(s.url + "/healthz"); err != nil {
-		p.stop()
 		return nil, fmt.Errorf("%w\n%s", err, p.logs.String())
 	}
 	return s, nil
 }
 
-// measure runs one scenario against s, profiling it when asked.
-func (r *runner) measure(s *server, name, method, path, token, body string, conc int) {
+// add registers a scenario on s; once: only in the first round.
+func (r *runner) add(s *server, name, method, path, token, body string, conc int, once bool) {
+	sc := &scenario{name: name, method: method, url: s.url + path, token: token, body: body, conc: conc, ops: s.ops}
+	if once {
+		r.once = append(r.once, sc)
+	} else {
+		r.scenarios = append(r.scenarios, sc)
+	}
+}
+
+// measure runs one scenario once, profiling it (first round) when asked.
+func (r *runner) measure(sc *scenario, round int) {
 	done := make(chan struct{})
-	if r.profile != "" {
+	if r.profile != "" && round == 0 && sc.ops != "" {
 		secs := max(1, int(r.d.Seconds())-1)
 		go func() {
 			defer close(done)
-			if err := saveProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.ops, secs), filepath.Join(r.profile, fileName(name)+".pprof")); err != nil {
+			if err := saveProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", sc.ops, secs), filepath.Join(r.profile, fileName(sc.name)+".pprof")); err != nil {
 				fmt.Fprintln(os.Stderr, "load: profile:", err)
 			}
 		}()
 	} else {
 		close(done)
 	}
-	r.results = append(r.results, hammerReq(name, method, s.url+path, token, body, conc, r.d))
+	sc.results = append(sc.results, hammerReq(sc.name, sc.method, sc.url, sc.token, sc.body, sc.conc, r.d))
 	<-done
 }
 
@@ -196,23 +236,20 @@ func (r *runner) sqlite() error {
 	}
 	token, err := login(s.url)
 	if err != nil {
-		s.p.stop()
 		return err
 	}
-	r.measure(s, "levqor GET /healthz (full chain)", http.MethodGet, "/healthz", "", "", r.conc)
-	r.measure(s, "levqor GET /api/me (SQLite, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc)
-	r.measure(s, "levqor POST /api/auth/login (SQLite)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency)
-	s.p.stop()
+	r.add(s, "levqor GET /healthz (full chain)", http.MethodGet, "/healthz", "", "", r.conc, false)
+	r.add(s, "levqor GET /api/me (SQLite, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc, false)
+	r.add(s, "levqor POST /api/auth/login (SQLite)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency, true)
 
-	s, err = r.serve("LEVQOR_JWT_SECRET=load test HS256 secret of 32+ bytes")
+	hs, err := r.serve("LEVQOR_JWT_SECRET=load test HS256 secret of 32+ bytes")
 	if err != nil {
 		return err
 	}
-	defer s.p.stop()
-	if token, err = login(s.url); err != nil {
+	if token, err = login(hs.url); err != nil {
 		return err
 	}
-	r.measure(s, "levqor GET /api/me (SQLite, HS256)", http.MethodGet, "/api/me", token, "", r.conc)
+	r.add(hs, "levqor GET /api/me (SQLite, HS256)", http.MethodGet, "/api/me", token, "", r.conc, false)
 	return nil
 }
 
@@ -223,7 +260,7 @@ func (r *runner) postgres() error {
 		fmt.Fprintln(os.Stderr, "load: skipping the PostgreSQL scenarios:", err)
 		return nil
 	}
-	defer pg.Stop()
+	r.procs = append(r.procs, &proc{stopFunc: pg.Stop})
 	dbURL, err := pg.NewDatabase("levqor_load")
 	if err != nil {
 		return err
@@ -232,13 +269,12 @@ func (r *runner) postgres() error {
 	if err != nil {
 		return err
 	}
-	defer s.p.stop()
 	token, err := login(s.url)
 	if err != nil {
 		return err
 	}
-	r.measure(s, "levqor GET /api/me (PostgreSQL, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc)
-	r.measure(s, "levqor POST /api/auth/login (PostgreSQL)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency)
+	r.add(s, "levqor GET /api/me (PostgreSQL, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc, true)
+	r.add(s, "levqor POST /api/auth/login (PostgreSQL)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency, true)
 	return nil
 }
 
@@ -255,7 +291,7 @@ func (r *runner) redis() error {
 	if err != nil {
 		return err
 	}
-	defer rp.stop()
+	r.procs = append(r.procs, rp)
 	if err := waitRedis(raddr); err != nil {
 		return err
 	}
@@ -263,28 +299,62 @@ func (r *runner) redis() error {
 	if err != nil {
 		return err
 	}
-	defer s.p.stop()
 	token, err := login(s.url)
 	if err != nil {
 		return err
 	}
-	r.measure(s, "levqor GET /api/me (SQLite + Redis, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc)
+	r.add(s, "levqor GET /api/me (SQLite + Redis, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc, false)
 	return nil
 }
 
-// report prints every scenario with its ratio to the bare server and to
-// the peer-assembled one, and fails when any request failed.
+// report prints every scenario's median with its ratios to the bare
+// server and to the peer-assembled one (medians of the per-round ratios,
+// each round's ratio listed), and fails when any request failed.
 func (r *runner) report() error {
-	fmt.Printf("%d clients (login: %d), %v per scenario, 127.0.0.1\n\n", r.conc, loginConcurrency, r.d)
-	fmt.Printf("%-44s %10s %10s %10s %7s %7s %7s\n", "scenario", "req/s", "p50", "p99", "errors", "×bare", "×peer")
-	bare, peer := r.results[0].rps, r.results[1].rps
-	for _, x := range r.results {
-		fmt.Printf("%-44s %10.0f %10v %10v %7d %6.2fx %6.2fx\n", x.name, x.rps, x.p50.Round(time.Microsecond), x.p99.Round(time.Microsecond), x.errs, x.rps/bare, x.rps/peer)
+	fmt.Printf("%d clients (login: %d), %v per scenario, %d rounds, 127.0.0.1; medians, ratios per round in brackets\n\n", r.conc, loginConcurrency, r.d, r.rounds)
+	fmt.Printf("%-44s %8s %9s %9s %6s  %s\n", "scenario", "req/s", "p50", "p99", "errors", "×bare / ×peer")
+	bare, peer := r.scenarios[0], r.scenarios[1]
+	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
+		med := median(sc.results, func(x result) float64 { return x.rps })
+		p50 := median(sc.results, func(x result) float64 { return float64(x.p50) })
+		p99 := median(sc.results, func(x result) float64 { return float64(x.p99) })
+		var errs int64
+		for _, x := range sc.results {
+			errs += x.errs
+		}
+		fmt.Printf("%-44s %8.0f %9v %9v %6d  %s / %s\n", sc.name, med, time.Duration(p50).Round(time.Microsecond), time.Duration(p99).Round(time.Microsecond), errs,
+			ratios(sc, bare), ratios(sc, peer))
 	}
-	for _, x := range r.results {
-		if x.errs > 0 {
-			return fmt.Errorf("%s: %d failed requests", x.name, x.errs)
+	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
+		for _, x := range sc.results {
+			if x.errs > 0 {
+				return fmt.Errorf("%s: %d failed requests", x.name, x.errs)
+			}
 		}
 	}
 	return nil
+}
+
+// ratios is sc against base, round by round: the median and each round's.
+func ratios(sc, base *scenario) string {
+	var per []float64
+	for i, x := range sc.results {
+		per = append(per, x.rps/base.results[i].rps)
+	}
+	parts := make([]string, len(per))
+	for i, v := range per {
+		parts[i] = fmt.Sprintf("%.2f", v)
+	}
+	sorted := slices.Clone(per)
+	slices.Sort(sorted)
+	return fmt.Sprintf("%.2fx [%s]", sorted[len(sorted)/2], strings.Join(parts, " "))
+}
+
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, x := range rs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }

@@ -89,12 +89,19 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
+// proc is something to stop at the end: a child process, or another
+// server through stopFunc.
 type proc struct {
-	cmd  *exec.Cmd
-	logs *strings.Builder
+	cmd      *exec.Cmd
+	logs     *strings.Builder
+	stopFunc func()
 }
 
 func (p *proc) stop() {
+	if p.stopFunc != nil {
+		p.stopFunc()
+		return
+	}
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
 }
@@ -107,7 +114,7 @@ func startProc(env []string, name string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return &proc{cmd, logs}, nil
+	return &proc{cmd: cmd, logs: logs}, nil
 }
 
 func waitHTTP(url string) error {

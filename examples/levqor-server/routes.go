@@ -30,15 +30,18 @@ func (a *app) routes() (http.Handler, error) {
 		Limiter: countingLimiter{a.limiter, a.metrics},
 		KeyFunc: ratelimit.KeyBySubject(tokens.SubjectFromContext, byIP),
 		Logger:  a.log,
+		// The IETF RateLimit fields carry the same: fewer bytes per response.
+		OmitLegacyHeaders: true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	authRL, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
-		Limiter:    countingLimiter{a.authLim, a.metrics},
-		KeyFunc:    byIP,
-		PolicyName: "auth",
-		Logger:     a.log,
+		Limiter:           countingLimiter{a.authLim, a.metrics},
+		KeyFunc:           byIP,
+		PolicyName:        "auth",
+		Logger:            a.log,
+		OmitLegacyHeaders: true,
 	})
 	if err != nil {
 		return nil, err
