@@ -155,3 +155,22 @@ func TestMiddlewareKeys(t *testing.T) {
 		t.Fatal("nil limiter accepted")
 	}
 }
+
+func TestMiddlewareOmitLegacyHeaders(t *testing.T) {
+	l := &fixedClockLimiter{Memory: newMemory(t, ratelimit.MemoryConfig{}), now: t0}
+	mw, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{Limiter: l, OmitLegacyHeaders: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	h := rec.Header()
+	if h.Get("RateLimit") != `"default";r=59;t=1` || h.Get("RateLimit-Policy") == "" {
+		t.Fatalf("IETF headers missing: %v", h)
+	}
+	for _, k := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
+		if h.Get(k) != "" {
+			t.Errorf("%s sent with OmitLegacyHeaders", k)
+		}
+	}
+}
