@@ -30,7 +30,24 @@ func NewEWMA(cfg Config) (*EWMA, error) {
 }
 
 // Observe implements Detector.
-func (d *EWMA) Observe(x float64) Result { return d.observe(x, nil) }
+func (d *EWMA) Observe(x float64) Result {
+	if !(math.Abs(x) <= MaxValue) {
+		return Result{Value: x}
+	}
+	d.mu.Lock()
+	// The common case inline: a judged, normal value is folded in.
+	if d.n >= d.cfg.MinSamples {
+		if r := d.cfg.judge(x, d.mean, math.Sqrt(d.variance)); !r.Anomaly {
+			d.streak.reset()
+			d.add(x)
+			d.mu.Unlock()
+			return r
+		}
+	}
+	r := d.observeLocked(x, nil)
+	d.mu.Unlock()
+	return r
+}
 
 func (d *EWMA) count() int                { return d.n }
 func (d *EWMA) stats() (float64, float64) { return d.mean, math.Sqrt(d.variance) }

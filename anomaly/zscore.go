@@ -38,7 +38,24 @@ func NewZScore(cfg Config) (*ZScore, error) {
 
 // Observe implements Detector. NaN and infinite values are not
 // measurements: they are neither judged nor kept.
-func (d *ZScore) Observe(x float64) Result { return d.observe(x, nil) }
+func (d *ZScore) Observe(x float64) Result {
+	if !(math.Abs(x) <= MaxValue) {
+		return Result{Value: x}
+	}
+	d.mu.Lock()
+	// The common case inline: a judged, normal value joins the window.
+	if d.n >= d.cfg.MinSamples {
+		if r := d.cfg.judge(x, d.shift+d.mean, d.stddev()); !r.Anomaly {
+			d.streak.reset()
+			d.add(x)
+			d.mu.Unlock()
+			return r
+		}
+	}
+	r := d.observeLocked(x, nil)
+	d.mu.Unlock()
+	return r
+}
 
 func (d *ZScore) count() int                { return d.n }
 func (d *ZScore) stats() (float64, float64) { return d.shift + d.mean, d.stddev() }
