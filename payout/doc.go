@@ -15,8 +15,15 @@
 // idempotent per source reference) and payouts with their states:
 // pending → sent → confirmed, or failed with a reason.
 //
-// Run pays every partner whose unpaid balance in a currency has reached
-// that currency's minimum ($50 by default). For each it first creates the
+// A partner signing up through Stripe Connect onboarding is added with
+// AddOnboardingPartner and paid nothing until SetPayoutsEnabled (Stripe's
+// account.updated, payouts_enabled). A refund takes a commission back with
+// Reverse: an unpaid commission nets to nothing, a paid one leaves a
+// negative balance that the next payout in its currency absorbs.
+//
+// Run pays every partner whose unpaid balance (commissions less
+// reversals) in a currency has reached that currency's minimum ($50 by
+// default) and whose account is ready. For each it first creates the
 // payout row (pending, with its own id) and reserves the commissions in one
 // transaction, then calls the Payouter with the payout id as idempotency
 // key, then records the result. A crash or error between any two steps is

@@ -170,3 +170,10 @@ func stripePayouter(f *fakeStripe) *payout.StripeTransfers {
 	p, _ := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: stripe.NewClient("sk_test_levqor", stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))})
 	return p
 }
+
+// allow lets transfers reach account (a connected account the fake knows).
+func (f *fakeStripe) allow(account string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.accounts[account] = true
+}

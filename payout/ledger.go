@@ -71,6 +71,19 @@ func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 			attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
 			lease_owner TEXT NOT NULL DEFAULT '', lease_until TEXT NOT NULL DEFAULT '')`,
 		`CREATE INDEX IF NOT EXISTS levqor_payouts_state ON levqor_payouts (state)`,
+		// Partners registered before onboarding existed were added by an
+		// operator who knew their account: they stay ready (default 1).
+		`ALTER TABLE levqor_partners ADD COLUMN IF NOT EXISTS payouts_enabled INTEGER NOT NULL DEFAULT 1`,
+		// Reversals (refunds) are stored as positive amounts subtracted
+		// from the partner's balance, so a ledger created before they
+		// existed (commissions CHECK amount > 0) needs no table rebuild.
+		`CREATE TABLE IF NOT EXISTS levqor_reversals (
+			id TEXT PRIMARY KEY, partner_id TEXT NOT NULL REFERENCES levqor_partners(id),
+			commission_ref TEXT NOT NULL REFERENCES levqor_commissions(source_ref),
+			source_ref TEXT NOT NULL UNIQUE, amount BIGINT NOT NULL CHECK (amount > 0),
+			currency TEXT NOT NULL, reversed_at TEXT NOT NULL, payout_id TEXT)`,
+		`CREATE INDEX IF NOT EXISTS levqor_reversals_unpaid ON levqor_reversals (partner_id, currency, payout_id)`,
+		`CREATE INDEX IF NOT EXISTS levqor_reversals_commission ON levqor_reversals (commission_ref)`,
 	); err != nil {
 		return nil, fmt.Errorf("payout: create schema: %w", err)
 	}
@@ -93,14 +106,52 @@ func newID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// AddPartner registers (or updates the account of) a partner.
+// AddPartner registers (or updates the account of) a partner whose
+// account is ready to receive transfers (one an operator has checked).
+// A partner still onboarding is added with AddOnboardingPartner.
 func (l *Ledger) AddPartner(ctx context.Context, id, account string, now time.Time) error {
+	return l.addPartner(ctx, id, account, true, now)
+}
+
+// AddOnboardingPartner registers a partner whose account cannot receive
+// transfers yet (Stripe Connect onboarding not finished): commissions
+// accrue, but Run pays nothing until SetPayoutsEnabled turns the account
+// on. Adding an existing partner again changes nothing but its account.
+func (l *Ledger) AddOnboardingPartner(ctx context.Context, id, account string, now time.Time) error {
+	return l.addPartner(ctx, id, account, false, now)
+}
+
+func (l *Ledger) addPartner(ctx context.Context, id, account string, ready bool, now time.Time) error {
 	if id == "" || account == "" {
 		return errors.New("payout: partner id and account are required")
 	}
-	_, err := l.db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET account = excluded.account`), id, account, stamp(now))
+	enabled := 0
+	if ready {
+		enabled = 1
+	}
+	_, err := l.db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET account = excluded.account`), id, account, stamp(now), enabled)
 	return err
+}
+
+// SetPayoutsEnabled records whether the partner holding account can
+// receive transfers (Stripe's payouts_enabled, from account.updated).
+// ErrUnknownPartner if no partner holds account.
+func (l *Ledger) SetPayoutsEnabled(ctx context.Context, account string, enabled bool) error {
+	v := 0
+	if enabled {
+		v = 1
+	}
+	res, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_partners SET payouts_enabled = ? WHERE account = ?`), v, account)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("%w: no partner with account %q", ErrUnknownPartner, account)
+	}
+	return nil
 }
 
 // Commission is rate (basis points: 2000 = 20%) of a sale, rounded half up
@@ -131,6 +182,62 @@ func (l *Ledger) Accrue(ctx context.Context, partnerID, sourceRef string, amount
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// Reverse takes back a commission, wholly or in part (a refund), so that
+// the total reversed against the commission recorded for commissionRef
+// becomes total, capped at the commission itself. It records the
+// difference (none if earlier reversals already reach total) under
+// reversalRef, once: the same reversalRef again records nothing. The
+// reversal is subtracted from the partner's next payout in the
+// commission's currency: an unpaid commission nets to nothing, one already
+// paid leaves a negative balance carried into later payouts. It returns
+// the amount recorded; ErrNotFound when no commission has commissionRef.
+//
+// Totals rather than increments make a repeated or reordered refund
+// notification harmless: each states the refunded total so far.
+func (l *Ledger) Reverse(ctx context.Context, commissionRef, reversalRef string, total int64, at time.Time) (int64, error) {
+	if commissionRef == "" || reversalRef == "" || total < 0 {
+		return 0, errors.New("payout: a reversal needs a commission reference, its own reference and a total ≥ 0")
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	// Writing the commission's row first takes its lock on PostgreSQL and
+	// the write lock on SQLite: reversals of one commission run one at a
+	// time, so two cannot both see the same reversed sum.
+	res, err := tx.ExecContext(ctx, l.q(`UPDATE levqor_commissions SET source_ref = source_ref WHERE source_ref = ?`), commissionRef)
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, err
+	} else if n == 0 {
+		return 0, fmt.Errorf("%w: no commission %q", ErrNotFound, commissionRef)
+	}
+	var partner, currency string
+	var amount, reversed int64
+	if err := tx.QueryRowContext(ctx, l.q(`SELECT c.partner_id, c.currency, c.amount,
+		(SELECT COALESCE(SUM(r.amount), 0) FROM levqor_reversals r WHERE r.commission_ref = c.source_ref)
+		FROM levqor_commissions c WHERE c.source_ref = ?`), commissionRef).Scan(&partner, &currency, &amount, &reversed); err != nil {
+		return 0, err
+	}
+	diff := min(total, amount) - reversed
+	if diff <= 0 {
+		return 0, nil
+	}
+	res, err = tx.ExecContext(ctx, l.q(`INSERT INTO levqor_reversals (id, partner_id, commission_ref, source_ref, amount, currency, reversed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_ref) DO NOTHING`),
+		newID("rev_"), partner, commissionRef, reversalRef, diff, currency, stamp(at))
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, err
+	}
+	return diff, tx.Commit()
 }
 
 // Payout is one payout row.
@@ -172,11 +279,14 @@ type Partner struct {
 	ID        string    `json:"id"`
 	Account   string    `json:"account"` // Stripe Connect account (acct_...)
 	CreatedAt time.Time `json:"created_at"`
+	// PayoutsEnabled is false while the account cannot receive transfers
+	// (onboarding not finished): Run pays such a partner nothing.
+	PayoutsEnabled bool `json:"payouts_enabled"`
 }
 
 // Partners lists every partner, oldest first.
 func (l *Ledger) Partners(ctx context.Context) ([]Partner, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, account, created_at FROM levqor_partners ORDER BY created_at, id`)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, account, created_at, payouts_enabled FROM levqor_partners ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +295,7 @@ func (l *Ledger) Partners(ctx context.Context) ([]Partner, error) {
 	for rows.Next() {
 		var p Partner
 		var created string
-		if err := rows.Scan(&p.ID, &p.Account, &created); err != nil {
+		if err := rows.Scan(&p.ID, &p.Account, &created, &p.PayoutsEnabled); err != nil {
 			return nil, err
 		}
 		p.CreatedAt = parseStamp(created)
@@ -194,26 +304,31 @@ func (l *Ledger) Partners(ctx context.Context) ([]Partner, error) {
 	return out, rows.Err()
 }
 
-// CommissionRecord is one recorded commission.
+// CommissionRecord is one recorded commission, or a reversal of one.
 type CommissionRecord struct {
 	ID        string    `json:"id"`
 	PartnerID string    `json:"partner_id"`
 	SourceRef string    `json:"source_ref"`
-	Amount    int64     `json:"amount"`
+	Amount    int64     `json:"amount"` // negative for a reversal
 	Currency  string    `json:"currency"`
 	EarnedAt  time.Time `json:"earned_at"`
 	PayoutID  string    `json:"payout_id,omitempty"` // empty while unpaid
+	// Reverses is, for a reversal, the SourceRef of the commission it
+	// takes back; empty for a commission.
+	Reverses string `json:"reverses,omitempty"`
 }
 
-// Commissions lists commissions, newest first; partnerID "" lists all.
+// Commissions lists commissions and their reversals, newest first;
+// partnerID "" lists all.
 func (l *Ledger) Commissions(ctx context.Context, partnerID string) ([]CommissionRecord, error) {
-	q := `SELECT id, partner_id, source_ref, amount, currency, earned_at, COALESCE(payout_id, '') FROM levqor_commissions`
+	q := `SELECT id, partner_id, source_ref, amount, currency, earned_at, COALESCE(payout_id, ''), '' FROM levqor_commissions` +
+		` UNION ALL SELECT id, partner_id, source_ref, -amount, currency, reversed_at, COALESCE(payout_id, ''), commission_ref FROM levqor_reversals`
 	var args []any
 	if partnerID != "" {
-		q += ` WHERE partner_id = ?`
+		q = `SELECT * FROM (` + q + `) x WHERE partner_id = ?`
 		args = append(args, partnerID)
 	}
-	rows, err := l.db.QueryContext(ctx, l.q(q+` ORDER BY earned_at DESC, id`), args...)
+	rows, err := l.db.QueryContext(ctx, l.q(q+` ORDER BY 6 DESC, 1`), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +337,7 @@ func (l *Ledger) Commissions(ctx context.Context, partnerID string) ([]Commissio
 	for rows.Next() {
 		var c CommissionRecord
 		var earned string
-		if err := rows.Scan(&c.ID, &c.PartnerID, &c.SourceRef, &c.Amount, &c.Currency, &earned, &c.PayoutID); err != nil {
+		if err := rows.Scan(&c.ID, &c.PartnerID, &c.SourceRef, &c.Amount, &c.Currency, &earned, &c.PayoutID, &c.Reverses); err != nil {
 			return nil, err
 		}
 		c.EarnedAt = parseStamp(earned)
@@ -266,22 +381,26 @@ func (l *Ledger) payouts(ctx context.Context, where string, args ...any) ([]Payo
 	return out, rows.Err()
 }
 
-// Balance is a partner's commissions in one currency.
+// Balance is a partner's commissions in one currency, net of reversals.
 type Balance struct {
 	PartnerID string `json:"partner_id"`
 	Currency  string `json:"currency"`
-	Unpaid    int64  `json:"unpaid"`   // not reserved by any payout
+	Unpaid    int64  `json:"unpaid"`   // not reserved by any payout; negative when reversals exceed it
 	Reserved  int64  `json:"reserved"` // in a pending payout
 	Paid      int64  `json:"paid"`     // in a sent or confirmed payout
 }
 
-// Balances sums every partner's commissions by state.
+// ledgerEntries is every commission (positive) and reversal (negative).
+const ledgerEntries = `(SELECT partner_id, currency, amount, payout_id FROM levqor_commissions
+	UNION ALL SELECT partner_id, currency, -amount, payout_id FROM levqor_reversals)`
+
+// Balances sums every partner's commissions and reversals by state.
 func (l *Ledger) Balances(ctx context.Context) ([]Balance, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT c.partner_id, c.currency,
 		COALESCE(SUM(CASE WHEN c.payout_id IS NULL THEN c.amount END), 0),
 		COALESCE(SUM(CASE WHEN p.state = 'pending' THEN c.amount END), 0),
 		COALESCE(SUM(CASE WHEN p.state IN ('sent', 'confirmed') THEN c.amount END), 0)
-		FROM levqor_commissions c LEFT JOIN levqor_payouts p ON p.id = c.payout_id
+		FROM `+ledgerEntries+` c LEFT JOIN levqor_payouts p ON p.id = c.payout_id
 		GROUP BY c.partner_id, c.currency ORDER BY c.partner_id, c.currency`)
 	if err != nil {
 		return nil, err

@@ -118,6 +118,9 @@ type Report struct {
 	// one that crashed and whose lease has not yet expired): not finished
 	// by this Run, retried once LeaseUntil has passed.
 	InFlight []Payout
+	// NotReady lists balances that reached the minimum but whose partner's
+	// account cannot receive transfers yet (onboarding not finished).
+	NotReady []Planned
 	// NoMinimum lists currencies with unpaid commissions but no minimum configured.
 	NoMinimum []string
 }
@@ -153,6 +156,9 @@ func (r Report) WriteText(w io.Writer) error {
 		for _, p := range group.list {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", group.label, p.PartnerID, p.Money(), p.ID, p.Failure)
 		}
+	}
+	for _, p := range r.NotReady {
+		fmt.Fprintf(tw, "not ready\t%s\t%s\t\taccount cannot receive transfers yet (onboarding)\n", p.PartnerID, money.New(p.Amount, p.Currency))
 	}
 	for _, cur := range r.NoMinimum {
 		fmt.Fprintf(tw, "no minimum\t\t%s\t\t\n", cur)
@@ -206,11 +212,11 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		}
 	}
 	// 2. Reserve and pay new balances.
-	due, noMin, err := r.eligible(ctx)
+	due, notReady, noMin, err := r.eligible(ctx)
 	if err != nil {
 		return rep, err
 	}
-	rep.NoMinimum = noMin
+	rep.NoMinimum, rep.NotReady = noMin, notReady
 	for _, d := range due {
 		if r.cfg.DryRun {
 			rep.Planned = append(rep.Planned, d)
@@ -248,35 +254,42 @@ func (r *Runner) at(s step, id string) error {
 	return nil
 }
 
-func (r *Runner) eligible(ctx context.Context) ([]Planned, []string, error) {
-	rows, err := r.cfg.Ledger.db.QueryContext(ctx, `SELECT partner_id, currency, SUM(amount) FROM levqor_commissions
-		WHERE payout_id IS NULL GROUP BY partner_id, currency ORDER BY partner_id, currency`)
+// eligible returns the balances due (at least the minimum, account
+// ready), those due but waiting for their partner's account, and the
+// currencies without a minimum.
+func (r *Runner) eligible(ctx context.Context) (due, notReady []Planned, noMin []string, err error) {
+	rows, err := r.cfg.Ledger.db.QueryContext(ctx, `SELECT e.partner_id, e.currency, SUM(e.amount), MIN(p.payouts_enabled)
+		FROM `+ledgerEntries+` e JOIN levqor_partners p ON p.id = e.partner_id
+		WHERE e.payout_id IS NULL GROUP BY e.partner_id, e.currency ORDER BY e.partner_id, e.currency`)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer rows.Close()
-	var due []Planned
 	missing := map[string]bool{}
 	for rows.Next() {
 		var p Planned
-		if err := rows.Scan(&p.PartnerID, &p.Currency, &p.Amount); err != nil {
-			return nil, nil, err
+		var enabled bool
+		if err := rows.Scan(&p.PartnerID, &p.Currency, &p.Amount, &enabled); err != nil {
+			return nil, nil, nil, err
 		}
 		min, ok := r.cfg.Minimums[p.Currency]
 		if !ok {
 			missing[p.Currency] = true
 			continue
 		}
-		if p.Amount >= min {
+		switch {
+		case p.Amount < min:
+		case !enabled:
+			notReady = append(notReady, p)
+		default:
 			due = append(due, p)
 		}
 	}
-	var noMin []string
 	for cur := range missing {
 		noMin = append(noMin, cur)
 	}
 	sort.Strings(noMin)
-	return due, noMin, rows.Err()
+	return due, notReady, noMin, rows.Err()
 }
 
 // reserve creates the pending payout and attaches the partner's unpaid
@@ -291,11 +304,16 @@ func (r *Runner) reserve(ctx context.Context, d Planned) (Payout, bool, error) {
 		return p, false, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, l.q(`UPDATE levqor_commissions SET payout_id = ? WHERE partner_id = ? AND currency = ? AND payout_id IS NULL`),
-		p.ID, d.PartnerID, d.Currency); err != nil {
-		return p, false, fmt.Errorf("payout: reserve: %w", err)
+	// Commissions and reversals are reserved together: the payout is
+	// their net sum, checked against the minimum again below (a reversal
+	// may have arrived since eligible).
+	for _, table := range []string{"levqor_commissions", "levqor_reversals"} {
+		if _, err := tx.ExecContext(ctx, l.q(`UPDATE `+table+` SET payout_id = ? WHERE partner_id = ? AND currency = ? AND payout_id IS NULL`),
+			p.ID, d.PartnerID, d.Currency); err != nil {
+			return p, false, fmt.Errorf("payout: reserve: %w", err)
+		}
 	}
-	if err := tx.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(amount), 0) FROM levqor_commissions WHERE payout_id = ?`), p.ID).Scan(&p.Amount); err != nil {
+	if err := tx.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(amount), 0) FROM `+ledgerEntries+` e WHERE payout_id = ?`), p.ID).Scan(&p.Amount); err != nil {
 		return p, false, fmt.Errorf("payout: reserve: %w", err)
 	}
 	if p.Amount < r.cfg.Minimums[d.Currency] {
@@ -395,8 +413,10 @@ func (r *Runner) failed(ctx context.Context, p Payout, cause error, rep *Report)
 		cause.Error(), stamp(now), p.ID); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, l.q(`UPDATE levqor_commissions SET payout_id = NULL WHERE payout_id = ?`), p.ID); err != nil {
-		return err
+	for _, table := range []string{"levqor_commissions", "levqor_reversals"} {
+		if _, err := tx.ExecContext(ctx, l.q(`UPDATE `+table+` SET payout_id = NULL WHERE payout_id = ?`), p.ID); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err

@@ -426,3 +426,172 @@ func TestPartnersAndCommissionsListed(t *testing.T) {
 		}
 	})
 }
+
+// TestOnboardingPartnerIsPaidOnceReady: a partner still onboarding
+// accrues commissions but is paid nothing (and reported not ready) until
+// its account can receive transfers.
+func TestOnboardingPartnerIsPaidOnceReady(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 1)
+		if err := w.ledger.AddOnboardingPartner(ctx, "p2", "acct_2", w.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		w.stripe.allow("acct_2")
+		w.accrue(t, "p2", "inv-1", 6000, "USD")
+		rep, err := w.runner(t, payout.RunnerConfig{}).Run(ctx)
+		if err != nil || len(rep.Sent) != 0 || len(rep.NotReady) != 1 || rep.NotReady[0].PartnerID != "p2" || rep.NotReady[0].Amount != 6000 {
+			t.Fatalf("before onboarding: %+v, %v", rep, err)
+		}
+		ps, _ := w.ledger.Partners(ctx)
+		if len(ps) != 2 || !ps[0].PayoutsEnabled || ps[1].PayoutsEnabled {
+			t.Fatalf("partners: %+v", ps)
+		}
+		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_unknown", true); !errors.Is(err, payout.ErrUnknownPartner) {
+			t.Fatalf("unknown account: %v", err)
+		}
+		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_2", true); err != nil {
+			t.Fatal(err)
+		}
+		// Adding the partner again (a retried sign-up) does not undo it.
+		if err := w.ledger.AddOnboardingPartner(ctx, "p2", "acct_2", w.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = w.runner(t, payout.RunnerConfig{}).Run(ctx)
+		if err != nil || len(rep.Sent) != 1 || len(rep.NotReady) != 0 {
+			t.Fatalf("after onboarding: %+v, %v", rep, err)
+		}
+		w.balanced(t, map[string]int64{"acct_2 USD": 6000})
+	})
+}
+
+// TestReversals: a refund reverses an unpaid commission (nothing is paid
+// for it), or, once paid, leaves a negative balance taken from the next
+// payout; reversals state totals, so replays and reordering are harmless.
+func TestReversals(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 1)
+		reverse := func(com, ref string, total, want int64) {
+			t.Helper()
+			got, err := w.ledger.Reverse(ctx, com, ref, total, w.clk.Now())
+			if err != nil || got != want {
+				t.Fatalf("Reverse(%s, %s, %d) = %d, %v; want %d", com, ref, total, got, err, want)
+			}
+		}
+		// Unpaid: a full refund nets the commission to nothing.
+		w.accrue(t, "p1", "inv-1", 6000, "USD")
+		reverse("inv-1", "refund-1@6000", 6000, 6000)
+		reverse("inv-1", "refund-1@6000", 6000, 0) // replayed
+		reverse("inv-1", "refund-1@9000", 9000, 0) // capped at the commission
+		if rep, err := w.runner(t, payout.RunnerConfig{}).Run(ctx); err != nil || len(rep.Sent) != 0 {
+			t.Fatalf("a reversed commission was paid: %+v, %v", rep, err)
+		}
+		// Paid, then refunded in two parts (totals 1000, then 2500; the
+		// first arriving again late changes nothing).
+		w.accrue(t, "p1", "inv-2", 5000, "USD")
+		if rep, err := w.runner(t, payout.RunnerConfig{}).Run(ctx); err != nil || len(rep.Sent) != 1 || rep.Sent[0].Amount != 5000 {
+			t.Fatalf("first payout: %+v, %v", rep, err)
+		}
+		reverse("inv-2", "refund-2@1000", 1000, 1000)
+		reverse("inv-2", "refund-2@2500", 2500, 1500)
+		reverse("inv-2", "refund-2@1000-late", 1000, 0)
+		bals, _ := w.ledger.Balances(ctx)
+		if len(bals) != 1 || bals[0].Unpaid != -2500 || bals[0].Paid != 5000 {
+			t.Fatalf("balances after the refund: %+v", bals)
+		}
+		// The negative balance is carried: 6000 more earned pays 3500,
+		// which is below the $50 minimum, so nothing yet; 2000 more pays
+		// 5500.
+		w.accrue(t, "p1", "inv-3", 6000, "USD")
+		if rep, _ := w.runner(t, payout.RunnerConfig{}).Run(ctx); len(rep.Sent) != 0 {
+			t.Fatalf("paid below the minimum after a reversal: %+v", rep.Sent)
+		}
+		w.accrue(t, "p1", "inv-4", 2000, "USD")
+		rep, err := w.runner(t, payout.RunnerConfig{}).Run(ctx)
+		if err != nil || len(rep.Sent) != 1 || rep.Sent[0].Amount != 5500 {
+			t.Fatalf("second payout: %+v, %v", rep, err)
+		}
+		w.balanced(t, map[string]int64{"acct_1 USD": 10500})
+		cs, _ := w.ledger.Commissions(ctx, "p1")
+		var sum int64
+		var reversals int
+		for _, c := range cs {
+			sum += c.Amount
+			if c.Amount < 0 {
+				reversals++
+				if c.Reverses == "" {
+					t.Fatalf("reversal without its commission: %+v", c)
+				}
+			}
+		}
+		if sum != 10500 || reversals != 3 {
+			t.Fatalf("commissions sum to %d with %d reversals: %+v", sum, reversals, cs)
+		}
+		if _, err := w.ledger.Reverse(ctx, "inv-missing", "r", 1, w.clk.Now()); !errors.Is(err, payout.ErrNotFound) {
+			t.Fatalf("reversing an unknown commission: %v", err)
+		}
+	})
+}
+
+// TestConcurrentReversals: reversals of one commission racing from
+// several connections never take back more than the commission.
+func TestConcurrentReversals(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 1)
+		w.accrue(t, "p1", "inv-1", 1000, "USD")
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				total := int64(300 + 100*i)
+				if _, err := w.ledger.Reverse(ctx, "inv-1", fmt.Sprintf("r@%d", total), total, w.clk.Now()); err != nil && !isBusy(err) {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		bals, _ := w.ledger.Balances(ctx)
+		if len(bals) != 1 || bals[0].Unpaid < 0 {
+			t.Fatalf("reversed more than the commission: %+v", bals)
+		}
+	})
+}
+
+// isBusy: SQLite answers a writer that waited out busy_timeout with
+// SQLITE_BUSY; that reversal is refused whole, never half done.
+func isBusy(err error) bool {
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
+}
+
+// TestLedgerUpgrade: a ledger created before onboarding and reversals
+// existed opens, keeps its partners ready, and records reversals.
+func TestLedgerUpgrade(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		db := e.open(t)()
+		for _, s := range []string{
+			`CREATE TABLE levqor_partners (id TEXT PRIMARY KEY, account TEXT NOT NULL, created_at TEXT NOT NULL)`,
+			`CREATE TABLE levqor_commissions (id TEXT PRIMARY KEY, partner_id TEXT NOT NULL REFERENCES levqor_partners(id),
+				source_ref TEXT NOT NULL UNIQUE, amount BIGINT NOT NULL CHECK (amount > 0),
+				currency TEXT NOT NULL, earned_at TEXT NOT NULL, payout_id TEXT)`,
+			`INSERT INTO levqor_partners VALUES ('old', 'acct_old', '2026-01-01T00:00:00.000000000Z')`,
+			`INSERT INTO levqor_commissions VALUES ('com_1', 'old', 'inv-old', 700, 'USD', '2026-01-01T00:00:00.000000000Z', NULL)`,
+		} {
+			if _, err := db.ExecContext(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := l.Partners(ctx)
+		if err != nil || len(ps) != 1 || !ps[0].PayoutsEnabled {
+			t.Fatalf("old partner: %+v, %v", ps, err)
+		}
+		if got, err := l.Reverse(ctx, "inv-old", "refund", 700, time.Now()); err != nil || got != 700 {
+			t.Fatalf("reverse on an upgraded ledger: %d, %v", got, err)
+		}
+	})
+}
