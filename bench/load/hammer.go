@@ -19,6 +19,7 @@ type result struct {
 	errs     int64
 	rps      float64
 	p50, p99 time.Duration
+	cpu      time.Duration // the server processes' CPU time per request; 0 if unknown
 }
 
 // hammer sends GETs from conc clients for d and measures each one.

@@ -71,6 +71,7 @@ type scenario struct {
 	body               string
 	conc               int
 	ops                string // the server's ops listener, for profiles; "" for none
+	pids               []int  // the server processes whose CPU time is charged to it
 	results            []result
 }
 
@@ -144,7 +145,7 @@ func (r *runner) baselines() error {
 		if err := waitHTTP("http://" + addr + "/api/ping"); err != nil {
 			return err
 		}
-		r.scenarios = append(r.scenarios, &scenario{name: b.name, method: http.MethodGet, url: "http://" + addr + b.path, token: b.token, conc: r.conc})
+		r.scenarios = append(r.scenarios, &scenario{name: b.name, method: http.MethodGet, url: "http://" + addr + b.path, token: b.token, conc: r.conc, pids: []int{p.pid()}})
 	}
 	return nil
 }
@@ -152,6 +153,7 @@ func (r *runner) baselines() error {
 // server is a running levqor-server.
 type server struct {
 	url, ops string
+	pids     []int
 }
 
 func (r *runner) serve(extra ...string) (*server, error) {
@@ -164,7 +166,7 @@ func (r *runner) serve(extra ...string) (*server, error) {
 		return nil, err
 	}
 	r.procs = append(r.procs, p)
-	s := &server{url: "http://" + addr, ops: "http://" + ops}
+	s := &server{url: "http://" + addr, ops: "http://" + ops, pids: []int{p.pid()}}
 	if err := waitHTTP(s.url + "/healthz"); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, p.logs.String())
 	}
@@ -173,7 +175,7 @@ func (r *runner) serve(extra ...string) (*server, error) {
 
 // add registers a scenario on s; once: only in the first round.
 func (r *runner) add(s *server, name, method, path, token, body string, conc int, once bool) {
-	sc := &scenario{name: name, method: method, url: s.url + path, token: token, body: body, conc: conc, ops: s.ops}
+	sc := &scenario{name: name, method: method, url: s.url + path, token: token, body: body, conc: conc, ops: s.ops, pids: s.pids}
 	if once {
 		r.once = append(r.once, sc)
 	} else {
@@ -195,7 +197,14 @@ func (r *runner) measure(sc *scenario, round int) {
 	} else {
 		close(done)
 	}
-	sc.results = append(sc.results, hammerReq(sc.name, sc.method, sc.url, sc.token, sc.body, sc.conc, r.d))
+	cpu0 := cpuTime(sc.pids)
+	res := hammerReq(sc.name, sc.method, sc.url, sc.token, sc.body, sc.conc, r.d)
+	if cpu0 >= 0 && res.reqs > 0 {
+		if cpu1 := cpuTime(sc.pids); cpu1 >= 0 {
+			res.cpu = (cpu1 - cpu0) / time.Duration(res.reqs)
+		}
+	}
+	sc.results = append(sc.results, res)
 	<-done
 }
 
@@ -303,6 +312,7 @@ func (r *runner) redis() error {
 	if err != nil {
 		return err
 	}
+	s.pids = append(s.pids, rp.pid()) // the Redis server works for this scenario too
 	r.add(s, "levqor GET /api/me (SQLite + Redis, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc, false)
 	return nil
 }
@@ -312,7 +322,7 @@ func (r *runner) redis() error {
 // each round's ratio listed), and fails when any request failed.
 func (r *runner) report() error {
 	fmt.Printf("%d clients (login: %d), %v per scenario, %d rounds, 127.0.0.1; medians, ratios per round in brackets\n\n", r.conc, loginConcurrency, r.d, r.rounds)
-	fmt.Printf("%-44s %8s %9s %9s %6s  %s\n", "scenario", "req/s", "p50", "p99", "errors", "×bare / ×peer")
+	fmt.Printf("%-44s %8s %9s %9s %6s %9s  %s  %s\n", "scenario", "req/s", "p50", "p99", "errors", "server", "×bare / ×peer (req/s)", "×peer (server CPU/req)")
 	bare, peer := r.scenarios[0], r.scenarios[1]
 	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
 		med := median(sc.results, func(x result) float64 { return x.rps })
@@ -322,8 +332,9 @@ func (r *runner) report() error {
 		for _, x := range sc.results {
 			errs += x.errs
 		}
-		fmt.Printf("%-44s %8.0f %9v %9v %6d  %s / %s\n", sc.name, med, time.Duration(p50).Round(time.Microsecond), time.Duration(p99).Round(time.Microsecond), errs,
-			ratios(sc, bare), ratios(sc, peer))
+		cpu := median(sc.results, func(x result) float64 { return float64(x.cpu) })
+		fmt.Printf("%-44s %8.0f %9v %9v %6d %9s  %s / %s  %s\n", sc.name, med, time.Duration(p50).Round(time.Microsecond), time.Duration(p99).Round(time.Microsecond), errs,
+			cpuString(time.Duration(cpu)), ratios(sc, bare, rps), ratios(sc, peer, rps), ratios(sc, peer, cpuPerReq))
 	}
 	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
 		for _, x := range sc.results {
@@ -335,11 +346,18 @@ func (r *runner) report() error {
 	return nil
 }
 
-// ratios is sc against base, round by round: the median and each round's.
-func ratios(sc, base *scenario) string {
+func rps(x result) float64       { return x.rps }
+func cpuPerReq(x result) float64 { return float64(x.cpu) }
+
+// ratios is sc against base by f, round by round: the median and each
+// round's.
+func ratios(sc, base *scenario, f func(result) float64) string {
 	var per []float64
 	for i, x := range sc.results {
-		per = append(per, x.rps/base.results[i].rps)
+		if f(base.results[i]) == 0 {
+			return "-"
+		}
+		per = append(per, f(x)/f(base.results[i]))
 	}
 	parts := make([]string, len(per))
 	for i, v := range per {

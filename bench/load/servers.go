@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,6 +96,49 @@ type proc struct {
 	cmd      *exec.Cmd
 	logs     *strings.Builder
 	stopFunc func()
+}
+
+// pid is the child's process id (0 for a server stopped through stopFunc).
+func (p *proc) pid() int {
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// cpuTime is the user+system CPU time the processes have used so far
+// (from /proc/<pid>/stat), or -1 when it cannot be read (not Linux).
+func cpuTime(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || pid == 0 {
+			return -1
+		}
+		// Fields after the command name (which may hold spaces), from
+		// field 3 (state); utime and stime are fields 14 and 15, in
+		// clock ticks (USER_HZ, 100 on Linux).
+		rest := string(b)
+		i := strings.LastIndexByte(rest, ')')
+		f := strings.Fields(rest[i+1:])
+		if len(f) < 13 {
+			return -1
+		}
+		u, err1 := strconv.ParseInt(f[11], 10, 64)
+		st, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			return -1
+		}
+		total += time.Duration(u+st) * 10 * time.Millisecond
+	}
+	return total
+}
+
+func cpuString(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs", float64(d)/1e3)
 }
 
 func (p *proc) stop() {
