@@ -304,6 +304,18 @@ func (l *Ledger) Partners(ctx context.Context) ([]Partner, error) {
 	return out, rows.Err()
 }
 
+// Partner returns one partner; ErrUnknownPartner if there is none.
+func (l *Ledger) Partner(ctx context.Context, id string) (Partner, error) {
+	p := Partner{ID: id}
+	var created string
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT account, created_at, payouts_enabled FROM levqor_partners WHERE id = ?`), id).Scan(&p.Account, &created, &p.PayoutsEnabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("%w: %q", ErrUnknownPartner, id)
+	}
+	p.CreatedAt = parseStamp(created)
+	return p, err
+}
+
 // CommissionRecord is one recorded commission, or a reversal of one.
 type CommissionRecord struct {
 	ID        string    `json:"id"`
@@ -321,6 +333,19 @@ type CommissionRecord struct {
 // Commissions lists commissions and their reversals, newest first;
 // partnerID "" lists all.
 func (l *Ledger) Commissions(ctx context.Context, partnerID string) ([]CommissionRecord, error) {
+	return l.commissions(ctx, partnerID, "")
+}
+
+// CommissionsPage is one page of a partner's Commissions: at most limit
+// records after skipping offset.
+func (l *Ledger) CommissionsPage(ctx context.Context, partnerID string, limit, offset int) ([]CommissionRecord, error) {
+	if limit < 1 || offset < 0 {
+		return nil, errors.New("payout: a page needs limit ≥ 1 and offset ≥ 0")
+	}
+	return l.commissions(ctx, partnerID, fmt.Sprintf(" LIMIT %d OFFSET %d", limit, offset))
+}
+
+func (l *Ledger) commissions(ctx context.Context, partnerID, page string) ([]CommissionRecord, error) {
 	q := `SELECT id, partner_id, source_ref, amount, currency, earned_at, COALESCE(payout_id, ''), '' FROM levqor_commissions` +
 		` UNION ALL SELECT id, partner_id, source_ref, -amount, currency, reversed_at, COALESCE(payout_id, ''), commission_ref FROM levqor_reversals`
 	var args []any
@@ -328,7 +353,7 @@ func (l *Ledger) Commissions(ctx context.Context, partnerID string) ([]Commissio
 		q = `SELECT * FROM (` + q + `) x WHERE partner_id = ?`
 		args = append(args, partnerID)
 	}
-	rows, err := l.db.QueryContext(ctx, l.q(q+` ORDER BY 6 DESC, 1`), args...)
+	rows, err := l.db.QueryContext(ctx, l.q(q+` ORDER BY 6 DESC, 1`+page), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +373,16 @@ func (l *Ledger) Commissions(ctx context.Context, partnerID string) ([]Commissio
 
 // History returns a partner's payouts, newest first.
 func (l *Ledger) History(ctx context.Context, partnerID string) ([]Payout, error) {
-	return l.payouts(ctx, `WHERE partner_id = ? ORDER BY created_at DESC`, partnerID)
+	return l.payouts(ctx, `WHERE partner_id = ? ORDER BY created_at DESC, id`, partnerID)
+}
+
+// HistoryPage is one page of History: at most limit payouts after
+// skipping offset.
+func (l *Ledger) HistoryPage(ctx context.Context, partnerID string, limit, offset int) ([]Payout, error) {
+	if limit < 1 || offset < 0 {
+		return nil, errors.New("payout: a page needs limit ≥ 1 and offset ≥ 0")
+	}
+	return l.payouts(ctx, fmt.Sprintf(`WHERE partner_id = ? ORDER BY created_at DESC, id LIMIT %d OFFSET %d`, limit, offset), partnerID)
 }
 
 // Payouts returns payouts in the given states (all when none given), oldest first.
@@ -396,12 +430,25 @@ const ledgerEntries = `(SELECT partner_id, currency, amount, payout_id FROM levq
 
 // Balances sums every partner's commissions and reversals by state.
 func (l *Ledger) Balances(ctx context.Context) ([]Balance, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT c.partner_id, c.currency,
+	return l.balances(ctx, "")
+}
+
+// PartnerBalances is Balances for one partner.
+func (l *Ledger) PartnerBalances(ctx context.Context, partnerID string) ([]Balance, error) {
+	return l.balances(ctx, partnerID)
+}
+
+func (l *Ledger) balances(ctx context.Context, partnerID string) ([]Balance, error) {
+	where, args := "", []any{}
+	if partnerID != "" {
+		where, args = ` WHERE c.partner_id = ?`, append(args, partnerID)
+	}
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT c.partner_id, c.currency,
 		COALESCE(SUM(CASE WHEN c.payout_id IS NULL THEN c.amount END), 0),
 		COALESCE(SUM(CASE WHEN p.state = 'pending' THEN c.amount END), 0),
 		COALESCE(SUM(CASE WHEN p.state IN ('sent', 'confirmed') THEN c.amount END), 0)
-		FROM `+ledgerEntries+` c LEFT JOIN levqor_payouts p ON p.id = c.payout_id
-		GROUP BY c.partner_id, c.currency ORDER BY c.partner_id, c.currency`)
+		FROM `+ledgerEntries+` c LEFT JOIN levqor_payouts p ON p.id = c.payout_id`+where+`
+		GROUP BY c.partner_id, c.currency ORDER BY c.partner_id, c.currency`), args...)
 	if err != nil {
 		return nil, err
 	}

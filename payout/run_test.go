@@ -595,3 +595,41 @@ func TestLedgerUpgrade(t *testing.T) {
 		}
 	})
 }
+
+// TestPages: a partner's commissions and payouts page newest first, and
+// one partner's balances and record are read alone.
+func TestPages(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 2)
+		for i := range 5 {
+			w.accrue(t, "p1", fmt.Sprintf("inv-%d", i), int64(100+i), "USD")
+			w.clk.Advance(time.Minute)
+		}
+		w.accrue(t, "p2", "other", 999, "USD")
+		first, err := w.ledger.CommissionsPage(ctx, "p1", 2, 0)
+		if err != nil || len(first) != 2 || first[0].Amount != 104 || first[1].Amount != 103 {
+			t.Fatalf("first page: %+v, %v", first, err)
+		}
+		last, err := w.ledger.CommissionsPage(ctx, "p1", 2, 4)
+		if err != nil || len(last) != 1 || last[0].Amount != 100 {
+			t.Fatalf("last page: %+v, %v", last, err)
+		}
+		if _, err := w.ledger.CommissionsPage(ctx, "p1", 0, 0); err == nil {
+			t.Fatal("limit 0 accepted")
+		}
+		bals, err := w.ledger.PartnerBalances(ctx, "p1")
+		if err != nil || len(bals) != 1 || bals[0].Unpaid != 510 {
+			t.Fatalf("p1 balances: %+v, %v", bals, err)
+		}
+		if p, err := w.ledger.Partner(ctx, "p2"); err != nil || p.Account != "acct_2" || !p.PayoutsEnabled {
+			t.Fatalf("partner p2: %+v, %v", p, err)
+		}
+		if _, err := w.ledger.Partner(ctx, "nobody"); !errors.Is(err, payout.ErrUnknownPartner) {
+			t.Fatalf("unknown partner: %v", err)
+		}
+		if ps, err := w.ledger.HistoryPage(ctx, "p1", 10, 0); err != nil || len(ps) != 0 {
+			t.Fatalf("history: %+v, %v", ps, err)
+		}
+	})
+}

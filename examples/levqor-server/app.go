@@ -266,8 +266,20 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 		// Commission records are kept for accounting; the link to the person is hashed.
 		{Name: "commissions", Table: "levqor_commissions", SubjectColumn: "partner_id", Columns: []string{"amount", "currency", "earned_at", "payout_id"},
 			Strategy: dsar.EraseHash, KeyColumn: "id", EraseColumns: []string{"partner_id"}, HashKey: key},
-		{Name: "partner_account", Table: "levqor_partners", SubjectColumn: "id", Columns: []string{"account", "created_at"},
+		{Name: "commission_reversals", Table: "levqor_reversals", SubjectColumn: "partner_id", Columns: []string{"amount", "currency", "reversed_at", "payout_id"},
+			Strategy: dsar.EraseHash, KeyColumn: "id", EraseColumns: []string{"partner_id"}, HashKey: key},
+		{Name: "partner_account", Table: "levqor_partners", SubjectColumn: "id", Columns: []string{"account", "created_at", "payouts_enabled"},
 			Strategy: dsar.EraseHash, KeyColumn: "id", EraseColumns: []string{"id", "account"}, HashKey: key},
+		{Name: "referral_code", Table: "partner_codes", SubjectColumn: "user_id", Columns: []string{"referral_code", "created_at"}},
+		// A referred user sees when they were referred, never by whom; a
+		// partner sees when each referral happened, never who it was.
+		{Name: "referred_by", Table: "referrals", SubjectColumn: "user_id", Columns: []string{"created_at"}},
+		{Name: "referred_users", Table: "referrals", SubjectColumn: "partner_id", Columns: []string{"created_at"}},
+		// Paid invoices are kept for accounting; the links to both people are hashed.
+		{Name: "referred_invoices", Table: "referral_invoices", SubjectColumn: "user_id", Columns: []string{"invoice_id", "amount_paid", "currency", "paid_at"},
+			Strategy: dsar.EraseHash, KeyColumn: "invoice_id", EraseColumns: []string{"user_id", "customer", "payment_intent"}, HashKey: key},
+		{Name: "commissioned_invoices", Table: "referral_invoices", SubjectColumn: "partner_id", Columns: []string{"commission", "currency", "paid_at"},
+			Strategy: dsar.EraseHash, KeyColumn: "invoice_id", EraseColumns: []string{"partner_id"}, HashKey: key},
 	}
 	if a.rdb == nil {
 		// Revoked families must stay revoked: hash the subject, keep the row.

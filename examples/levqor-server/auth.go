@@ -64,6 +64,8 @@ var dummyHash = sync.OnceValue(func() string { return hashPassword("levqor-timin
 type credentials struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// Ref is a partner's referral code (registration only; optional).
+	Ref string `json:"ref,omitempty"`
 }
 
 // hash runs fn in a password-hashing slot; false means the answer (503)
@@ -104,6 +106,9 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 	// The user and its audit row commit together or not at all.
 	err = a.db.inTx(r.Context(), func(tx tx) error {
 		if _, err := tx.ExecContext(r.Context(), `INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)`, id, email, hash, now); err != nil {
+			return err
+		}
+		if err := recordReferral(r.Context(), tx, id, c.Ref, now); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(r.Context(), `INSERT INTO audit_log (user_id, at, action) VALUES (?, ?, 'register')`, id, now)

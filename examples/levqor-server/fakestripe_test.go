@@ -19,6 +19,8 @@ type fakeStripe struct {
 	mu        sync.Mutex
 	transfers []map[string]any
 	byKey     map[string]map[string]any
+	accounts  []map[string]any // Connect accounts created
+	links     int              // account links created
 	// hang, when non-nil, is waited on after a transfer is recorded and
 	// before it is answered: the transfer is made, the answer delayed (or
 	// lost if the client dies).
@@ -95,6 +97,43 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 			data = []map[string]any{}
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "url": "/v1/transfers", "has_more": false, "data": data})
+	case r.Method == "POST" && r.URL.Path == "/v1/accounts":
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		key := r.Header.Get("Idempotency-Key")
+		if acct, ok := f.byKey[key]; ok && key != "" {
+			_ = json.NewEncoder(w).Encode(acct)
+			return
+		}
+		if r.Form.Get("type") != "express" || r.Form.Get("capabilities[transfers][requested]") != "true" {
+			stripeError(w, 400, "invalid_request_error", "type must be express with the transfers capability")
+			return
+		}
+		acct := map[string]any{
+			"id": fmt.Sprintf("acct_%d", len(f.accounts)+1), "object": "account", "type": "express",
+			"email": r.Form.Get("email"), "payouts_enabled": false, "charges_enabled": false,
+			"metadata": map[string]string{"user_id": r.Form.Get("metadata[user_id]")},
+		}
+		f.accounts = append(f.accounts, acct)
+		if key != "" {
+			f.byKey[key] = acct
+		}
+		_ = json.NewEncoder(w).Encode(acct)
+	case r.Method == "POST" && r.URL.Path == "/v1/account_links":
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		acct := r.Form.Get("account")
+		known := false
+		for _, a := range f.accounts {
+			known = known || a["id"] == acct
+		}
+		if !known || r.Form.Get("type") != "account_onboarding" || r.Form.Get("return_url") == "" || r.Form.Get("refresh_url") == "" {
+			stripeError(w, 400, "invalid_request_error", "No such account, or missing return_url/refresh_url")
+			return
+		}
+		f.links++
+		_ = json.NewEncoder(w).Encode(map[string]any{"object": "account_link", "created": 1, "expires_at": 2,
+			"url": "https://connect.stripe.com/setup/e/" + acct + "/" + strconv.Itoa(f.links)})
 	default:
 		stripeError(w, 404, "invalid_request_error", "Unrecognized request URL ("+r.Method+": "+r.URL.Path+")")
 	}

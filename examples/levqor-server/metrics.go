@@ -20,7 +20,9 @@ type metrics struct {
 	cspReports *prometheus.CounterVec
 	hashBusy   prometheus.Counter
 	panics     prometheus.Counter
-	handler    http.Handler
+	// webhookEvents counts Stripe events by outcome (a closed set).
+	webhookEvents *prometheus.CounterVec
+	handler       http.Handler
 }
 
 func newMetrics(a *app) *metrics {
@@ -36,9 +38,11 @@ func newMetrics(a *app) *metrics {
 			[]string{"outcome"}),
 		hashBusy: prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_password_hash_busy_total", Help: "Logins and registrations refused with 503 because every hashing slot stayed taken."}),
 		panics:   prometheus.NewCounter(prometheus.CounterOpts{Name: "levqor_http_panics_total", Help: "Handler panics recovered."}),
+		webhookEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "levqor_stripe_webhook_events_total", Help: "Stripe webhook events by outcome: handled, duplicate, ignored (type not handled), rejected (signature), failed (not recorded; Stripe retries)."},
+			[]string{"outcome"}),
 	}
 	reg := a.reg
-	reg.MustRegister(m.requests, m.latency, m.rateLimit, m.anomalies, m.cspReports, m.hashBusy, m.panics,
+	reg.MustRegister(m.requests, m.latency, m.rateLimit, m.anomalies, m.cspReports, m.hashBusy, m.panics, m.webhookEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "levqor_ratelimit_fallback_open", Help: "1 while rate limiting has fallen back from Redis to per-replica memory."},
 		func() float64 {

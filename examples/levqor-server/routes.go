@@ -83,7 +83,7 @@ func isDataPath(p string) bool {
 	case "/healthz", "/readyz", "/metrics", "/csp-report", "/sitemap.xml":
 		return true
 	}
-	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/.well-known/")
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/.well-known/") || strings.HasPrefix(p, "/webhooks/")
 }
 
 // apiRoutes registers /api/: authentication, the account, and the
@@ -115,6 +115,9 @@ func (a *app) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/user/export", auth(userDSAR))
 	mux.Handle("GET /api/user/export/summary", auth(userDSAR))
 	mux.Handle("DELETE /api/user", auth(http.HandlerFunc(a.deleteUser)))
+	mux.Handle("POST /api/partners", auth(http.HandlerFunc(a.becomePartner)))
+	mux.Handle("GET /api/partners/me", auth(http.HandlerFunc(a.partnerMe)))
+	mux.HandleFunc("POST /webhooks/stripe", a.stripeWebhook)
 }
 
 // siteRoutes registers health, metrics (unless on the ops listener),

@@ -1,0 +1,247 @@
+package main_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/levqor/levqor/internal/pgtest"
+	"github.com/levqor/levqor/internal/testhttp"
+)
+
+const webhookSecret = "whsec_test_partner_programme_secret"
+
+// stripeEvent is an event body as Stripe sends it.
+func stripeEvent(id, typ string, object map[string]any) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": id, "object": "event", "api_version": "2025-09-30.clover", "created": time.Now().Unix(),
+		"type": typ, "livemode": false, "pending_webhooks": 1,
+		"request": map[string]any{"id": nil, "idempotency_key": nil},
+		"data":    map[string]any{"object": object},
+	})
+	return string(b)
+}
+
+// stripeSignature signs body the way Stripe does: t=<unix>,v1=<hex
+// HMAC-SHA256 of "<t>.<body>"> for each secret.
+func stripeSignature(body string, at time.Time, secrets ...string) string {
+	parts := []string{fmt.Sprintf("t=%d", at.Unix())}
+	for _, s := range secrets {
+		m := hmac.New(sha256.New, []byte(s))
+		fmt.Fprintf(m, "%d.%s", at.Unix(), body)
+		parts = append(parts, "v1="+hex.EncodeToString(m.Sum(nil)))
+	}
+	return strings.Join(parts, ",")
+}
+
+func postEvent(t *testing.T, s *server, body, sig string) (int, string) {
+	t.Helper()
+	h := http.Header{"Content-Type": {"application/json"}}
+	if sig != "" {
+		h.Set("Stripe-Signature", sig)
+	}
+	res, b := testhttp.Do(t, "POST", s.url+"/webhooks/stripe", body, h)
+	return res.StatusCode, b
+}
+
+func signedEvent(t *testing.T, s *server, body string) (int, string) {
+	t.Helper()
+	return postEvent(t, s, body, stripeSignature(body, time.Now(), webhookSecret))
+}
+
+func invoice(id, email string, amount int64, customer, intent string) map[string]any {
+	inv := map[string]any{"id": id, "object": "invoice", "amount_paid": amount, "currency": "usd",
+		"customer": customer, "customer_email": email, "status": "paid", "metadata": map[string]string{}}
+	if intent != "" {
+		inv["payments"] = map[string]any{"object": "list", "has_more": false, "data": []any{
+			map[string]any{"object": "invoice_payment", "payment": map[string]any{"type": "payment_intent", "payment_intent": intent}},
+		}}
+	}
+	return inv
+}
+
+// partnerBalance reads GET /api/partners/me.
+func partnerMe(t *testing.T, s *server, token string) map[string]any {
+	t.Helper()
+	r := s.do("GET", "/api/partners/me", token, "")
+	expect(t, r, 200, "GET /api/partners/me")
+	return r.json(t)
+}
+
+func unpaidUSD(t *testing.T, me map[string]any) float64 {
+	t.Helper()
+	for _, b := range me["balances"].([]any) {
+		if b := b.(map[string]any); b["currency"] == "USD" {
+			return b["unpaid"].(float64)
+		}
+	}
+	return 0
+}
+
+// TestPartnerProgramme: a partner signs up through Stripe Connect, a
+// referred user registers, a signed invoice.paid arrives twice and one
+// commission is recorded, a refund reverses it, payouts pays nothing
+// until the account is ready and then transfers exactly once; bad
+// signatures, stale timestamps and unknown codes change nothing.
+func TestPartnerProgramme(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { partnerProgramme(t) })
+	t.Run("postgres", func(t *testing.T) { partnerProgramme(t, "LEVQOR_DATABASE_URL="+pgtest.NewDatabase(t)) })
+}
+
+func partnerProgramme(t *testing.T, extraEnv ...string) {
+	fs := newFakeStripe(t)
+	data := t.TempDir()
+	env := append([]string{"STRIPE_SECRET_KEY=sk_test_partner", "LEVQOR_STRIPE_API=" + fs.URL, "STRIPE_WEBHOOK_SECRET=" + webhookSecret, "LEVQOR_DATA_DIR=" + data}, extraEnv...)
+	s := start(t, env...)
+
+	// A partner signs up.
+	expect(t, s.do("POST", "/api/auth/register", "", creds("partner@example.com", "partner password")), 201, "register partner")
+	ptok, _ := login(t, s, "partner@example.com", "partner password")
+	r := s.do("POST", "/api/partners", ptok, "")
+	expect(t, r, 201, "POST /api/partners")
+	p := r.json(t)
+	code, _ := p["referral_code"].(string)
+	if code == "" || p["partner_id"] == "" || !strings.HasPrefix(p["onboarding_url"].(string), "https://connect.stripe.com/") {
+		t.Fatalf("partner: %v", p)
+	}
+	expect(t, s.do("POST", "/api/partners", ptok, ""), 409, "second sign-up")
+	if len(fs.accounts) != 1 || fs.accounts[0]["email"] != "partner@example.com" {
+		t.Fatalf("Stripe accounts: %v", fs.accounts)
+	}
+	account := fs.accounts[0]["id"].(string)
+	expect(t, s.do("POST", "/api/partners", "", ""), 401, "sign-up without a token")
+
+	// A referred user, and one with an unknown code (answered alike).
+	ref := func(email, code string) string {
+		return fmt.Sprintf(`{"email":%q,"password":"buyer password","ref":%q}`, email, code)
+	}
+	r1 := s.do("POST", "/api/auth/register", "", ref("buyer@example.com", code))
+	r2 := s.do("POST", "/api/auth/register", "", ref("other@example.com", "no-such-code"))
+	expect(t, r1, 201, "register with a code")
+	expect(t, r2, 201, "register with an unknown code")
+	if r1.body != strings.Replace(r2.body, "other@", "buyer@", 1) {
+		t.Fatalf("an unknown code is answered differently: %q vs %q", r1.body, r2.body)
+	}
+
+	// invoice.paid, delivered twice, and again under another event id.
+	paid := stripeEvent("evt_paid_1", "invoice.paid", invoice("in_1", "Buyer@Example.com", 30000, "cus_buyer", "pi_1"))
+	for i := range 2 {
+		if st, body := signedEvent(t, s, paid); st != 200 {
+			t.Fatalf("invoice.paid #%d: %d %s", i, st, body)
+		}
+	}
+	if st, body := signedEvent(t, s, stripeEvent("evt_paid_1_again", "invoice.paid", invoice("in_1", "buyer@example.com", 30000, "cus_buyer", "pi_1"))); st != 200 {
+		t.Fatalf("invoice.paid under another id: %d %s", st, body)
+	}
+	// An invoice of a user nobody referred earns nothing.
+	if st, _ := signedEvent(t, s, stripeEvent("evt_other", "invoice.paid", invoice("in_o", "other@example.com", 90000, "cus_other", ""))); st != 200 {
+		t.Fatalf("unreferred invoice: %d", st)
+	}
+	me := partnerMe(t, s, ptok)
+	if got := unpaidUSD(t, me); got != 6000 || len(me["commissions"].([]any)) != 1 || me["payouts_enabled"] != false {
+		t.Fatalf("after invoice.paid: %v", me)
+	}
+
+	// Forged, stale, unsigned, oversized, unknown type: nothing recorded.
+	forged := stripeEvent("evt_forged", "invoice.paid", invoice("in_f", "buyer@example.com", 900000, "cus_buyer", ""))
+	for name, sig := range map[string]string{
+		"wrong secret": stripeSignature(forged, time.Now(), "whsec_attacker_secret_123456"),
+		"stale":        stripeSignature(forged, time.Now().Add(-10*time.Minute), webhookSecret),
+		"unsigned":     "",
+		"garbage":      "t=abc,v1=zz",
+	} {
+		if st, _ := postEvent(t, s, forged, sig); st != 400 {
+			t.Fatalf("%s: status %d, want 400", name, st)
+		}
+	}
+	big := stripeEvent("evt_big", "invoice.paid", map[string]any{"id": "in_big", "pad": strings.Repeat("x", 70<<10)})
+	if st, _ := signedEvent(t, s, big); st != 413 {
+		t.Fatalf("70 KiB event: %d, want 413", st)
+	}
+	if st, body := signedEvent(t, s, stripeEvent("evt_unknown", "customer.created", map[string]any{"id": "cus_x"})); st != 200 || !strings.Contains(body, "ignored") {
+		t.Fatalf("unknown type: %d %s", st, body)
+	}
+	if got := unpaidUSD(t, partnerMe(t, s, ptok)); got != 6000 {
+		t.Fatalf("rejected events changed the balance: %v", got)
+	}
+
+	// Not onboarded yet: payouts pays nothing.
+	out, exit := cliEnv(t, data, env, "payouts")
+	if exit != 0 || !strings.Contains(out, "not ready") || len(fs.paid()) != 0 {
+		t.Fatalf("payouts before onboarding: exit %d\n%s\npaid %v", exit, out, fs.paid())
+	}
+	// account.updated, signed while the secret is being rolled (two v1).
+	upd := stripeEvent("evt_acct", "account.updated", map[string]any{"id": account, "object": "account", "payouts_enabled": true})
+	if st, body := postEvent(t, s, upd, stripeSignature(upd, time.Now(), "whsec_old_secret_being_rolled", webhookSecret)); st != 200 {
+		t.Fatalf("account.updated: %d %s", st, body)
+	}
+
+	// A full refund reverses the unpaid commission.
+	refund := stripeEvent("evt_refund", "charge.refunded", map[string]any{"id": "ch_1", "object": "charge", "amount": 30000,
+		"amount_refunded": 30000, "currency": "usd", "customer": "cus_buyer", "payment_intent": "pi_1", "refunded": true})
+	for range 2 {
+		if st, body := signedEvent(t, s, refund); st != 200 {
+			t.Fatalf("charge.refunded: %d %s", st, body)
+		}
+	}
+	me = partnerMe(t, s, ptok)
+	if got := unpaidUSD(t, me); got != 0 || me["payouts_enabled"] != true {
+		t.Fatalf("after the refund: %v", me)
+	}
+	if out, exit := cliEnv(t, data, env, "payouts"); exit != 0 || len(fs.paid()) != 0 {
+		t.Fatalf("payouts after the refund paid: exit %d\n%s\npaid %v", exit, out, fs.paid())
+	}
+
+	// The next invoice reaches the minimum: paid exactly once.
+	if st, _ := signedEvent(t, s, stripeEvent("evt_paid_2", "invoice.paid", invoice("in_2", "buyer@example.com", 30000, "cus_buyer", "pi_2"))); st != 200 {
+		t.Fatal("second invoice")
+	}
+	for i := range 2 {
+		if out, exit := cliEnv(t, data, env, "payouts"); exit != 0 {
+			t.Fatalf("payouts #%d: exit %d\n%s", i, exit, out)
+		}
+	}
+	if got := fs.paid(); len(got) != 1 || got[account] != 6000 {
+		t.Fatalf("transfers: %v, want %s: 6000 once", got, account)
+	}
+	me = partnerMe(t, s, ptok)
+	pays := me["payouts"].([]any)
+	if len(pays) != 1 || pays[0].(map[string]any)["amount"] != float64(6000) || unpaidUSD(t, me) != 0 {
+		t.Fatalf("after the payout: %v", me)
+	}
+	if len(me["commissions"].([]any)) != 3 { // in_1, its reversal, in_2
+		t.Fatalf("commissions: %v", me["commissions"])
+	}
+	// Pages.
+	r = s.do("GET", "/api/partners/me?limit=1&offset=1", ptok, "")
+	expect(t, r, 200, "page 2")
+	if cs := r.json(t)["commissions"].([]any); len(cs) != 1 {
+		t.Fatalf("page of 1: %v", cs)
+	}
+	expect(t, s.do("GET", "/api/partners/me?limit=1000", ptok, ""), 400, "limit over 100")
+	// A user who is not a partner.
+	btok, _ := login(t, s, "buyer@example.com", "buyer password")
+	expect(t, s.do("GET", "/api/partners/me", btok, ""), 404, "not a partner")
+	if body := s.do("GET", "/metrics", "", "").body; !strings.Contains(body, `levqor_stripe_webhook_events_total{outcome="rejected"} 4`) {
+		t.Fatalf("webhook metrics:\n%s", grepLines(body, "webhook"))
+	}
+}
+
+// TestPartnerProgrammeUnconfigured: without Stripe keys the endpoints say
+// so (503), and a webhook is never accepted unverified.
+func TestPartnerProgrammeUnconfigured(t *testing.T) {
+	s := start(t)
+	expect(t, s.do("POST", "/api/auth/register", "", creds("p@example.com", "partner password")), 201, "register")
+	tok, _ := login(t, s, "p@example.com", "partner password")
+	expect(t, s.do("POST", "/api/partners", tok, ""), 503, "sign-up without STRIPE_SECRET_KEY")
+	body := stripeEvent("evt_1", "invoice.paid", invoice("in_1", "p@example.com", 100, "", ""))
+	if st, _ := postEvent(t, s, body, stripeSignature(body, time.Now(), webhookSecret)); st != 503 {
+		t.Fatalf("webhook without STRIPE_WEBHOOK_SECRET: %d", st)
+	}
+}
