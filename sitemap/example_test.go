@@ -1,6 +1,11 @@
 package sitemap_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -32,4 +37,30 @@ func errString(err error) string {
 		return "ok"
 	}
 	return err.Error()
+}
+
+func ExampleIndexNow_Submit() {
+	// An IndexNow endpoint that accepts everything (a stand-in for
+	// api.indexnow.org).
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer engine.Close()
+
+	c, err := sitemap.NewIndexNow(sitemap.IndexNowConfig{
+		Key:         "9f1c2e7a-levqor",
+		KeyLocation: "https://levqor.example/9f1c2e7a-levqor.txt",
+		Endpoint:    engine.URL,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	res, err := c.Submit(context.Background(), []string{"https://levqor.example/", "https://levqor.example/pricing"})
+	fmt.Println(res.Submitted, res.Requests, err)
+	_, err = c.Submit(context.Background(), []string{"https://elsewhere.example/"})
+	fmt.Println(errors.Is(err, sitemap.ErrInvalidURL))
+	// Output:
+	// 2 1 <nil>
+	// true
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/ratelimit"
+	"github.com/levqor/levqor/sitemap"
 	"github.com/levqor/levqor/spendguard"
 )
 
@@ -56,6 +57,8 @@ type config struct {
 	HashConcurrency int            // password hashes computed at once
 	MaxConns        int            // open client connections
 	PublicURL       string         // absolute URLs (sitemap); "" = http://localhost:<port>
+	IndexNowKey     string         // served at /<key>.txt; "" = no IndexNow
+	IndexNowAPI     string         // IndexNow endpoint; "" = sitemap.DefaultIndexNowEndpoint
 	OpsAddr         string         // listener for /metrics; "" = public port
 	OpsToken        string         // bearer token for a non-loopback ops listener
 	// API roots, for self-hosted Bot API servers, proxies and tests.
@@ -93,6 +96,8 @@ var envVars = [][2]string{
 	{"LEVQOR_HASH_CONCURRENCY", "password hashes (19 MiB each) computed at once (default GOMAXPROCS)"},
 	{"LEVQOR_MAX_CONNS", "open client connections; at the cap the oldest idle one is closed (default 1024)"},
 	{"LEVQOR_PUBLIC_URL", "public origin for absolute URLs, e.g. https://levqor.example (default http://localhost:<port>)"},
+	{"LEVQOR_INDEXNOW_KEY", "IndexNow key, 8-128 characters of a-z A-Z 0-9 -; served at /<key>.txt, used by sitemap submit (default: none)"},
+	{"LEVQOR_INDEXNOW_API", "IndexNow endpoint for sitemap submit (default https://api.indexnow.org/indexnow)"},
 	{"LEVQOR_OPS_ADDR", "serve /metrics on this address only, e.g. 127.0.0.1:9090 (default: on the public port)"},
 	{"LEVQOR_OPS_TOKEN", "bearer token required on the ops listener; needed when LEVQOR_OPS_ADDR is not loopback"},
 	{"LEVQOR_SHUTDOWN_DELAY", "on SIGTERM, keep serving (readyz 503, Connection: close) this long before draining (default 5s; 0 disables)"},
@@ -225,6 +230,12 @@ func (e *env) readServer(c *config) {
 		c.PublicURL = u
 	}
 	e.duration("LEVQOR_SHUTDOWN_DELAY", &c.ShutdownDelay, 0, time.Minute, "5s")
+	if v := e.get("LEVQOR_INDEXNOW_KEY"); v != "" {
+		if err := sitemap.ValidKey(v); err != nil {
+			e.errs = append(e.errs, "LEVQOR_INDEXNOW_KEY: "+strings.TrimPrefix(err.Error(), "sitemap: "))
+		}
+		c.IndexNowKey = v
+	}
 }
 
 func (e *env) readLimits(c *config) {
@@ -247,7 +258,7 @@ func (e *env) readIntegrations(c *config) {
 		e.errs = append(e.errs, "STRIPE_WEBHOOK_SECRET: too short for a Stripe signing secret (whsec_...)")
 	}
 	e.str("OPENAI_ADMIN_KEY", &c.OpenAIAdminKey)
-	for name, dst := range map[string]*string{"LEVQOR_TELEGRAM_API": &c.TelegramAPI, "LEVQOR_STRIPE_API": &c.StripeAPI, "LEVQOR_OPENAI_API": &c.OpenAIAPI} {
+	for name, dst := range map[string]*string{"LEVQOR_TELEGRAM_API": &c.TelegramAPI, "LEVQOR_STRIPE_API": &c.StripeAPI, "LEVQOR_OPENAI_API": &c.OpenAIAPI, "LEVQOR_INDEXNOW_API": &c.IndexNowAPI} {
 		e.str(name, dst)
 		if v := *dst; v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://127.0.0.1") && !strings.HasPrefix(v, "http://localhost") {
 			e.bad(name, v, "want an https:// URL (plain http only on localhost)")

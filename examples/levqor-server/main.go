@@ -56,6 +56,7 @@ func commands() []command {
 		{"payouts", "payouts [--dry-run] [--lease D] | payouts partners add|list | payouts commissions add|list", "pay partners whose commissions reached the minimum (exit 0 all done, 1 a failure, 3 left pending); enter and list partners and commissions", cmdPayouts},
 		{"slo", "slo --url URL [--rollback-cmd CMD] [--count N] [--interval D]", "probe a deployment and roll it back when it fails", cmdSLO},
 		{"anomaly", "anomaly [--window N] [--threshold Z]", "read one number per line from stdin and print the anomalous ones", cmdAnomaly},
+		{"sitemap", "sitemap submit [--dry-run]", "announce the public pages to search engines through IndexNow (exit 0 accepted, 1 rejected or not configured, 2 rate limited)", cmdSitemap},
 		{"doctor", "doctor", "check configuration, database, Redis, key files and backup freshness", cmdDoctor},
 	}
 }

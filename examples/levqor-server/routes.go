@@ -80,8 +80,11 @@ func (a *app) routes() (http.Handler, error) {
 // full document set.
 func isDataPath(p string) bool {
 	switch p {
-	case "/healthz", "/readyz", "/metrics", "/csp-report", "/sitemap.xml":
+	case "/healthz", "/readyz", "/metrics", "/csp-report", "/sitemap.xml", "/robots.txt":
 		return true
+	}
+	if strings.HasSuffix(p, ".txt") && !strings.Contains(p[1:], "/") {
+		return true // the IndexNow key file
 	}
 	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/.well-known/") || strings.HasPrefix(p, "/webhooks/")
 }
@@ -142,6 +145,10 @@ func (a *app) siteRoutes(mux *http.ServeMux) error {
 	}
 	mux.Handle("GET /{$}", page)
 	mux.HandleFunc("GET /sitemap.xml", a.sitemap)
+	mux.HandleFunc("GET /robots.txt", a.robots)
+	if a.cfg.IndexNowKey != "" {
+		mux.HandleFunc("GET /"+a.cfg.IndexNowKey+".txt", a.indexNowKeyFile)
+	}
 	return nil
 }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"embed"
 	"html/template"
+	"io"
 	"net/http"
+	"time"
 
 	"github.com/levqor/levqor/internal/httpx"
 	"github.com/levqor/levqor/ratelimit"
 	"github.com/levqor/levqor/secheaders"
+	"github.com/levqor/levqor/sitemap"
 )
 
 //go:embed templates/index.html
@@ -40,21 +43,53 @@ func (a *app) landing() (http.Handler, error) {
 	}), nil
 }
 
-// sitemap lists the public pages with absolute URLs built only from the
-// configured public origin (LEVQOR_PUBLIC_URL), never from the request's
-// Host or forwarded headers, which any client can set.
-func (a *app) sitemap(w http.ResponseWriter, r *http.Request) {
-	base := a.baseURL
-	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-	var buf bytes.Buffer
-	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">` + "\n")
-	for _, p := range []string{"/"} {
-		buf.WriteString("  <url><loc>")
-		template.HTMLEscape(&buf, []byte(base+p))
-		buf.WriteString("</loc></url>\n")
+// publicPage is a page search engines may index.
+type publicPage struct {
+	Path    string
+	Updated time.Time // when its content last changed: the sitemap's <lastmod>
+}
+
+// publicPages is the one list of public pages: /sitemap.xml, robots.txt
+// and `sitemap submit` all read it. Update a page's date when its content
+// changes.
+var publicPages = []publicPage{
+	{Path: "/", Updated: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)},
+}
+
+// publicURLs is publicPages as absolute sitemap entries under base.
+func publicURLs(base string) []sitemap.URL {
+	urls := make([]sitemap.URL, len(publicPages))
+	for i, p := range publicPages {
+		urls[i] = sitemap.URL{Loc: base + p.Path, LastMod: p.Updated}
 	}
-	buf.WriteString("</urlset>\n")
+	return urls
+}
+
+// sitemap lists the public pages with absolute URLs built only from the
+// configured public origin, never from the request's Host header.
+func (a *app) sitemap(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := sitemap.Write(&buf, publicURLs(a.baseURL)); err != nil {
+		a.log.ErrorContext(r.Context(), "sitemap", "err", err)
+		writeError(w, http.StatusInternalServerError, "sitemap unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// robots allows the public pages, keeps crawlers out of the API, and
+// names the sitemap.
+func (a *app) robots(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "User-agent: *\nAllow: /\nDisallow: /api/\nDisallow: /webhooks/\n\nSitemap: "+a.baseURL+"/sitemap.xml\n")
+}
+
+// indexNowKeyFile serves the IndexNow key at /<key>.txt, proving to
+// search engines that submissions for this host come from its owner.
+func (a *app) indexNowKeyFile(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, a.cfg.IndexNowKey)
 }
 
 // cspReports is /csp-report: limited per client IP, and each distinct

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/levqor/levqor/sitemap"
+)
+
+// Exit codes of `sitemap submit`.
+const (
+	sitemapSubmitted   = 0 // accepted (200 or 202)
+	sitemapRejected    = 1 // refused (400, 403, 422) or not configured: fix and rerun
+	sitemapRateLimited = 2 // still 429 after backing off: try again later
+)
+
+// cmdSitemap is `sitemap submit [--dry-run]`: announce the public pages
+// to search engines through IndexNow. Ready for cron.
+func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] != "submit" {
+		fmt.Fprintln(env.stderr, "usage: levqor-server sitemap submit [--dry-run]")
+		return 2
+	}
+	fs := newFlags(env, "sitemap submit")
+	dry := fs.Bool("dry-run", false, "print what would be submitted; send nothing")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	cfg := env.cfg
+	if cfg.PublicURL == "" {
+		fmt.Fprintln(env.stderr, "sitemap submit: LEVQOR_PUBLIC_URL is not set: search engines need the site's public address")
+		return sitemapRejected
+	}
+	if cfg.IndexNowKey == "" {
+		fmt.Fprintln(env.stderr, "sitemap submit: LEVQOR_INDEXNOW_KEY is not set (8-128 characters of a-z A-Z 0-9 -; the server serves it at /<key>.txt)")
+		return sitemapRejected
+	}
+	client, err := sitemap.NewIndexNow(sitemap.IndexNowConfig{
+		Key: cfg.IndexNowKey, KeyLocation: cfg.PublicURL + "/" + cfg.IndexNowKey + ".txt", Endpoint: cfg.IndexNowAPI,
+	})
+	if err != nil {
+		fmt.Fprintln(env.stderr, "sitemap submit:", err)
+		return sitemapRejected
+	}
+	var urls []string
+	for _, u := range publicURLs(cfg.PublicURL) {
+		urls = append(urls, u.Loc)
+	}
+	endpoint := cfg.IndexNowAPI
+	if endpoint == "" {
+		endpoint = sitemap.DefaultIndexNowEndpoint
+	}
+	if *dry {
+		fmt.Fprintf(env.stdout, "would submit %d URLs to %s (key at %s/%s.txt):\n", len(urls), endpoint, cfg.PublicURL, cfg.IndexNowKey)
+		for _, u := range urls {
+			fmt.Fprintln(env.stdout, "  "+u)
+		}
+		return sitemapSubmitted
+	}
+	res, err := client.Submit(ctx, urls)
+	switch {
+	case err == nil:
+		fmt.Fprintf(env.stdout, "submitted %d URLs to %s\n", res.Submitted, endpoint)
+		return sitemapSubmitted
+	case errors.Is(err, sitemap.ErrRateLimited):
+		fmt.Fprintf(env.stderr, "sitemap submit: %v (after %d requests); try again later\n", err, res.Requests)
+		return sitemapRateLimited
+	default:
+		fmt.Fprintln(env.stderr, "sitemap submit:", err)
+		return sitemapRejected
+	}
+}
