@@ -550,6 +550,19 @@ func TestOpsListener(t *testing.T) {
 	if code, _ := testhttpGet(t, "http://127.0.0.1:"+p2+"/metrics", "ops-token-0123456789"); code != 200 {
 		t.Fatalf("ops with token: %d", code)
 	}
+	// A browser opening the dashboard sends the token as a Basic password.
+	for pw, want := range map[string]int{"ops-token-0123456789": 200, "wrong-token-0123456": 401} {
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p2+"/dashboard", nil)
+		req.SetBasicAuth("ops", pw)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want || (want == 401 && !strings.Contains(res.Header.Get("WWW-Authenticate"), "Basic")) {
+			t.Fatalf("dashboard with Basic %q: %d %q, want %d", pw, res.StatusCode, res.Header.Get("WWW-Authenticate"), want)
+		}
+	}
 }
 
 func testhttpGet(t *testing.T, url, token string) (int, string) {

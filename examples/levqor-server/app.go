@@ -57,11 +57,16 @@ type app struct {
 	headers  *secheaders.Headers
 	alerts   *alert.Alerter
 	latency  *anomaly.ZScore
-	tracker  *slo.Tracker
-	dsar     *dsar.Service
-	ledger   *payout.Ledger
-	metrics  *metrics
-	reg      *prometheus.Registry
+	tracker  *slo.Tracker // API requests non-5xx and within SLO_LATENCY_THRESHOLD
+	// availability counts API requests that were not 5xx, whatever their
+	// latency (the dashboard shows both budgets).
+	availability *slo.Tracker
+	series       latencySeries // the last hour, per minute, for the dashboard
+	dash         *dashboard
+	dsar         *dsar.Service
+	ledger       *payout.Ledger
+	metrics      *metrics
+	reg          *prometheus.Registry
 	// redisLost counts the Redis data losses the watch saw.
 	redisLost atomic.Int64
 }
@@ -208,6 +213,11 @@ func (a *app) openObservers(context.Context) error {
 		return err
 	}
 	a.tracker, err = slo.NewTracker(slo.TrackerConfig{Name: "api", LatencyThreshold: a.cfg.SLOLatency, Notifier: a.alerts, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.availability, err = slo.NewTracker(slo.TrackerConfig{Name: "availability", Notifier: a.alerts, Logger: a.log})
+	a.dash = &dashboard{a: a}
 	return err
 }
 
@@ -443,8 +453,10 @@ func (a *app) close() {
 		}
 		cancel()
 	}
-	if a.tracker != nil {
-		_ = a.tracker.Close()
+	for _, t := range []*slo.Tracker{a.tracker, a.availability} {
+		if t != nil {
+			_ = t.Close()
+		}
 	}
 	for _, m := range []*ratelimit.Memory{a.memLim, a.authMem, a.cspLim} {
 		if m != nil {

@@ -98,7 +98,7 @@ var envVars = [][2]string{
 	{"LEVQOR_PUBLIC_URL", "public origin for absolute URLs, e.g. https://levqor.example (default http://localhost:<port>)"},
 	{"LEVQOR_INDEXNOW_KEY", "IndexNow key, 8-128 characters of a-z A-Z 0-9 -; served at /<key>.txt, used by sitemap submit (default: none)"},
 	{"LEVQOR_INDEXNOW_API", "IndexNow endpoint for sitemap submit (default https://api.indexnow.org/indexnow)"},
-	{"LEVQOR_OPS_ADDR", "serve /metrics on this address only, e.g. 127.0.0.1:9090 (default: on the public port)"},
+	{"LEVQOR_OPS_ADDR", "serve /metrics, the ops dashboard (/dashboard) and the profiler on this address only, e.g. 127.0.0.1:9090 (default: /metrics on the public port, no dashboard)"},
 	{"LEVQOR_OPS_TOKEN", "bearer token required on the ops listener; needed when LEVQOR_OPS_ADDR is not loopback"},
 	{"LEVQOR_SHUTDOWN_DELAY", "on SIGTERM, keep serving (readyz 503, Connection: close) this long before draining (default 5s; 0 disables)"},
 	{"LEVQOR_TELEGRAM_API", "Telegram Bot API root (default https://api.telegram.org)"},

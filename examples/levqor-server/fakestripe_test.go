@@ -21,6 +21,9 @@ type fakeStripe struct {
 	byKey     map[string]map[string]any
 	accounts  []map[string]any // Connect accounts created
 	links     int              // account links created
+	// sales makes the balance endpoints answer: one $100 charge (a $3.20
+	// fee) at noon UTC of every day; failCosts makes them answer 500.
+	sales, failCosts bool
 	// hang, when non-nil, is waited on after a transfer is recorded and
 	// before it is answered: the transfer is made, the answer delayed (or
 	// lost if the client dies).
@@ -97,6 +100,26 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 			data = []map[string]any{}
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "url": "/v1/transfers", "has_more": false, "data": data})
+	case r.Method == "GET" && (r.URL.Path == "/v1/balance" || r.URL.Path == "/v1/balance_transactions") && (f.sales || f.failCosts):
+		if f.failCosts {
+			stripeError(w, 500, "api_error", "An unknown error occurred")
+			return
+		}
+		if r.URL.Path == "/v1/balance" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"object": "balance", "livemode": false,
+				"available": []map[string]any{{"amount": 120000, "currency": "usd"}}, "pending": []map[string]any{{"amount": 9680, "currency": "usd"}}})
+			return
+		}
+		gte, _ := strconv.ParseInt(r.Form.Get("created[gte]"), 10, 64)
+		lt, _ := strconv.ParseInt(r.Form.Get("created[lt]"), 10, 64)
+		data := []map[string]any{}
+		for day := gte - gte%86400; day < lt; day += 86400 {
+			if at := day + 43200; at >= gte && at < lt {
+				data = append(data, map[string]any{"id": fmt.Sprintf("txn_%d", at), "object": "balance_transaction", "amount": 10000, "fee": 320,
+					"net": 9680, "currency": "usd", "type": "charge", "created": at})
+			}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "url": "/v1/balance_transactions", "has_more": false, "data": data})
 	case r.Method == "POST" && r.URL.Path == "/v1/accounts":
 		f.mu.Lock()
 		defer f.mu.Unlock()

@@ -130,7 +130,10 @@ func (a *app) observe(next http.Handler) http.Handler {
 			}
 			serve := max(0, d-body.waited)
 			a.tracker.Observe(serve, status < 500 && serve <= a.cfg.SLOLatency)
-			if res := a.latency.Observe(float64(serve) / float64(time.Millisecond)); res.Anomaly {
+			a.availability.Record(status < 500)
+			res := a.latency.Observe(float64(serve) / float64(time.Millisecond))
+			a.series.observe(start, serve, res.Anomaly)
+			if res.Anomaly {
 				a.metrics.anomalies.Inc()
 				if res.Grade == anomaly.High {
 					_ = a.alerts.Notify(context.Background(), alert.Alert{

@@ -14,11 +14,19 @@ import (
 
 // stripeClient honours LEVQOR_STRIPE_API.
 func stripeClient(cfg config) *stripe.Client {
-	if cfg.StripeAPI == "" {
-		return stripe.NewClient(cfg.StripeKey)
+	// Errors are returned to the caller, which logs them through slog;
+	// stripe-go's own logger (to stderr) stays silent.
+	bc := &stripe.BackendConfig{LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
+	if cfg.StripeAPI != "" {
+		bc.URL = stripe.String(cfg.StripeAPI)
 	}
-	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(cfg.StripeAPI)})
-	return stripe.NewClient(cfg.StripeKey, stripe.WithBackends(&stripe.Backends{API: b, Connect: b, Uploads: b}))
+	api := stripe.GetBackendWithConfig(stripe.APIBackend, bc)
+	uploads := stripe.GetBackendWithConfig(stripe.UploadsBackend, bc)
+	connect := stripe.GetBackendWithConfig(stripe.ConnectBackend, bc)
+	if cfg.StripeAPI != "" {
+		uploads, connect = api, api
+	}
+	return stripe.NewClient(cfg.StripeKey, stripe.WithBackends(&stripe.Backends{API: api, Connect: connect, Uploads: uploads}))
 }
 
 // costSources builds the configured cost sources. The daily spend guard
@@ -53,6 +61,31 @@ func costSources(cfg config, withFixed bool) ([]spendguard.Source, error) {
 	return out, nil
 }
 
+// costReportSources are the cost report's sources (`costs` and the
+// dashboard): every cost source, the fixed monthly cost included, and the
+// database's own counts.
+func costReportSources(cfg config, db *database) ([]spendguard.Source, error) {
+	sources, err := costSources(cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	size := "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+	if db.dialect == sqldialect.Postgres {
+		size = "SELECT pg_database_size(current_database())"
+	}
+	return append(sources, &spendguard.SQLMetrics{Label: "database", DB: db.DB, Queries: []spendguard.MetricQuery{
+		{Label: "users", SQL: "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL"},
+		{Label: "partners", SQL: "SELECT COUNT(*) FROM levqor_partners"},
+		{Label: "database bytes", SQL: size},
+	}}), nil
+}
+
+// newBillingFlags is the billing-flags file of the data directory, which
+// the spend guard pauses and the dashboard reads.
+func newBillingFlags(cfg config) (*spendguard.FlagsFile, error) {
+	return spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: filepath.Join(cfg.DataDir, "billing_flags.json")})
+}
+
 func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "spend")
 	if code, ok := parse(fs, args); !ok {
@@ -67,7 +100,7 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "spend: no usage cost sources configured (STRIPE_SECRET_KEY, OPENAI_ADMIN_KEY): spend is unknown")
 		return 2
 	}
-	flags, err := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: filepath.Join(env.cfg.DataDir, "billing_flags.json")})
+	flags, err := newBillingFlags(env.cfg)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 2
@@ -109,20 +142,11 @@ func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	defer db.Close()
-	sources, err := costSources(env.cfg, true)
+	sources, err := costReportSources(env.cfg, db)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
-	size := "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
-	if db.dialect == sqldialect.Postgres {
-		size = "SELECT pg_database_size(current_database())"
-	}
-	sources = append(sources, &spendguard.SQLMetrics{Label: "database", DB: db.DB, Queries: []spendguard.MetricQuery{
-		{Label: "users", SQL: "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL"},
-		{Label: "partners", SQL: "SELECT COUNT(*) FROM levqor_partners"},
-		{Label: "database bytes", SQL: size},
-	}})
 	now := time.Now()
 	r := spendguard.BuildReport(ctx, sources, spendguard.Period{Start: now.AddDate(0, 0, -*days), End: now}, now)
 	if *asJSON {

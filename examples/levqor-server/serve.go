@@ -135,7 +135,7 @@ func (a *app) shutdown(log *slog.Logger, srv *http.Server, cfg config) int {
 	return 0
 }
 
-// startOps serves /metrics and the Go profiler (/debug/pprof/) on
+// startOps serves /metrics, the dashboard and the Go profiler (/debug/pprof/) on
 // LEVQOR_OPS_ADDR, behind a bearer token when LEVQOR_OPS_TOKEN is set
 // (required off loopback; see loadConfig). The profiler is never on the
 // public port.
@@ -150,6 +150,19 @@ func (a *app) startOps(cfg config) (*http.Server, error) {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	page, data, err := a.dashboardHandlers()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mux.Handle("GET /dashboard", page)
+	mux.Handle("GET /dashboard.json", data)
+	reports, err := a.cspReports()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mux.Handle("POST /csp-report", reports)
 	var h http.Handler = mux
 	if cfg.OpsToken != "" {
 		h = requireOpsToken(cfg.OpsToken, mux)
@@ -166,9 +179,12 @@ func requireOpsToken(token string, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok { // a browser (the dashboard) sends the token as a Basic password
+			_, got, ok = r.BasicAuth()
+		}
 		sum := sha256.Sum256([]byte(got))
 		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="levqor-ops"`)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="levqor-ops", Basic realm="levqor-ops", charset="UTF-8"`)
 			writeError(w, http.StatusUnauthorized, "ops token required")
 			return
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/levqor/levqor/sitemap"
 )
 
-//go:embed templates/index.html
+//go:embed templates/*.html
 var templates embed.FS
 
 type testimonial struct{ Quote, Name, Role string }
