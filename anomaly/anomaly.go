@@ -179,15 +179,17 @@ func (c Config) withDefaults(threshold float64) (Config, error) {
 }
 
 // judge fills the verdict for value x against a baseline; sd is before the floor.
-func (c *Config) judge(x, mean, sd float64) Result {
+// judge fills r (which the caller returns: no copies on the hot path)
+// with x's verdict against mean and sd.
+func (c *Config) judge(r *Result, x, mean, sd float64) {
 	sd = max(sd, c.MinStdDev, c.MinRelStdDev*math.Abs(mean))
-	r := Result{Value: x, Mean: mean, StdDev: sd}
+	*r = Result{Value: x, Mean: mean, StdDev: sd}
 	if sd == 0 {
 		// Flat series with a zero mean and no MinStdDev: only an exact
 		// repeat is normal.
 		switch {
 		case x == mean:
-			return r
+			return
 		case x > mean:
 			r.Z = math.Inf(1)
 		default:
@@ -196,8 +198,7 @@ func (c *Config) judge(x, mean, sd float64) Result {
 	} else {
 		r.Z = (x - mean) / sd
 	}
-	c.grade(&r)
-	return r
+	c.grade(r)
 }
 
 func (c *Config) grade(r *Result) {

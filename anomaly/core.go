@@ -49,7 +49,8 @@ func (c *core) observeLocked(x float64, floor func(center float64) float64) Resu
 	if floor != nil {
 		spread = max(spread, floor(center))
 	}
-	r := c.cfg.judge(x, center, spread)
+	var r Result
+	c.cfg.judge(&r, x, center, spread)
 	switch {
 	case !r.Anomaly:
 		c.streak.reset()

@@ -30,21 +30,21 @@ func NewEWMA(cfg Config) (*EWMA, error) {
 }
 
 // Observe implements Detector.
-func (d *EWMA) Observe(x float64) Result {
+func (d *EWMA) Observe(x float64) (r Result) {
 	if !(math.Abs(x) <= MaxValue) {
 		return Result{Value: x}
 	}
 	d.mu.Lock()
 	// The common case inline: a judged, normal value is folded in.
 	if d.n >= d.cfg.MinSamples {
-		if r := d.cfg.judge(x, d.mean, math.Sqrt(d.variance)); !r.Anomaly {
+		if d.cfg.judge(&r, x, d.mean, math.Sqrt(d.variance)); !r.Anomaly {
 			d.streak.reset()
 			d.add(x)
 			d.mu.Unlock()
 			return r
 		}
 	}
-	r := d.observeLocked(x, nil)
+	r = d.observeLocked(x, nil)
 	d.mu.Unlock()
 	return r
 }

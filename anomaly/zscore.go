@@ -21,6 +21,9 @@ type ZScore struct {
 	mean    float64 // of x - shift
 	m2      float64 // sum of squared deviations from mean
 	updates int     // since the last exact recomputation
+	// 1/Window and 1/(Window-1): a full window's updates multiply
+	// instead of divide.
+	invN, invNm1 float64
 }
 
 var _ Detector = (*ZScore)(nil)
@@ -31,28 +34,28 @@ func NewZScore(cfg Config) (*ZScore, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &ZScore{ring: make([]float64, cfg.Window)}
+	d := &ZScore{ring: make([]float64, cfg.Window), invN: 1 / float64(cfg.Window), invNm1: 1 / float64(max(cfg.Window-1, 1))}
 	d.core = newCore(cfg, d)
 	return d, nil
 }
 
 // Observe implements Detector. NaN and infinite values are not
 // measurements: they are neither judged nor kept.
-func (d *ZScore) Observe(x float64) Result {
+func (d *ZScore) Observe(x float64) (r Result) {
 	if !(math.Abs(x) <= MaxValue) {
 		return Result{Value: x}
 	}
 	d.mu.Lock()
 	// The common case inline: a judged, normal value joins the window.
 	if d.n >= d.cfg.MinSamples {
-		if r := d.cfg.judge(x, d.shift+d.mean, d.stddev()); !r.Anomaly {
+		if d.cfg.judge(&r, x, d.shift+d.mean, d.stddev()); !r.Anomaly {
 			d.streak.reset()
 			d.add(x)
 			d.mu.Unlock()
 			return r
 		}
 	}
-	r := d.observeLocked(x, nil)
+	r = d.observeLocked(x, nil)
 	d.mu.Unlock()
 	return r
 }
@@ -65,10 +68,30 @@ func (d *ZScore) stddev() float64 {
 	if d.n < 2 {
 		return 0
 	}
+	if d.n == len(d.ring) {
+		return math.Sqrt(max(d.m2, 0) * d.invNm1)
+	}
 	return math.Sqrt(max(d.m2, 0) / float64(d.n-1))
 }
 
 func (d *ZScore) add(x float64) {
+	if d.n == len(d.ring) && d.n > 1 {
+		// A full window: x replaces the oldest value in one step
+		// (mean' = mean + (y-old)/n, m2' = m2 + (y-old)(y-mean'+old-mean)).
+		old, y := d.ring[d.head]-d.shift, x-d.shift
+		dy := y - old
+		mean := d.mean + dy*d.invN
+		d.m2 += dy * (y - mean + old - d.mean)
+		d.mean = mean
+		d.ring[d.head] = x
+		if d.head++; d.head == len(d.ring) {
+			d.head = 0
+		}
+		if d.updates++; d.updates >= len(d.ring) {
+			d.recompute()
+		}
+		return
+	}
 	if d.n == 0 {
 		d.shift = x
 	}
