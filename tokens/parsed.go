@@ -110,12 +110,49 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 		*a = audience{s}
 		return nil
 	}
+	if list, ok := plainStrings(b); ok {
+		*a = list
+		return nil
+	}
 	var list []string
 	if err := json.Unmarshal(b, &list); err != nil {
 		return err
 	}
 	*a = list
 	return nil
+}
+
+// plainStrings decodes a compact JSON array of plain strings (no
+// whitespace, no escapes: what Issue writes) without a second pass of
+// encoding/json; anything else is left to it.
+func plainStrings(b []byte) ([]string, bool) {
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return nil, false
+	}
+	inner := b[1 : len(b)-1]
+	if len(inner) == 0 {
+		return []string{}, true
+	}
+	out := make([]string, 0, 1+bytes.Count(inner, []byte{','}))
+	for len(inner) > 0 {
+		end := bytes.IndexByte(inner[min(1, len(inner)):], '"') + 1
+		if inner[0] != '"' || end < 1 {
+			return nil, false
+		}
+		s, ok := plainString(inner[:end+1])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		inner = inner[end+1:]
+		if len(inner) > 0 {
+			if inner[0] != ',' || len(inner) == 1 {
+				return nil, false
+			}
+			inner = inner[1:]
+		}
+	}
+	return out, true
 }
 
 // plainString decodes a JSON string literal of printable ASCII without
