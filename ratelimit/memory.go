@@ -137,16 +137,20 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 func (m *Memory) Rate() Rate { return m.rate }
 
 // Allow implements Limiter. It never returns an error.
-func (m *Memory) Allow(_ context.Context, key string) (Result, error) {
-	return m.allow(key, m.micros()), nil
+func (m *Memory) Allow(_ context.Context, key string) (r Result, _ error) {
+	m.allow(&r, key, m.micros())
+	return r, nil
 }
 
 // AllowAt decides for key at the given time; tests use it with fixed times.
 func (m *Memory) AllowAt(key string, now time.Time) Result {
-	return m.allow(key, now.UnixMicro())
+	var r Result
+	m.allow(&r, key, now.UnixMicro())
+	return r
 }
 
-func (m *Memory) allow(key string, us int64) Result {
+// allow fills r (the caller's result: no copies on the hot path).
+func (m *Memory) allow(r *Result, key string, us int64) {
 	h := maphash.String(m.seed, key)
 	s := &m.shards[(h>>32)&m.mask]
 	for {
@@ -161,9 +165,9 @@ func (m *Memory) allow(key string, us int64) Result {
 			if tat == dead {
 				break // swept meanwhile: look the key up again
 			}
-			res, newTat := gcra(tat, us, m.interval, m.burst)
-			if !res.Allowed || newTat == tat || e.CompareAndSwap(tat, newTat) {
-				return res // a denial changes nothing
+			newTat := gcra(r, tat, us, m.interval, m.burst)
+			if !r.Allowed || newTat == tat || e.CompareAndSwap(tat, newTat) {
+				return // a denial changes nothing
 			}
 		}
 	}

@@ -147,24 +147,31 @@ type Limiter interface {
 
 // gcra is the Generic Cell Rate Algorithm on microsecond timestamps; the
 // Redis script is a line-for-line copy of it. tat is the key's theoretical
-// arrival time (0 for an unknown key). It returns the decision and the new
-// tat to store (unchanged when denied).
-func gcra(tat, now, interval, burst int64) (Result, int64) {
+// arrival time (0 for an unknown key). It fills r with the decision (in
+// place: the result is not copied on the hot path) and returns the new tat
+// to store (unchanged when denied).
+func gcra(r *Result, tat, now, interval, burst int64) int64 {
 	tat = max(tat, now)
 	newTat := tat + interval
 	allowAt := newTat - burst*interval
 	if now < allowAt {
-		return Result{
+		*r = Result{
 			Limit:      int(burst),
 			RetryAfter: time.Duration(allowAt-now) * time.Microsecond,
 			ResetAfter: time.Duration(tat-now) * time.Microsecond,
-		}, tat
+		}
+		return tat
 	}
 	ttl := newTat - now
-	return Result{
+	remaining := burst - 1 // an idle key: no division
+	if ttl != interval {
+		remaining = (burst*interval - ttl) / interval
+	}
+	*r = Result{
 		Allowed:    true,
 		Limit:      int(burst),
-		Remaining:  int((burst*interval - ttl) / interval),
+		Remaining:  int(remaining),
 		ResetAfter: time.Duration(ttl) * time.Microsecond,
-	}, newTat
+	}
+	return newTat
 }
