@@ -74,6 +74,9 @@ func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		// Partners registered before onboarding existed were added by an
 		// operator who knew their account: they stay ready (default 1).
 		`ALTER TABLE levqor_partners ADD COLUMN IF NOT EXISTS payouts_enabled INTEGER NOT NULL DEFAULT 1`,
+		// When the provider last said whether payouts are enabled: older
+		// news (a webhook delivered late) is ignored.
+		`ALTER TABLE levqor_partners ADD COLUMN IF NOT EXISTS payouts_updated_at TEXT NOT NULL DEFAULT ''`,
 		// Reversals (refunds) are stored as positive amounts subtracted
 		// from the partner's balance, so a ledger created before they
 		// existed (commissions CHECK amount > 0) needs no table rebuild.
@@ -135,23 +138,32 @@ func (l *Ledger) addPartner(ctx context.Context, id, account string, ready bool,
 }
 
 // SetPayoutsEnabled records whether the partner holding account can
-// receive transfers (Stripe's payouts_enabled, from account.updated).
-// ErrUnknownPartner if no partner holds account.
-func (l *Ledger) SetPayoutsEnabled(ctx context.Context, account string, enabled bool) error {
+// receive transfers, as the provider said at the time at (Stripe's
+// payouts_enabled in account.updated, and the event's creation time).
+// Webhooks arrive out of order: news older than the last recorded for the
+// account changes nothing. ErrUnknownPartner if no partner holds account.
+func (l *Ledger) SetPayoutsEnabled(ctx context.Context, account string, enabled bool, at time.Time) error {
 	v := 0
 	if enabled {
 		v = 1
 	}
-	res, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_partners SET payouts_enabled = ? WHERE account = ?`), v, account)
+	// One conditional statement: two updates racing cannot leave the
+	// older one's value.
+	res, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_partners SET payouts_enabled = ?, payouts_updated_at = ?
+		WHERE account = ? AND payouts_updated_at <= ?`), v, stamp(at), account, stamp(at))
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
 		return err
-	} else if n == 0 {
-		return fmt.Errorf("%w: no partner with account %q", ErrUnknownPartner, account)
 	}
-	return nil
+	var one int
+	if err := l.db.QueryRowContext(ctx, l.q(`SELECT 1 FROM levqor_partners WHERE account = ?`), account).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: no partner with account %q", ErrUnknownPartner, account)
+	} else if err != nil {
+		return err
+	}
+	return nil // stale news
 }
 
 // Commission is rate (basis points: 2000 = 20%) of a sale, rounded half up

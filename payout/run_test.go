@@ -447,10 +447,14 @@ func TestOnboardingPartnerIsPaidOnceReady(t *testing.T) {
 		if len(ps) != 2 || !ps[0].PayoutsEnabled || ps[1].PayoutsEnabled {
 			t.Fatalf("partners: %+v", ps)
 		}
-		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_unknown", true); !errors.Is(err, payout.ErrUnknownPartner) {
+		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_unknown", true, w.clk.Now()); !errors.Is(err, payout.ErrUnknownPartner) {
 			t.Fatalf("unknown account: %v", err)
 		}
-		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_2", true); err != nil {
+		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_2", true, w.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		// An older "not enabled", delivered late, changes nothing.
+		if err := w.ledger.SetPayoutsEnabled(ctx, "acct_2", false, w.clk.Now().Add(-time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		// Adding the partner again (a retried sign-up) does not undo it.

@@ -17,10 +17,15 @@ import (
 
 const webhookSecret = "whsec_test_partner_programme_secret"
 
-// stripeEvent is an event body as Stripe sends it.
+// stripeEvent is an event body as Stripe sends it, created now.
 func stripeEvent(id, typ string, object map[string]any) string {
+	return stripeEventAt(id, typ, object, time.Now())
+}
+
+// stripeEventAt is an event created at the given time.
+func stripeEventAt(id, typ string, object map[string]any, created time.Time) string {
 	b, _ := json.Marshal(map[string]any{
-		"id": id, "object": "event", "api_version": "2025-09-30.clover", "created": time.Now().Unix(),
+		"id": id, "object": "event", "api_version": "2025-09-30.clover", "created": created.Unix(),
 		"type": typ, "livemode": false, "pending_webhooks": 1,
 		"request": map[string]any{"id": nil, "idempotency_key": nil},
 		"data":    map[string]any{"object": object},
@@ -180,6 +185,11 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	upd := stripeEvent("evt_acct", "account.updated", map[string]any{"id": account, "object": "account", "payouts_enabled": true})
 	if st, body := postEvent(t, s, upd, stripeSignature(upd, time.Now(), "whsec_old_secret_being_rolled", webhookSecret)); st != 200 {
 		t.Fatalf("account.updated: %d %s", st, body)
+	}
+	// An older account.updated (still onboarding), delivered late, is ignored.
+	late := stripeEventAt("evt_acct_old", "account.updated", map[string]any{"id": account, "object": "account", "payouts_enabled": false}, time.Now().Add(-time.Hour))
+	if st, body := signedEvent(t, s, late); st != 200 {
+		t.Fatalf("late account.updated: %d %s", st, body)
 	}
 
 	// A full refund reverses the unpaid commission.

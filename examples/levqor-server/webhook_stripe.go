@@ -236,13 +236,13 @@ func (a *app) chargeRefunded(ctx context.Context, ev stripe.Event) error {
 }
 
 // accountUpdated records whether a partner's Connect account can receive
-// transfers.
+// transfers; an event older than the last one applied changes nothing.
 func (a *app) accountUpdated(ctx context.Context, ev stripe.Event) error {
 	var acct stripe.Account
 	if err := json.Unmarshal(ev.Data.Raw, &acct); err != nil || acct.ID == "" {
 		return nil
 	}
-	err := a.ledger.SetPayoutsEnabled(ctx, acct.ID, acct.PayoutsEnabled)
+	err := a.ledger.SetPayoutsEnabled(ctx, acct.ID, acct.PayoutsEnabled, time.Unix(ev.Created, 0))
 	if errors.Is(err, payout.ErrUnknownPartner) {
 		return nil // not one of our partners
 	}
