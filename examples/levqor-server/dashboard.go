@@ -20,6 +20,7 @@ const (
 	dashboardDays     = 30               // cost history shown
 	dashboardAlerts   = 50               // last alerts shown
 	dashboardCostsTTL = 10 * time.Minute // cost figures are reused this long (they cost API calls)
+	dashboardSpendTTL = time.Minute      // today's spend, and a failed cost build, are reused this long
 	dashboardTimeout  = 20 * time.Second // per data source
 )
 
@@ -115,10 +116,12 @@ type payoutsPanel struct {
 type dashboard struct {
 	a *app
 
-	mu       sync.Mutex // one cost build at a time; guards the cache
+	mu       sync.Mutex // one cost build at a time; guards the caches
 	costs    costsPanel
-	costsAt  time.Time
+	costsAt  time.Time // when costs expires
 	building chan struct{}
+	spend    spendPanel
+	spendAt  time.Time // when spend expires
 }
 
 func (d *dashboard) data(ctx context.Context) dashboardData {
@@ -139,7 +142,7 @@ func (d *dashboard) data(ctx context.Context) dashboardData {
 // APIs with rate limits).
 func (d *dashboard) costsPanel(ctx context.Context) costsPanel {
 	d.mu.Lock()
-	if !d.costsAt.IsZero() && time.Since(d.costsAt) < dashboardCostsTTL {
+	if time.Now().Before(d.costsAt) {
 		c := d.costs
 		d.mu.Unlock()
 		return c
@@ -164,9 +167,9 @@ func (d *dashboard) costsPanel(ctx context.Context) costsPanel {
 	c := d.buildCosts(ctx)
 
 	d.mu.Lock()
-	d.costs, d.costsAt, d.building = c, time.Now(), nil
+	d.costs, d.costsAt, d.building = c, time.Now().Add(dashboardCostsTTL), nil
 	if c.State != "ok" {
-		d.costsAt = time.Time{} // retry on the next view
+		d.costsAt = time.Now().Add(dashboardSpendTTL) // retry soon, not on every view
 	}
 	d.mu.Unlock()
 	close(ch)
@@ -214,10 +217,25 @@ func failedSources(r spendguard.Report) string {
 	return "a cost source failed (" + msg + ")"
 }
 
-// spendPanel checks today's spend without side effects: the dashboard's
+// spendPanel checks today's spend (at most once a minute) without side effects: the dashboard's
 // guard neither alerts nor pauses (the `spend` command does), and the
 // pause state is read from the billing flags file.
 func (d *dashboard) spendPanel(ctx context.Context) spendPanel {
+	d.mu.Lock()
+	if time.Now().Before(d.spendAt) {
+		p := d.spend
+		d.mu.Unlock()
+		return p
+	}
+	d.mu.Unlock()
+	p := d.checkSpend(ctx)
+	d.mu.Lock()
+	d.spend, d.spendAt = p, time.Now().Add(dashboardSpendTTL)
+	d.mu.Unlock()
+	return p
+}
+
+func (d *dashboard) checkSpend(ctx context.Context) spendPanel {
 	p := spendPanel{Paused: "unknown"}
 	flags, err := newBillingFlags(d.a.cfg)
 	if err == nil {
