@@ -206,6 +206,10 @@ func TestErase(t *testing.T) {
 		if count(`SELECT COUNT(*) FROM events WHERE user_email LIKE 'hmac:%' AND ip LIKE 'hmac:%' AND kind = 'login'`) != 3 {
 			t.Fatal("events not hashed as configured")
 		}
+		// Pseudonym names exactly what EraseHash wrote.
+		if count(`SELECT COUNT(*) FROM events WHERE user_email = ?`, dsar.Pseudonym([]byte("0123456789abcdef-events"), alice)) != 3 {
+			t.Fatal("Pseudonym differs from what EraseHash writes")
+		}
 		// Bob untouched.
 		if count(`SELECT COUNT(*) FROM users WHERE email = ?`, bob) != 1 || count(`SELECT COUNT(*) FROM orders WHERE user_email = ?`, bob) != 3 ||
 			count(`SELECT COUNT(*) FROM events WHERE user_email = ?`, bob) != 3 || count(`SELECT COUNT(*) FROM invoices WHERE user_email = ?`, bob) != 1 {

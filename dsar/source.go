@@ -283,15 +283,25 @@ func (s *SQLSource) EraseTx(ctx context.Context, tx *sql.Tx, subject string) (in
 }
 
 func (s *SQLSource) hash(v any) any {
-	if v == nil {
+	switch v := v.(type) {
+	case nil:
 		return nil
+	case []byte:
+		return pseudonym(s.cfg.HashKey, v)
+	default:
+		return pseudonym(s.cfg.HashKey, []byte(fmt.Sprint(v)))
 	}
-	m := hmac.New(sha256.New, s.cfg.HashKey)
-	fmt.Fprint(m, v)
-	if b, ok := v.([]byte); ok {
-		m.Reset()
-		m.Write(b)
-	}
+}
+
+// Pseudonym is the value EraseHash writes in place of value under key:
+// "hmac:" and the hex HMAC-SHA256. A component that must re-key rows
+// itself (to keep foreign keys intact) uses it to write the same
+// pseudonym the other sources write.
+func Pseudonym(key []byte, value string) string { return pseudonym(key, []byte(value)) }
+
+func pseudonym(key, value []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(value)
 	return "hmac:" + hex.EncodeToString(m.Sum(nil))
 }
 

@@ -196,6 +196,43 @@ func (l *Ledger) Accrue(ctx context.Context, partnerID, sourceRef string, amount
 	return n == 1, err
 }
 
+// RekeyPartnerTx moves partner oldID, with its commissions, reversals
+// and payouts, to newID and newAccount, inside tx (the caller's, e.g. a
+// data-subject erasure replacing the person's id by a pseudonym). The
+// partner row under the new id is written before the rows that refer to
+// it and the old one deleted after, so foreign keys hold at every
+// statement on both engines. It returns the rows changed (0 when oldID is
+// not a partner: erasing twice changes nothing).
+func (l *Ledger) RekeyPartnerTx(ctx context.Context, tx *sql.Tx, oldID, newID, newAccount string) (int64, error) {
+	if oldID == "" || newID == "" || oldID == newID {
+		return 0, errors.New("payout: re-key needs two different partner ids")
+	}
+	res, err := tx.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled, payouts_updated_at)
+		SELECT ?, ?, created_at, payouts_enabled, payouts_updated_at FROM levqor_partners WHERE id = ?`), newID, newAccount, oldID)
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, err
+	}
+	total := int64(1)
+	for _, table := range []string{"levqor_commissions", "levqor_reversals", "levqor_payouts"} {
+		res, err := tx.ExecContext(ctx, l.q(`UPDATE `+table+` SET partner_id = ? WHERE partner_id = ?`), newID, oldID)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	if _, err := tx.ExecContext(ctx, l.q(`DELETE FROM levqor_partners WHERE id = ?`), oldID); err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
 // Reverse takes back a commission, wholly or in part (a refund), so that
 // the total reversed against the commission recorded for commissionRef
 // becomes total, capped at the commission itself. It records the

@@ -637,3 +637,62 @@ func TestPages(t *testing.T) {
 		}
 	})
 }
+
+// TestRekeyPartner: a partner with commissions, a reversal and a payout
+// moves to a new id in one transaction, foreign keys intact on both
+// engines; doing it again changes nothing.
+func TestRekeyPartner(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 2)
+		if _, err := w.db.ExecContext(ctx, `PRAGMA foreign_keys = ON`); err != nil && e.name == "sqlite" {
+			t.Fatal(err)
+		}
+		w.accrue(t, "p1", "inv-1", 6000, "USD")
+		if rep, err := w.runner(t, payout.RunnerConfig{}).Run(ctx); err != nil || len(rep.Sent) != 1 {
+			t.Fatalf("payout: %+v, %v", rep, err)
+		}
+		if _, err := w.ledger.Reverse(ctx, "inv-1", "r1", 1000, w.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		w.accrue(t, "p2", "inv-2", 100, "USD")
+		rekey := func() int64 {
+			tx, err := w.db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			n, err := w.ledger.RekeyPartnerTx(ctx, tx, "p1", "hmac:p1", "hmac:acct_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := rekey(); n != 4 { // partner, commission, reversal, payout
+			t.Fatalf("re-keyed %d rows, want 4", n)
+		}
+		if n := rekey(); n != 0 {
+			t.Fatalf("second re-key changed %d rows", n)
+		}
+		if _, err := w.ledger.Partner(ctx, "p1"); !errors.Is(err, payout.ErrUnknownPartner) {
+			t.Fatalf("old id still a partner: %v", err)
+		}
+		p, err := w.ledger.Partner(ctx, "hmac:p1")
+		if err != nil || p.Account != "hmac:acct_1" {
+			t.Fatalf("new partner: %+v, %v", p, err)
+		}
+		bals, _ := w.ledger.PartnerBalances(ctx, "hmac:p1")
+		if len(bals) != 1 || bals[0].Paid != 6000 || bals[0].Unpaid != -1000 {
+			t.Fatalf("balances moved: %+v", bals)
+		}
+		if hist, _ := w.ledger.History(ctx, "hmac:p1"); len(hist) != 1 {
+			t.Fatalf("payout history moved: %+v", hist)
+		}
+		if bals, _ := w.ledger.PartnerBalances(ctx, "p2"); len(bals) != 1 || bals[0].Unpaid != 100 {
+			t.Fatalf("another partner changed: %+v", bals)
+		}
+	})
+}

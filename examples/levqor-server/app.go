@@ -297,7 +297,9 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 			Columns: []string{"id", "revoked", "expires_at"}, Strategy: dsar.EraseHash, KeyColumn: "id", EraseColumns: []string{"subject"}, HashKey: key})
 	}
 	specs = append(specs, dsar.SQLSourceConfig{Name: "account", Table: "users", SubjectColumn: "id", Columns: []string{"email", "created_at"}})
-	var sources []dsar.Source
+	// The partner's ledger rows are re-keyed together, first (see
+	// payoutsSource); the SQL sources below still export them.
+	sources := []dsar.Source{&payoutsSource{db: a.db.DB, q: a.db.dialect.Rebind, ledger: a.ledger, key: key}}
 	for _, s := range specs {
 		source, err := src(s)
 		if err != nil {

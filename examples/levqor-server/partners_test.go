@@ -238,6 +238,49 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	// A user who is not a partner.
 	btok, _ := login(t, s, "buyer@example.com", "buyer password")
 	expect(t, s.do("GET", "/api/partners/me", btok, ""), 404, "not a partner")
+
+	// Data-subject exports: the partner sees their code, commissions and
+	// when referrals happened; the buyer sees that they were referred and
+	// their invoices; neither sees the other.
+	partnerID := p["partner_id"].(string)
+	export := func(token string) (map[string]int, string) {
+		t.Helper()
+		r := s.do("POST", "/api/user/export", token, "")
+		expect(t, r, 200, "export")
+		var doc struct {
+			Summary map[string]int `json:"summary"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.Summary, r.body
+	}
+	sum, body := export(ptok)
+	if sum["referral_code"] != 1 || sum["referred_users"] != 1 || sum["commissions"] != 2 || sum["commission_reversals"] != 1 || sum["payouts"] != 1 ||
+		sum["commissioned_invoices"] != 2 || !strings.Contains(body, code) || strings.Contains(body, "buyer@example.com") {
+		t.Fatalf("partner export %v:\n%s", sum, body)
+	}
+	sum, body = export(btok)
+	if sum["referred_by"] != 1 || sum["referred_invoices"] != 2 || strings.Contains(body, partnerID) || strings.Contains(body, "partner@example.com") || strings.Contains(body, code) {
+		t.Fatalf("buyer export %v:\n%s", sum, body)
+	}
+
+	// The partner erases their account: the referral link goes with it,
+	// so the buyer's next invoice earns no one anything.
+	expect(t, s.do("DELETE", "/api/user", ptok, ""), 204, "partner erasure")
+	if st, body := signedEvent(t, s, stripeEvent("evt_paid_3", "invoice.paid", invoice("in_3", "buyer@example.com", 30000, "cus_buyer", "pi_3"))); st != 200 || !strings.Contains(body, "handled") {
+		t.Fatalf("invoice after the partner's erasure: %d %s", st, body)
+	}
+	if sum, _ := export(btok); sum["referred_by"] != 0 || sum["referred_invoices"] != 2 {
+		t.Fatalf("buyer export after the partner's erasure: %v", sum)
+	}
+	// The ledger keeps the partner's accounting under a pseudonym.
+	for _, what := range []string{"partners", "commissions"} {
+		out, code := cliEnv(t, data, env, "payouts", what, "list", "--json")
+		if code != 0 || strings.Contains(out, partnerID) || strings.Contains(out, account) || !strings.Contains(out, "hmac:") {
+			t.Fatalf("payouts %s list after erasure (exit %d):\n%s", what, code, out)
+		}
+	}
 	if body := s.do("GET", "/metrics", "", "").body; !strings.Contains(body, `levqor_stripe_webhook_events_total{outcome="rejected"} 4`) {
 		t.Fatalf("webhook metrics:\n%s", grepLines(body, "webhook"))
 	}
