@@ -163,10 +163,12 @@ func (a *app) partnerMe(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	ready := false
-	if p, err := a.ledger.Partner(ctx, c.Subject); err == nil {
-		ready = p.PayoutsEnabled
+	partner, err := a.ledger.Partner(ctx, c.Subject)
+	if err != nil {
+		fail(err)
+		return
 	}
+	ready := partner.PayoutsEnabled
 	type commission struct {
 		Amount   int64     `json:"amount"`
 		Currency string    `json:"currency"`
