@@ -124,16 +124,20 @@ func (l *Ledger) AddOnboardingPartner(ctx context.Context, id, account string, n
 	return l.addPartner(ctx, id, account, false, now)
 }
 
+// flag is a boolean column's value (INTEGER 0/1 on both engines).
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (l *Ledger) addPartner(ctx context.Context, id, account string, ready bool, now time.Time) error {
 	if id == "" || account == "" {
 		return errors.New("payout: partner id and account are required")
 	}
-	enabled := 0
-	if ready {
-		enabled = 1
-	}
 	_, err := l.db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET account = excluded.account`), id, account, stamp(now), enabled)
+		ON CONFLICT (id) DO UPDATE SET account = excluded.account`), id, account, stamp(now), flag(ready))
 	return err
 }
 
@@ -143,10 +147,7 @@ func (l *Ledger) addPartner(ctx context.Context, id, account string, ready bool,
 // Webhooks arrive out of order: news older than the last recorded for the
 // account changes nothing. ErrUnknownPartner if no partner holds account.
 func (l *Ledger) SetPayoutsEnabled(ctx context.Context, account string, enabled bool, at time.Time) error {
-	v := 0
-	if enabled {
-		v = 1
-	}
+	v := flag(enabled)
 	// One conditional statement: two updates racing cannot leave the
 	// older one's value.
 	res, err := l.db.ExecContext(ctx, l.q(`UPDATE levqor_partners SET payouts_enabled = ?, payouts_updated_at = ?

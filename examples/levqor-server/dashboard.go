@@ -204,22 +204,29 @@ func (d *dashboard) buildCosts(ctx context.Context) costsPanel {
 	return c
 }
 
+// failedSources describes a report's failed sources, as the spend panel
+// describes a check's.
 func failedSources(r spendguard.Report) string {
-	var msg string
+	var failed []spendguard.SourceError
 	for _, s := range r.Sources {
 		if s.Err != "" {
-			if msg != "" {
-				msg += "; "
-			}
-			msg += s.Name + ": " + s.Err
+			failed = append(failed, spendguard.SourceError{Source: s.Name, Err: s.Err})
 		}
 	}
-	return "a cost source failed (" + msg + ")"
+	return sourceFailure(failed)
 }
 
-// spendPanel checks today's spend (at most once a minute) without side effects: the dashboard's
-// guard neither alerts nor pauses (the `spend` command does), and the
-// pause state is read from the billing flags file.
+func sourceFailure(failed []spendguard.SourceError) string {
+	parts := make([]string, len(failed))
+	for i, f := range failed {
+		parts[i] = f.Source + ": " + f.Err
+	}
+	return "a cost source failed (" + strings.Join(parts, "; ") + ")"
+}
+
+// spendPanel checks today's spend, at most once a minute, without side
+// effects: the dashboard's guard neither alerts nor pauses (the `spend`
+// command does), and the pause state is read from the billing flags file.
 func (d *dashboard) spendPanel(ctx context.Context) spendPanel {
 	d.mu.Lock()
 	if time.Now().Before(d.spendAt) {
@@ -268,11 +275,7 @@ func (d *dashboard) checkSpend(ctx context.Context) spendPanel {
 		p.panelState = unknown(err.Error())
 	case !check.Complete:
 		p.Check = &check
-		var failed []string
-		for _, f := range check.Failed {
-			failed = append(failed, f.Source+": "+f.Err)
-		}
-		why := "a cost source failed (" + strings.Join(failed, "; ") + ")"
+		why := sourceFailure(check.Failed)
 		if check.Spent.Amount > 0 {
 			why += "; today's spend is at least " + check.Spent.String()
 		}

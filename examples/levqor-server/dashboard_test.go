@@ -168,9 +168,8 @@ func TestDashboardUnknown(t *testing.T) {
 	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := start(t, "LEVQOR_OPS_ADDR="+ops, "LEVQOR_DATA_DIR="+data, "LEVQOR_BACKUP_DIR="+notDir,
+	start(t, "LEVQOR_OPS_ADDR="+ops, "LEVQOR_DATA_DIR="+data, "LEVQOR_BACKUP_DIR="+notDir,
 		"STRIPE_SECRET_KEY=sk_test_dash", "LEVQOR_STRIPE_API="+fs.URL)
-	_ = s
 	st, body := opsGet(t, ops, "/dashboard.json")
 	var d dashboardJSON
 	if st != 200 || json.Unmarshal([]byte(body), &d) != nil {

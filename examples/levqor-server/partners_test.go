@@ -228,6 +228,10 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	if len(me["commissions"].([]any)) != 3 { // in_1, its reversal, in_2
 		t.Fatalf("commissions: %v", me["commissions"])
 	}
+	// Referred customers' invoices and identities stay out of the partner's view.
+	if body := s.do("GET", "/api/partners/me", ptok, "").body; strings.Contains(body, "in_1") || strings.Contains(body, "in_2") || strings.Contains(body, "buyer@") || strings.Contains(body, "cus_buyer") {
+		t.Fatalf("partner view shows the customer: %s", body)
+	}
 	// Pages.
 	r = s.do("GET", "/api/partners/me?limit=1&offset=1", ptok, "")
 	expect(t, r, 200, "page 2")
