@@ -348,7 +348,6 @@ func TestAPIHeaders(t *testing.T) {
 		"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'",
 		"X-Content-Type-Options":       "nosniff",
 		"X-Frame-Options":              "DENY",
-		"Referrer-Policy":              "no-referrer",
 		"Cross-Origin-Resource-Policy": "same-origin",
 		"Strict-Transport-Security":    "max-age=63072000; includeSubDomains; preload",
 	}

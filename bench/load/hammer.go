@@ -22,11 +22,6 @@ type result struct {
 	cpu      time.Duration // the server processes' CPU time per request; 0 if unknown
 }
 
-// hammer sends GETs from conc clients for d and measures each one.
-func hammer(name, url, token string, conc int, d time.Duration) result {
-	return hammerReq(name, http.MethodGet, url, token, "", conc, d)
-}
-
 // hammerReq sends method url (with a JSON body unless "") from conc
 // clients for d and measures each request.
 func hammerReq(name, method, url, token, body string, conc int, d time.Duration) result {

@@ -3,7 +3,7 @@
 // net/http server and a server assembled from the popular peer packages,
 // measured in the same run:
 //
-//	cd bench && go run ./load [-duration 5s] [-concurrency 32] [-rounds 3] [-profile dir]
+//	cd bench && go run ./load [-duration 5s] [-concurrency 64] [-rounds 3] [-generator wrk|go] [-profile dir]
 //
 // Scenarios: the bare baseline (GET /api/ping); the peer-assembled server
 // (unrolled/secure, ulule/limiter, golang-jwt HS256; GET /api/me from the
@@ -15,12 +15,17 @@
 // state in PostgreSQL (a private server with default durability, when the
 // postgresql binaries are installed); GET /api/me with Redis (a
 // redis-server from PATH). Every request goes to 127.0.0.1; each scenario
-// runs for a fixed time. With -profile, a CPU profile of levqor-server is
+// runs for a fixed time. The GET scenarios are driven by wrk (Debian
+// package wrk; -generator go uses net/http clients in this process, which
+// cost the shared CPU about as much per request as the server does, so
+// they compress the differences between servers); logins always use the
+// in-process clients. With -profile, a CPU profile of levqor-server is
 // taken over each of its scenarios (from /debug/pprof on its ops listener)
 // and written to dir.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,10 +52,12 @@ func main() {
 	}
 	o := options{}
 	flag.DurationVar(&o.d, "duration", 5*time.Second, "time per scenario")
-	flag.IntVar(&o.conc, "concurrency", 32, "concurrent clients")
+	flag.IntVar(&o.conc, "concurrency", 64, "concurrent clients (connections)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the interleaved scenarios")
 	flag.StringVar(&o.repo, "repo", "..", "the Levqor repository root (holding go.mod), to build the server from")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of levqor-server per scenario to this directory")
+	flag.StringVar(&o.generator, "generator", "wrk", `load generator for the GET scenarios: "wrk" (from PATH) or "go" (net/http clients in this process); logins always use "go"`)
+	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -59,9 +66,9 @@ func main() {
 }
 
 type options struct {
-	d             time.Duration
-	conc, rounds  int
-	repo, profile string
+	d                        time.Duration
+	conc, rounds, threads    int
+	repo, profile, generator string
 }
 
 // scenario is one measured request pattern against a running server.
@@ -80,6 +87,7 @@ type scenario struct {
 type runner struct {
 	options
 	tmp, bin, self string
+	wrk            string // the wrk binary, "" to use the in-process clients
 	procs          []*proc
 	scenarios      []*scenario
 	once           []*scenario // measured in the first round only (slow or costly)
@@ -92,6 +100,18 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(tmp)
 	r := &runner{options: o, tmp: tmp, bin: filepath.Join(tmp, "levqor-server")}
+	switch o.generator {
+	case "wrk":
+		if r.wrk = wrkPath(); r.wrk == "" {
+			return errors.New(`wrk is not on PATH (Debian: apt-get install wrk); use -generator go for the in-process clients`)
+		}
+		if o.d < time.Second || o.d%time.Second != 0 {
+			return fmt.Errorf("-duration %v: wrk takes whole seconds", o.d)
+		}
+	case "go":
+	default:
+		return fmt.Errorf("-generator %q: want wrk or go", o.generator)
+	}
 	defer func() {
 		for _, p := range r.procs {
 			p.stop()
@@ -198,7 +218,12 @@ func (r *runner) measure(sc *scenario, round int) {
 		close(done)
 	}
 	cpu0 := cpuTime(sc.pids)
-	res := hammerReq(sc.name, sc.method, sc.url, sc.token, sc.body, sc.conc, r.d)
+	var res result
+	if r.wrk != "" && sc.method == http.MethodGet {
+		res = wrkHammer(r.wrk, sc.name, sc.url, sc.token, sc.conc, r.threads, r.d)
+	} else {
+		res = hammerReq(sc.name, sc.method, sc.url, sc.token, sc.body, sc.conc, r.d)
+	}
 	if cpu0 >= 0 && res.reqs > 0 {
 		if cpu1 := cpuTime(sc.pids); cpu1 >= 0 {
 			res.cpu = (cpu1 - cpu0) / time.Duration(res.reqs)
@@ -321,7 +346,11 @@ func (r *runner) redis() error {
 // server and to the peer-assembled one (medians of the per-round ratios,
 // each round's ratio listed), and fails when any request failed.
 func (r *runner) report() error {
-	fmt.Printf("%d clients (login: %d), %v per scenario, %d rounds, 127.0.0.1; medians, ratios per round in brackets\n\n", r.conc, loginConcurrency, r.d, r.rounds)
+	gen := "in-process net/http clients"
+	if r.wrk != "" {
+		gen = fmt.Sprintf("wrk, %d thread(s), for GETs; in-process clients for logins", r.threads)
+	}
+	fmt.Printf("%d clients (login: %d), %v per scenario, %d rounds, 127.0.0.1, %s; medians, ratios per round in brackets\n\n", r.conc, loginConcurrency, r.d, r.rounds, gen)
 	fmt.Printf("%-44s %8s %9s %9s %6s %9s  %s  %s\n", "scenario", "req/s", "p50", "p99", "errors", "server", "×bare / ×peer (req/s)", "×peer (server CPU/req)")
 	bare, peer := r.scenarios[0], r.scenarios[1]
 	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
@@ -333,8 +362,12 @@ func (r *runner) report() error {
 			errs += x.errs
 		}
 		cpu := median(sc.results, func(x result) float64 { return float64(x.cpu) })
-		fmt.Printf("%-44s %8.0f %9v %9v %6d %9s  %s / %s  %s\n", sc.name, med, time.Duration(p50).Round(time.Microsecond), time.Duration(p99).Round(time.Microsecond), errs,
-			cpuString(time.Duration(cpu)), ratios(sc, bare, rps), ratios(sc, peer, rps), ratios(sc, peer, cpuPerReq))
+		cmp := "(no peer)" // logins: neither baseline logs in
+		if sc.method == http.MethodGet {
+			cmp = ratios(sc, bare, rps) + " / " + ratios(sc, peer, rps) + "  " + ratios(sc, peer, cpuPerReq)
+		}
+		fmt.Printf("%-44s %8.0f %9v %9v %6d %9s  %s\n", sc.name, med, time.Duration(p50).Round(time.Microsecond), time.Duration(p99).Round(time.Microsecond), errs,
+			cpuString(time.Duration(cpu)), cmp)
 	}
 	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
 		for _, x := range sc.results {

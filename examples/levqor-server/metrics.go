@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,21 @@ type metrics struct {
 	// webhookEvents counts Stripe events by outcome (a closed set).
 	webhookEvents *prometheus.CounterVec
 	handler       http.Handler
+	// series holds each (route, method, code)'s two series once looked up:
+	// WithLabelValues hashes and finds its labels again on every call. Its
+	// keys come from the same closed sets as the labels, so it is bounded
+	// as the metric is.
+	series sync.Map // seriesKey → *requestSeries
+}
+
+type seriesKey struct {
+	route, method string
+	code          int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics(a *app) *metrics {
@@ -69,8 +85,17 @@ func newMetrics(a *app) *metrics {
 // is a mux pattern or "unmatched", method one of the standard methods or
 // "other", code a status the server wrote.
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	k := seriesKey{route, methodLabel(method), code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &requestSeries{
+			count:    m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(code)),
+			duration: m.latency.WithLabelValues(route),
+		})
+	}
+	s := v.(*requestSeries)
+	s.count.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 // methodLabel maps a request method to a closed set of label values: a

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/anomaly"
 	"github.com/levqor/levqor/internal/httpx"
@@ -31,18 +33,22 @@ func (a *app) closeWhileDraining(next http.Handler) http.Handler {
 // countingLimiter counts decisions for /metrics.
 type countingLimiter struct {
 	ratelimit.Limiter
-	m *metrics
+	allowed, limited, failed prometheus.Counter // resolved once: not per decision
 }
 
-func (c countingLimiter) Allow(ctx context.Context, key string) (ratelimit.Result, error) {
+func newCountingLimiter(l ratelimit.Limiter, m *metrics) *countingLimiter {
+	return &countingLimiter{l, m.rateLimit.WithLabelValues("allowed"), m.rateLimit.WithLabelValues("limited"), m.rateLimit.WithLabelValues("error")}
+}
+
+func (c *countingLimiter) Allow(ctx context.Context, key string) (ratelimit.Result, error) {
 	res, err := c.Limiter.Allow(ctx, key)
 	switch {
 	case err != nil:
-		c.m.rateLimit.WithLabelValues("error").Inc()
+		c.failed.Inc()
 	case res.Allowed:
-		c.m.rateLimit.WithLabelValues("allowed").Inc()
+		c.allowed.Inc()
 	default:
-		c.m.rateLimit.WithLabelValues("limited").Inc()
+		c.limited.Inc()
 	}
 	return res, err
 }
@@ -92,17 +98,40 @@ func (v verdictVerifier) Verify(ctx context.Context, token string) (*tokens.Clai
 	return v.m.Verify(ctx, token)
 }
 
-type routeKey struct{}
-
 // recordRoute reports the mux pattern that served a request to observe,
-// through a holder in the context (middleware in between copies requests).
+// through observe's writer (middleware in between copies requests, so the
+// request the mux fills in is not the one observe holds).
 func recordRoute(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
-		if h, ok := r.Context().Value(routeKey{}).(*string); ok {
-			*h = r.Pattern
+		if o := observationOf(w); o != nil {
+			o.route = r.Pattern
 		}
 	})
+}
+
+// observation is observe's per-request state in one allocation: the
+// status recorder handed down the chain, the route the mux chose and the
+// request body's timer.
+type observation struct {
+	httpx.StatusRecorder
+	route string
+	body  timedBody
+}
+
+// observationOf finds observe's writer under w's wrappers; nil outside
+// observe.
+func observationOf(w http.ResponseWriter) *observation {
+	for {
+		switch x := w.(type) {
+		case *observation:
+			return x
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // observe feeds metrics, the SLO tracker and the latency anomaly detector.
@@ -112,15 +141,13 @@ func recordRoute(mux *http.ServeMux) http.Handler {
 func (a *app) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := httpx.NewStatusRecorder(w)
-		route := new(string)
-		body := &timedBody{ReadCloser: r.Body}
-		r.Body = body
-		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
+		o := &observation{StatusRecorder: httpx.StatusRecorder{ResponseWriter: w}}
+		o.body.ReadCloser = r.Body
+		r.Body = &o.body
 		defer func() {
 			d := time.Since(start)
-			status := rec.Status()
-			route := *route
+			status := o.Status()
+			route := o.route
 			if route == "" {
 				route = "unmatched"
 			}
@@ -128,7 +155,7 @@ func (a *app) observe(next http.Handler) http.Handler {
 			if !isAPIRoute(route) {
 				return
 			}
-			serve := max(0, d-body.waited)
+			serve := max(0, d-o.body.waited)
 			a.tracker.Observe(serve, status < 500 && serve <= a.cfg.SLOLatency)
 			a.availability.Record(status < 500)
 			res := a.latency.Observe(float64(serve) / float64(time.Millisecond))
@@ -143,7 +170,7 @@ func (a *app) observe(next http.Handler) http.Handler {
 				}
 			}
 		}()
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(o, r)
 	})
 }
 
@@ -181,8 +208,8 @@ func (a *app) recoverPanics(next http.Handler) http.Handler {
 			}
 			a.metrics.panics.Inc()
 			route := "unmatched"
-			if h, ok := r.Context().Value(routeKey{}).(*string); ok && *h != "" {
-				route = *h
+			if o := observationOf(w); o != nil && o.route != "" {
+				route = o.route
 			}
 			a.log.ErrorContext(r.Context(), "panic in handler", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			// The alert key is the route pattern, never the raw path: a

@@ -27,7 +27,7 @@ func (a *app) routes() (http.Handler, error) {
 	}
 	byIP := ratelimit.KeyByIP(a.clientIP)
 	rl, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
-		Limiter: countingLimiter{a.limiter, a.metrics},
+		Limiter: newCountingLimiter(a.limiter, a.metrics),
 		KeyFunc: ratelimit.KeyBySubject(tokens.SubjectFromContext, byIP),
 		Logger:  a.log,
 		// The IETF RateLimit fields carry the same: fewer bytes per response.
@@ -37,7 +37,7 @@ func (a *app) routes() (http.Handler, error) {
 		return nil, err
 	}
 	authRL, err := ratelimit.Middleware(ratelimit.MiddlewareConfig{
-		Limiter:           countingLimiter{a.authLim, a.metrics},
+		Limiter:           newCountingLimiter(a.authLim, a.metrics),
 		KeyFunc:           byIP,
 		PolicyName:        "auth",
 		Logger:            a.log,
@@ -126,9 +126,8 @@ func (a *app) apiRoutes(mux *http.ServeMux) {
 // siteRoutes registers health, metrics (unless on the ops listener),
 // keys, CSP reports and the public pages.
 func (a *app) siteRoutes(mux *http.ServeMux) error {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	healthy := []byte(`{"status":"ok"}` + "\n")
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeBody(w, healthy) })
 	mux.HandleFunc("GET /readyz", a.ready)
 	if a.cfg.OpsAddr == "" {
 		mux.Handle("GET /metrics", a.metrics.handler)
