@@ -22,9 +22,11 @@
 //     hashes: about 46 bytes per key whatever its length
 //     (BenchmarkMemoryBytesPerKey), and the caller's strings are never
 //     retained.
-//   - Redis: shared by replicas; one EVALSHA per decision (EVAL after
-//     NOSCRIPT), atomic, on one key (Redis Cluster safe), timed by Redis
-//     TIME so skewed app clocks agree; keys expire when idle.
+//   - Redis: shared by replicas; one round trip per decision, or per batch
+//     of concurrent decisions (one EVALSHA per key; EVAL after NOSCRIPT),
+//     atomic, on one key (Redis Cluster safe), timed by Redis TIME so
+//     skewed app clocks agree; keys expire one to two burst windows after
+//     they are idle.
 //   - Fallback: Redis first, Memory while Redis errors or times out, with a
 //     circuit breaker that probes Redis again after a cool-down. While it
 //     falls back each replica limits on its own, so N replicas admit up to N

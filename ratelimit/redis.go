@@ -47,17 +47,18 @@ type RedisConfig struct {
 
 // Redis is a GCRA limiter whose state lives in Redis, shared by every
 // replica. Decisions are exact and atomic: each key's are taken by one Lua
-// script on that key alone (Redis Cluster safe), which expires once the
-// key's burst is full again, and the limiter takes exactly the decisions
-// Memory takes for the same requests at the same times.
+// script on that key alone (Redis Cluster safe), which expires one to two
+// burst windows after the key's burst is full again, and the limiter takes
+// exactly the decisions Memory takes for the same requests at the same
+// times.
 //
 // Requests are batched without goroutines of their own: a caller that
 // finds fewer than Pipelines round trips in flight sends its request at
 // once, together with every request queued meanwhile; the others queue,
 // and one of them sends the next batch when a round trip ends. A batch is
 // one pipeline, one EVALSHA per distinct key deciding that key's requests
-// in order (EVAL after a NOSCRIPT). A lone request costs one round trip,
-// as before; under load, many decisions share one.
+// in order (EVAL after a NOSCRIPT). A lone request is one plain EVALSHA;
+// under load, many decisions share one round trip.
 type Redis struct {
 	c        redis.UniversalClient
 	rate     Rate
@@ -95,6 +96,14 @@ var (
 // arithmetic is exact. KEYS[1]: the key. ARGV: interval µs, burst, now µs
 // or "" for Redis TIME, number of requests. Reply: allowed, remaining,
 // retry-after µs, reset-after µs for each request.
+//
+// The key holds the theoretical arrival time (TAT). Its expiry is the end
+// of the burst window after the one holding the TAT (windows counted from
+// the epoch), so it outlives the TAT by one to two windows and moves only
+// when the TAT enters another window. A key that exists is moved to its
+// new TAT in place (INCRBY by the difference, PEXPIRE only on entering a
+// window), which costs Redis less than SET with PX; only a missing key is
+// SET.
 var gcraScript = redis.NewScript(`
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -106,10 +115,11 @@ if ARGV[3] == '' then
 else
   now = tonumber(ARGV[3])
 end
-local tat = tonumber(redis.call('GET', KEYS[1]))
+local stored = tonumber(redis.call('GET', KEYS[1]))
+local tat = stored
 if tat == nil or tat < now then tat = now end
+local start = tat
 local out = {}
-local stored = false
 for i = 1, n do
   local newTat = tat + interval
   local allowAt = newTat - burst * interval
@@ -117,13 +127,22 @@ for i = 1, n do
     out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = allowAt - now; out[#out+1] = tat - now
   else
     tat = newTat
-    stored = true
     local ttl = newTat - now
     out[#out+1] = 1; out[#out+1] = math.floor((burst * interval - ttl) / interval); out[#out+1] = 0; out[#out+1] = ttl
   end
 end
-if stored then
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+if tat > start then
+  local window = burst * interval
+  local cell = math.floor(tat / window)
+  local life = math.ceil(((cell + 2) * window - now) / 1000)
+  if stored == nil then
+    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', life)
+  else
+    redis.call('INCRBY', KEYS[1], tat - stored)
+    if cell ~= math.floor(stored / window) then
+      redis.call('PEXPIRE', KEYS[1], life)
+    end
+  end
 end
 return out
 `)
@@ -176,15 +195,14 @@ func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
 	if l.closed.Load() {
 		return Result{}, ErrClosed
 	}
-	r := &redisReq{ctx: ctx, key: key, done: make(chan struct{})}
 	select {
 	case l.slots <- struct{}{}: // a round trip is free: send now
-		r.taken.Store(true)
-		l.send(l.fill([]*redisReq{r}))
+		res, err := l.lead(ctx, key)
 		<-l.slots
-		return r.res, r.err
+		return res, err
 	default:
 	}
+	r := &redisReq{ctx: ctx, key: key, done: make(chan struct{})}
 	select {
 	case l.queue <- r:
 	case <-ctx.Done():
@@ -213,6 +231,45 @@ func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
 			}
 		}
 	}
+}
+
+// lead decides key with the requests queued meanwhile, holding a round
+// trip. Alone, it is one plain script call: no pipeline, no batch.
+func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
+	batch := l.fill(nil)
+	if len(batch) > 0 {
+		r := &redisReq{ctx: ctx, key: key, done: make(chan struct{})}
+		r.taken.Store(true)
+		l.send(append(batch, r))
+		return r.res, r.err
+	}
+	v, err := gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.interval, l.burst, l.nowArg(), 1).Int64Slice()
+	if err == nil && len(v) != 4 {
+		err = fmt.Errorf("unexpected script reply of %d values for 1 request", len(v))
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return l.result(v), nil
+}
+
+// result reads one decision (4 values) of a script reply.
+func (l *Redis) result(v []int64) Result {
+	return Result{
+		Allowed:    v[0] == 1,
+		Limit:      l.rate.Burst,
+		Remaining:  int(v[1]),
+		RetryAfter: time.Duration(v[2]) * time.Microsecond,
+		ResetAfter: time.Duration(v[3]) * time.Microsecond,
+	}
+}
+
+// nowArg is the script's clock argument: "" for Redis TIME.
+func (l *Redis) nowArg() string {
+	if l.now == nil {
+		return ""
+	}
+	return strconv.FormatInt(l.now().UnixMicro(), 10)
 }
 
 // fill adds queued requests to batch, up to MaxBatch.
@@ -255,11 +312,7 @@ func (l *Redis) send(batch []*redisReq) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	now := ""
-	if l.now != nil {
-		now = strconv.FormatInt(l.now().UnixMicro(), 10)
-	}
-	replies, err := l.exec(ctx, keys, byKey, now)
+	replies, err := l.exec(ctx, keys, byKey, l.nowArg())
 	for i, k := range keys {
 		reqs := byKey[k]
 		var v []int64
@@ -274,13 +327,7 @@ func (l *Redis) send(batch []*redisReq) {
 			if e != nil {
 				r.err = fmt.Errorf("ratelimit: redis: %w", e)
 			} else {
-				r.res = Result{
-					Allowed:    v[4*j] == 1,
-					Limit:      l.rate.Burst,
-					Remaining:  int(v[4*j+1]),
-					RetryAfter: time.Duration(v[4*j+2]) * time.Microsecond,
-					ResetAfter: time.Duration(v[4*j+3]) * time.Microsecond,
-				}
+				r.res = l.result(v[4*j : 4*j+4])
 			}
 			close(r.done)
 		}

@@ -187,22 +187,42 @@ func testRedisNoScript(t *testing.T, top topology) {
 	}
 }
 
-func TestRedisKeyExpiresWhenIdle(t *testing.T) { eachTopology(t, testRedisKeyExpiresWhenIdle) }
+func TestRedisKeyExpiry(t *testing.T) { eachTopology(t, testRedisKeyExpiry) }
 
-func testRedisKeyExpiresWhenIdle(t *testing.T, top topology) {
+// testRedisKeyExpiry: a key in debt outlives its TAT while the TAT crosses
+// burst windows (INCRBY keeps a key's TTL: the script must move it), and
+// it expires at most two windows after its TAT, so idle keys go away.
+func testRedisKeyExpiry(t *testing.T, top topology) {
 	c := top.Client
-	red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: ratelimit.PerMinute(60)})
+	// 10 ms per request, burst 5: a 50 ms window.
+	rate := ratelimit.Rate{Limit: 100, Period: time.Second, Burst: 5}
+	const window = 50 * time.Millisecond
+	red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: rate})
 	ctx := context.Background()
-	for range 3 {
-		_, _ = red.Allow(ctx, "k")
+	key := ratelimit.DefaultRedisPrefix + "k"
+	allowed := 0
+	for start := time.Now(); time.Since(start) < 400*time.Millisecond; {
+		res, err := red.Allow(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Allowed {
+			allowed++
+		}
+		ttl, err := c.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// PTTL counts whole milliseconds, read a little after the decision.
+		if ttl < res.ResetAfter-2*time.Millisecond {
+			t.Fatalf("after %d allowed: key expires in %v, before its TAT (in %v)", allowed, ttl, res.ResetAfter)
+		}
+		if ttl > res.ResetAfter+2*window+time.Millisecond {
+			t.Fatalf("key expires in %v: more than two windows after its TAT (in %v)", ttl, res.ResetAfter)
+		}
 	}
-	ttl, err := c.PTTL(ctx, ratelimit.DefaultRedisPrefix+"k").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Three requests at one per second are paid back within 3s.
-	if ttl <= 2*time.Second || ttl > 3*time.Second {
-		t.Fatalf("PTTL = %v, want (2s, 3s]", ttl)
+	if allowed < 20 { // 200 ms of debt: four windows
+		t.Fatalf("%d allowed in 400 ms: the TAT did not cross windows", allowed)
 	}
 	if n, err := c.DBSize(ctx).Result(); n != 1 {
 		t.Fatalf("%d keys for one limiter key (err %v)", n, err)
