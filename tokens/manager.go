@@ -77,8 +77,8 @@ type Config struct {
 
 // Manager issues, verifies, rotates and revokes tokens. Safe for concurrent use.
 type Manager struct {
-	cfg     Config
-	grace   time.Duration
+	cfg   Config
+	grace time.Duration
 	// access and refresh check each type's claims (golang-jwt's
 	// validator: exp, nbf, iat, iss, aud with the leeway); Revoke checks
 	// none (nil).
