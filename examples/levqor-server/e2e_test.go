@@ -245,8 +245,15 @@ func endToEnd(t *testing.T, s *server) {
 	}
 	// API responses carry the REST security headers, not the page's.
 	if r.header.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'none'" || r.header.Get("X-Content-Type-Options") != "nosniff" ||
-		r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("Permissions-Policy") != "" {
+		r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("Cross-Origin-Resource-Policy") != "same-origin" ||
+		r.header.Get("Permissions-Policy") != "" || r.header.Get("Referrer-Policy") != "" {
 		t.Fatalf("API security headers %v", r.header)
+	}
+	// Eight handler headers at most on /api/me: net/http's header map (and
+	// its copy at WriteHeader) then stays within one map group
+	// (bench/README.md). Date and Content-Length are net/http's own.
+	if me := s.do("GET", "/api/me", access, ""); me.status != 200 || len(me.header)-2 > 8 || me.header.Get("Date") == "" || me.header.Get("Content-Length") == "" {
+		t.Fatalf("%d handler headers on GET /api/me: %v", len(me.header)-2, me.header)
 	}
 
 	// Refresh rotation and reuse detection.
