@@ -334,9 +334,12 @@ var redisDefaults = []struct {
 	{"read_timeout", "100ms"},
 	{"write_timeout", "100ms"},
 	{"pool_timeout", "100ms"},
-	{"max_retries", "1"},
-	{"min_retry_backoff", "2ms"},
-	{"max_retry_backoff", "20ms"},
+	// No retry: after a read timeout a retry waits another read_timeout
+	// on the same frozen server, and a request that also pays the rate
+	// limiter's probe then answers in over 300 ms. The pool checks idle
+	// connections before reuse, so a connection Redis closed is not handed
+	// out to fail.
+	{"max_retries", "-1"},
 }
 
 const (
