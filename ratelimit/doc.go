@@ -25,8 +25,8 @@
 //   - Redis: shared by replicas; one round trip per decision, or per batch
 //     of concurrent decisions (one EVALSHA per key; EVAL after NOSCRIPT),
 //     atomic, on one key (Redis Cluster safe), timed by Redis TIME so
-//     skewed app clocks agree; keys expire one to two burst windows after
-//     they are idle.
+//     skewed app clocks agree; a key expires at most two burst windows,
+//     and at most two minutes, after its burst is full again.
 //   - Fallback: Redis first, Memory while Redis errors or times out, with a
 //     circuit breaker that probes Redis again after a cool-down. While it
 //     falls back each replica limits on its own, so N replicas admit up to N

@@ -47,8 +47,9 @@ type RedisConfig struct {
 
 // Redis is a GCRA limiter whose state lives in Redis, shared by every
 // replica. Decisions are exact and atomic: each key's are taken by one Lua
-// script on that key alone (Redis Cluster safe), which expires one to two
-// burst windows after the key's burst is full again, and the limiter takes
+// script on that key alone (Redis Cluster safe), which expires at most two
+// burst windows (and at most two minutes) after the key's burst is full
+// again, and the limiter takes
 // exactly the decisions Memory takes for the same requests at the same
 // times.
 //
@@ -97,13 +98,14 @@ var (
 // or "" for Redis TIME, number of requests. Reply: allowed, remaining,
 // retry-after µs, reset-after µs for each request.
 //
-// The key holds the theoretical arrival time (TAT). Its expiry is the end
-// of the burst window after the one holding the TAT (windows counted from
-// the epoch), so it outlives the TAT by one to two windows and moves only
-// when the TAT enters another window. A key that exists is moved to its
-// new TAT in place (INCRBY by the difference, PEXPIRE only on entering a
-// window), which costs Redis less than SET with PX; only a missing key is
-// SET.
+// The key holds the theoretical arrival time (TAT). Time is cut into
+// spans of one burst window, or one minute if that is shorter, counted
+// from the epoch; the key expires at the end of the span after the one
+// holding its TAT, so it outlives the TAT by one to two spans (at most two
+// minutes) and its expiry moves only when the TAT enters another span. A
+// key that exists is moved to its new TAT in place (INCRBY by the
+// difference, PEXPIRE only on entering a span), which costs Redis less
+// than SET with PX; only a missing key is SET.
 var gcraScript = redis.NewScript(`
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -132,14 +134,14 @@ for i = 1, n do
   end
 end
 if tat > start then
-  local window = burst * interval
-  local cell = math.floor(tat / window)
-  local life = math.ceil(((cell + 2) * window - now) / 1000)
+  local span = math.min(burst * interval, 60000000)
+  local cell = math.floor(tat / span)
+  local life = math.ceil(((cell + 2) * span - now) / 1000)
   if stored == nil then
     redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', life)
   else
     redis.call('INCRBY', KEYS[1], tat - stored)
-    if cell ~= math.floor(stored / window) then
+    if cell ~= math.floor(stored / span) then
       redis.call('PEXPIRE', KEYS[1], life)
     end
   end

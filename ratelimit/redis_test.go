@@ -191,7 +191,8 @@ func TestRedisKeyExpiry(t *testing.T) { eachTopology(t, testRedisKeyExpiry) }
 
 // testRedisKeyExpiry: a key in debt outlives its TAT while the TAT crosses
 // burst windows (INCRBY keeps a key's TTL: the script must move it), and
-// it expires at most two windows after its TAT, so idle keys go away.
+// it expires at most two windows (two minutes) after its TAT, so idle keys
+// go away.
 // Redis expires keys on its own clock, so this test runs on real time
 // (for 400 ms, without sleeping) and asserts nothing about speed.
 func testRedisKeyExpiry(t *testing.T, top topology) {
@@ -228,6 +229,19 @@ func testRedisKeyExpiry(t *testing.T, top topology) {
 	}
 	if n, err := c.DBSize(ctx).Result(); n != 1 {
 		t.Fatalf("%d keys for one limiter key (err %v)", n, err)
+	}
+	// A long window: the key still expires within two minutes of its TAT.
+	slow := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: ratelimit.PerHour(10), Prefix: "slow:"})
+	res, err := slow.Allow(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := c.PTTL(ctx, "slow:k").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl < res.ResetAfter-2*time.Millisecond || ttl > res.ResetAfter+2*time.Minute+time.Millisecond {
+		t.Fatalf("PerHour(10) key expires in %v; its TAT is in %v", ttl, res.ResetAfter)
 	}
 }
 
