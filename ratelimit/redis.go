@@ -49,9 +49,8 @@ type RedisConfig struct {
 // replica. Decisions are exact and atomic: each key's are taken by one Lua
 // script on that key alone (Redis Cluster safe), which expires at most two
 // burst windows (and at most two minutes) after the key's burst is full
-// again, and the limiter takes
-// exactly the decisions Memory takes for the same requests at the same
-// times.
+// again, and the limiter takes exactly the decisions Memory takes for the
+// same requests at the same times.
 //
 // Requests are batched without goroutines of their own: a caller that
 // finds fewer than Pipelines round trips in flight sends its request at
