@@ -244,14 +244,23 @@ func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
 		l.send(append(batch, r))
 		return r.res, r.err
 	}
-	v, err := gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.interval, l.burst, l.nowArg(), 1).Int64Slice()
-	if err == nil && len(v) != 4 {
-		err = fmt.Errorf("unexpected script reply of %d values for 1 request", len(v))
-	}
+	v, err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.interval, l.burst, l.nowArg(), 1), 1)
 	if err != nil {
-		return Result{}, fmt.Errorf("ratelimit: redis: %w", err)
+		return Result{}, err
 	}
 	return l.result(v), nil
+}
+
+// replyValues reads a script reply deciding n requests: 4 values each.
+func replyValues(cmd *redis.Cmd, n int) ([]int64, error) {
+	v, err := cmd.Int64Slice()
+	if err == nil && len(v) != 4*n {
+		err = fmt.Errorf("unexpected script reply of %d values for %d requests", len(v), n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return v, nil
 }
 
 // result reads one decision (4 values) of a script reply.
@@ -314,19 +323,19 @@ func (l *Redis) send(batch []*redisReq) {
 		defer cancel()
 	}
 	replies, err := l.exec(ctx, keys, byKey, l.nowArg())
+	if err != nil {
+		err = fmt.Errorf("ratelimit: redis: %w", err)
+	}
 	for i, k := range keys {
 		reqs := byKey[k]
 		var v []int64
 		e := err
 		if e == nil {
-			v, e = replies[i].Int64Slice()
-		}
-		if e == nil && len(v) != 4*len(reqs) {
-			e = fmt.Errorf("unexpected script reply of %d values for %d requests", len(v), len(reqs))
+			v, e = replyValues(replies[i], len(reqs))
 		}
 		for j, r := range reqs {
 			if e != nil {
-				r.err = fmt.Errorf("ratelimit: redis: %w", e)
+				r.err = e
 			} else {
 				r.res = l.result(v[4*j : 4*j+4])
 			}
