@@ -62,10 +62,12 @@ type RedisConfig struct {
 type Redis struct {
 	c        redis.UniversalClient
 	rate     Rate
-	interval string
-	burst    string
-	prefix   string
-	maxBatch int
+	interval int64 // µs
+	tau      int64 // burst window, µs
+	// the script's first two arguments, formatted once
+	intervalArg, tauArg string
+	prefix              string
+	maxBatch            int
 	// now replaces Redis TIME in tests only (export_test.go): in use the
 	// script reads the Redis server's clock, so replicas with skewed clocks
 	// agree.
@@ -93,9 +95,13 @@ var (
 // gcraScript mirrors gcra() for ARGV[4] requests on one key at one
 // instant, in order, and stores the key once. Lua numbers are float64:
 // every value is an integer number of microseconds below 2^53, so the
-// arithmetic is exact. KEYS[1]: the key. ARGV: interval µs, burst, now µs
-// or "" for Redis TIME, number of requests. Reply: allowed, remaining,
-// retry-after µs, reset-after µs for each request.
+// arithmetic is exact. KEYS[1]: the key. ARGV: interval µs, burst window
+// (burst × interval) µs, now µs or "" for Redis TIME, number of requests.
+// Reply: one value per request, the time until the key is back to a full
+// burst (reset, µs) if it was allowed and -reset-1 if not; the rest of a
+// Result follows from it (Redis.result). One small value instead of four
+// keeps the script and its reply short: Redis's time per call is what a
+// serial caller waits for.
 //
 // The key holds the theoretical arrival time (TAT). Time is cut into
 // spans of one burst window, or one minute if that is shorter, counted
@@ -107,12 +113,12 @@ var (
 // than SET with PX; only a missing key is SET.
 var gcraScript = redis.NewScript(`
 local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+local tau = tonumber(ARGV[2])
 local n = tonumber(ARGV[4])
 local now
 if ARGV[3] == '' then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  now = t[1] * 1000000 + t[2]
 else
   now = tonumber(ARGV[3])
 end
@@ -120,20 +126,20 @@ local stored = tonumber(redis.call('GET', KEYS[1]))
 local tat = stored
 if tat == nil or tat < now then tat = now end
 local start = tat
+local limit = now + tau
 local out = {}
 for i = 1, n do
   local newTat = tat + interval
-  local allowAt = newTat - burst * interval
-  if now < allowAt then
-    out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = allowAt - now; out[#out+1] = tat - now
+  if newTat > limit then
+    out[i] = now - tat - 1
   else
     tat = newTat
-    local ttl = newTat - now
-    out[#out+1] = 1; out[#out+1] = math.floor((burst * interval - ttl) / interval); out[#out+1] = 0; out[#out+1] = ttl
+    out[i] = tat - now
   end
 end
 if tat > start then
-  local span = math.min(burst * interval, 60000000)
+  local span = tau
+  if span > 60000000 then span = 60000000 end
   local cell = math.floor(tat / span)
   local life = math.ceil(((cell + 2) * span - now) / 1000)
   if stored == nil then
@@ -169,12 +175,15 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultRedisMaxBatch
 	}
+	interval := rate.interval()
+	tau := interval * int64(rate.Burst)
 	return &Redis{
 		c: cfg.Client, rate: rate, prefix: cfg.Prefix, maxBatch: cfg.MaxBatch,
-		interval: strconv.FormatInt(rate.interval(), 10),
-		burst:    strconv.Itoa(rate.Burst),
-		queue:    make(chan *redisReq, 4096),
-		slots:    make(chan struct{}, cfg.Pipelines),
+		interval: interval, tau: tau,
+		intervalArg: strconv.FormatInt(interval, 10),
+		tauArg:      strconv.FormatInt(tau, 10),
+		queue:       make(chan *redisReq, 4096),
+		slots:       make(chan struct{}, cfg.Pipelines),
 	}, nil
 }
 
@@ -244,17 +253,17 @@ func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
 		l.send(append(batch, r))
 		return r.res, r.err
 	}
-	v, err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.interval, l.burst, l.nowArg(), 1), 1)
+	v, err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.intervalArg, l.tauArg, l.nowArg(), 1), 1)
 	if err != nil {
 		return Result{}, err
 	}
-	return l.result(v), nil
+	return l.result(v[0]), nil
 }
 
-// replyValues reads a script reply deciding n requests: 4 values each.
+// replyValues reads a script reply deciding n requests: one value each.
 func replyValues(cmd *redis.Cmd, n int) ([]int64, error) {
 	v, err := cmd.Int64Slice()
-	if err == nil && len(v) != 4*n {
+	if err == nil && len(v) != n {
 		err = fmt.Errorf("unexpected script reply of %d values for %d requests", len(v), n)
 	}
 	if err != nil {
@@ -263,14 +272,22 @@ func replyValues(cmd *redis.Cmd, n int) ([]int64, error) {
 	return v, nil
 }
 
-// result reads one decision (4 values) of a script reply.
-func (l *Redis) result(v []int64) Result {
+// result reads one decision of a script reply: reset µs if allowed,
+// -reset-1 if not (see gcraScript); the figures are gcra()'s.
+func (l *Redis) result(v int64) Result {
+	if v > 0 {
+		return Result{
+			Allowed:    true,
+			Limit:      l.rate.Burst,
+			Remaining:  int((l.tau - v) / l.interval),
+			ResetAfter: time.Duration(v) * time.Microsecond,
+		}
+	}
+	reset := -v - 1
 	return Result{
-		Allowed:    v[0] == 1,
 		Limit:      l.rate.Burst,
-		Remaining:  int(v[1]),
-		RetryAfter: time.Duration(v[2]) * time.Microsecond,
-		ResetAfter: time.Duration(v[3]) * time.Microsecond,
+		RetryAfter: time.Duration(reset+l.interval-l.tau) * time.Microsecond,
+		ResetAfter: time.Duration(reset) * time.Microsecond,
 	}
 }
 
@@ -337,7 +354,7 @@ func (l *Redis) send(batch []*redisReq) {
 			if e != nil {
 				r.err = e
 			} else {
-				r.res = l.result(v[4*j : 4*j+4])
+				r.res = l.result(v[j])
 			}
 			close(r.done)
 		}
@@ -351,7 +368,7 @@ func (l *Redis) exec(ctx context.Context, keys []string, byKey map[string][]*red
 		pipe := l.c.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.interval, l.burst, now, len(byKey[k]))
+			cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.intervalArg, l.tauArg, now, len(byKey[k]))
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil || attempt > 0 || !isNoScript(cmds) {
