@@ -23,7 +23,8 @@
 //     (BenchmarkMemoryBytesPerKey), and the caller's strings are never
 //     retained.
 //   - Redis: shared by replicas; one round trip per decision, or per batch
-//     of concurrent decisions (one EVALSHA per key; EVAL after NOSCRIPT),
+//     of concurrent decisions (one EVALSHA per key; after NOSCRIPT only
+//     the refused calls are sent again, so none decides twice),
 //     atomic, on one key (Redis Cluster safe), timed by Redis TIME so
 //     skewed app clocks agree; a key expires at most two burst windows,
 //     and at most two minutes, after its burst is full again.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,8 +58,9 @@ type RedisConfig struct {
 // once, together with every request queued meanwhile; the others queue,
 // and one of them sends the next batch when a round trip ends. A batch is
 // one pipeline, one EVALSHA per distinct key deciding that key's requests
-// in order (EVAL after a NOSCRIPT). A lone request is one plain EVALSHA;
-// under load, many decisions share one round trip.
+// in order; calls refused with NOSCRIPT are sent again once the script is
+// loaded, and only those. A lone request is one plain EVALSHA (EVAL after
+// a NOSCRIPT); under load, many decisions share one round trip.
 type Redis struct {
 	c        redis.UniversalClient
 	rate     Rate
@@ -339,20 +341,13 @@ func (l *Redis) send(batch []*redisReq) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	replies, err := l.exec(ctx, keys, byKey, l.nowArg())
-	if err != nil {
-		err = fmt.Errorf("ratelimit: redis: %w", err)
-	}
+	replies := l.exec(ctx, keys, byKey, l.nowArg())
 	for i, k := range keys {
 		reqs := byKey[k]
-		var v []int64
-		e := err
-		if e == nil {
-			v, e = replyValues(replies[i], len(reqs))
-		}
+		v, err := replyValues(replies[i], len(reqs))
 		for j, r := range reqs {
-			if e != nil {
-				r.err = e
+			if err != nil {
+				r.err = err
 			} else {
 				r.res = l.result(v[j])
 			}
@@ -361,30 +356,39 @@ func (l *Redis) send(batch []*redisReq) {
 	}
 }
 
-// exec runs one EVALSHA per key in a pipeline, loading the script and
-// trying again once when Redis does not know it.
-func (l *Redis) exec(ctx context.Context, keys []string, byKey map[string][]*redisReq, now string) ([]*redis.Cmd, error) {
-	for attempt := 0; ; attempt++ {
+// exec runs one EVALSHA per key in a pipeline; each call carries its own
+// reply or error. Calls refused with NOSCRIPT did not run: exec loads the
+// script and sends those again, and only those — in a cluster one node
+// may know the script and another not, and the calls that ran there must
+// not decide twice.
+func (l *Redis) exec(ctx context.Context, keys []string, byKey map[string][]*redisReq, now string) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(keys))
+	run := func(refusedOnly bool) {
 		pipe := l.c.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.intervalArg, l.tauArg, now, len(byKey[k]))
+			if !refusedOnly || isNoScript(cmds[i]) {
+				cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.intervalArg, l.tauArg, now, len(byKey[k]))
+			}
 		}
-		_, err := pipe.Exec(ctx)
-		if err == nil || attempt > 0 || !isNoScript(cmds) {
-			return cmds, err
-		}
-		if err := gcraScript.Load(ctx, l.c).Err(); err != nil {
-			return nil, err
-		}
+		_, _ = pipe.Exec(ctx) // the errors are the calls'
 	}
+	run(false)
+	if !slices.ContainsFunc(cmds, isNoScript) {
+		return cmds
+	}
+	if err := gcraScript.Load(ctx, l.c).Err(); err != nil {
+		for _, c := range cmds {
+			if isNoScript(c) {
+				c.SetErr(err)
+			}
+		}
+		return cmds
+	}
+	run(true)
+	return cmds
 }
 
-func isNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			return true
-		}
-	}
-	return false
+func isNoScript(c *redis.Cmd) bool {
+	err := c.Err()
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }

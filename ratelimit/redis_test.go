@@ -1,10 +1,13 @@
 package ratelimit_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +113,92 @@ func testRedisMatchesMemory(t *testing.T, top topology) {
 			}
 		})
 	}
+}
+
+// TestRedisBatchMatchesMemory: decisions that share a round trip (queued
+// while another is in flight, then sent as one pipeline with one script
+// call per key) get exactly the Results the memory limiter gives the same
+// requests at the same instant, in some order. Each attempt starts with
+// Redis knowing no script: the first, lone request loads it on its key's
+// node only, so in a cluster the batch that follows is refused (NOSCRIPT)
+// on one node and runs on the other, and must not run there twice.
+func TestRedisBatchMatchesMemory(t *testing.T) { eachTopology(t, testRedisBatchMatchesMemory) }
+
+func testRedisBatchMatchesMemory(t *testing.T, top topology) {
+	rate := ratelimit.Rate{Limit: 10, Period: time.Second, Burst: 20}
+	var pipelines pipelineCounter
+	top.Client.AddHook(&pipelines)
+	now := time.Now().Truncate(time.Second)
+	// Whether a request queues depends on timing: try again (new keys) in
+	// the unlikely case that none did.
+	for attempt := 0; pipelines.n.Load() == 0; attempt++ {
+		if attempt == 3 {
+			t.Fatal("no decisions were batched in three attempts")
+		}
+		if err := top.Client.ScriptFlush(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		red := newRedis(t, ratelimit.RedisConfig{Client: top.Client, Rate: rate, Prefix: fmt.Sprintf("batch%d:", attempt), Pipelines: 1})
+		ratelimit.SetRedisClock(red, func() time.Time { return now })
+		mem := newMemory(t, ratelimit.MemoryConfig{Rate: rate})
+		keys := []string{"a", "b"}
+		const perKey = 48 // both outcomes: the burst is 20
+		got := make(map[string][]ratelimit.Result)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range perKey * len(keys) {
+			key := keys[i%len(keys)]
+			wg.Go(func() {
+				<-start
+				r, err := red.Allow(context.Background(), key)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got[key] = append(got[key], r)
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, key := range keys {
+			var want []ratelimit.Result
+			for range perKey {
+				want = append(want, mem.AllowAt(key, now))
+			}
+			sortResults(want)
+			sortResults(got[key])
+			if !slices.Equal(got[key], want) {
+				t.Fatalf("key %s: redis %+v\nmemory %+v", key, got[key], want)
+			}
+		}
+	}
+}
+
+// pipelineCounter is a go-redis hook counting pipelines sent.
+type pipelineCounter struct{ n atomic.Int64 }
+
+func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func sortResults(rs []ratelimit.Result) {
+	slices.SortFunc(rs, func(a, b ratelimit.Result) int {
+		if a.Allowed != b.Allowed {
+			if a.Allowed {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(b.Remaining, a.Remaining), cmp.Compare(a.RetryAfter, b.RetryAfter), cmp.Compare(a.ResetAfter, b.ResetAfter))
+	})
 }
 
 // TestRedisServerTime uses Redis TIME: a slow rate makes the few
