@@ -2,11 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -64,12 +64,12 @@ type RedisConfig struct {
 type Redis struct {
 	c        redis.UniversalClient
 	rate     Rate
-	interval int64 // µs
-	tau      int64 // burst window, µs
-	// the script's first two arguments, formatted once
-	intervalArg, tauArg string
-	prefix              string
-	maxBatch            int
+	interval int64  // µs
+	tau      int64  // burst window, µs
+	rateArg  []byte // interval and tau, as the script reads them
+	oneArgs  []any  // the script's arguments for one request on Redis TIME
+	prefix   string
+	maxBatch int
 	// now replaces Redis TIME in tests only (export_test.go): in use the
 	// script reads the Redis server's clock, so replicas with skewed clocks
 	// agree.
@@ -94,66 +94,89 @@ var (
 	_ io.Closer = (*Redis)(nil)
 )
 
-// gcraScript mirrors gcra() for ARGV[4] requests on one key at one
-// instant, in order, and stores the key once. Lua numbers are float64:
-// every value is an integer number of microseconds below 2^53, so the
-// arithmetic is exact. KEYS[1]: the key. ARGV: interval µs, burst window
-// (burst × interval) µs, now µs or "" for Redis TIME, number of requests.
-// Reply: one value per request, the time until the key is back to a full
-// burst (reset, µs) if it was allowed and -reset-1 if not; the rest of a
-// Result follows from it (Redis.result). One small value instead of four
-// keeps the script and its reply short: Redis's time per call is what a
-// serial caller waits for.
+// gcraScript mirrors gcra() for n requests on one key at one instant, in
+// order, and stores the key once. Lua numbers are float64: every value is
+// an integer number of microseconds below 2^53, so the arithmetic is
+// exact. KEYS[1]: the key. ARGV[1]: interval µs, burst window (burst ×
+// interval) µs and n, as little-endian 64-bit integers (rateArgs); ARGV[2],
+// in tests only: now µs, the same way (absent: Redis TIME). Reply: for
+// each request, the time until the key is back to a full burst (reset, µs)
+// if it was allowed and -reset-1 if not — one integer when n is 1, else an
+// array; the rest of a Result follows from it (Redis.result).
 //
-// The key holds the theoretical arrival time (TAT). Time is cut into
-// spans of one burst window, or one minute if that is shorter, counted
-// from the epoch; the key expires at the end of the span after the one
-// holding its TAT, so it outlives the TAT by one to two spans (at most two
-// minutes) and its expiry moves only when the TAT enters another span. A
-// key that exists is moved to its new TAT in place (INCRBY by the
-// difference, PEXPIRE only on entering a span), which costs Redis less
-// than SET with PX; only a missing key is SET.
+// A serial caller waits for Redis's time per call, so the script does the
+// least it can for exact GCRA on the server's clock: three commands (TIME,
+// GET, SET; a denial writes nothing), and numbers travel as 8-byte binary,
+// which struct.unpack reads without the decimal parsing (strtod) that cost
+// about a third of the script's time.
+//
+// The key holds the theoretical arrival time (TAT), 8 bytes (a decimal
+// value, as versions before 2026-11-26 wrote, is still read). Time is cut
+// into spans of one burst window, or one minute if that is shorter,
+// counted from the epoch; the key expires at the end of the span after the
+// one holding its TAT, so it outlives the TAT by one to two spans (at most
+// two minutes). Its expiry is set only when the TAT enters another span:
+// otherwise SET keeps it (KEEPTTL), which costs Redis less than PX.
 var gcraScript = redis.NewScript(`
-local interval = tonumber(ARGV[1])
-local tau = tonumber(ARGV[2])
-local n = tonumber(ARGV[4])
+local struct = rawget(_G, 'struct') -- absent from miniredis
+local decode, encode
+if struct then
+  decode, encode = struct.unpack, struct.pack
+else -- the same encoding in plain Lua
+  local function le(s, i)
+    local b1, b2, b3, b4, b5, b6, b7 = string.byte(s, i, i + 6)
+    return b1 + 256 * (b2 + 256 * (b3 + 256 * (b4 + 256 * (b5 + 256 * (b6 + 256 * b7)))))
+  end
+  decode = function(_, s)
+    if #s == 8 then return le(s, 1) end
+    return le(s, 1), le(s, 9), le(s, 17)
+  end
+  encode = function(_, x)
+    local b = {}
+    for i = 1, 8 do b[i] = x % 256; x = (x - b[i]) / 256 end
+    return string.char(unpack(b))
+  end
+end
+local interval, tau, n = decode('<i8i8i8', ARGV[1])
 local now
-if ARGV[3] == '' then
+if ARGV[2] then
+  now = decode('<i8', ARGV[2])
+else
   local t = redis.call('TIME')
   now = t[1] * 1000000 + t[2]
-else
-  now = tonumber(ARGV[3])
 end
-local stored = tonumber(redis.call('GET', KEYS[1]))
+local v = redis.call('GET', KEYS[1])
+local stored
+if v then
+  if #v == 8 then stored = decode('<i8', v) else stored = tonumber(v) end
+end
 local tat = stored
-if tat == nil or tat < now then tat = now end
+if not tat or tat < now then tat = now end
 local start = tat
 local limit = now + tau
-local out = {}
+local one, out
+if n > 1 then out = {} end
 for i = 1, n do
   local newTat = tat + interval
   if newTat > limit then
-    out[i] = now - tat - 1
+    one = now - tat - 1
   else
     tat = newTat
-    out[i] = tat - now
+    one = tat - now
   end
+  if out then out[i] = one end
 end
 if tat > start then
   local span = tau
   if span > 60000000 then span = 60000000 end
-  local cell = math.floor(tat / span)
-  local life = math.ceil(((cell + 2) * span - now) / 1000)
-  if stored == nil then
-    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', life)
+  local cell = tat - tat % span
+  if stored and cell == stored - stored % span then
+    redis.call('SET', KEYS[1], encode('<i8', tat), 'KEEPTTL')
   else
-    redis.call('INCRBY', KEYS[1], tat - stored)
-    if cell ~= math.floor(stored / span) then
-      redis.call('PEXPIRE', KEYS[1], life)
-    end
+    redis.call('SET', KEYS[1], encode('<i8', tat), 'PX', math.ceil((cell + 2 * span - now) / 1000))
   end
 end
-return out
+return out or one
 `)
 
 // NewRedis validates cfg. It does not contact Redis.
@@ -179,14 +202,15 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	}
 	interval := rate.interval()
 	tau := interval * int64(rate.Burst)
-	return &Redis{
+	l := &Redis{
 		c: cfg.Client, rate: rate, prefix: cfg.Prefix, maxBatch: cfg.MaxBatch,
 		interval: interval, tau: tau,
-		intervalArg: strconv.FormatInt(interval, 10),
-		tauArg:      strconv.FormatInt(tau, 10),
-		queue:       make(chan *redisReq, 4096),
-		slots:       make(chan struct{}, cfg.Pipelines),
-	}, nil
+		queue: make(chan *redisReq, 4096),
+		slots: make(chan struct{}, cfg.Pipelines),
+	}
+	l.rateArg = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(interval)), uint64(tau))
+	l.oneArgs = l.scriptArgs(1, "")
+	return l, nil
 }
 
 // Rate implements Limiter.
@@ -255,23 +279,43 @@ func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
 		l.send(append(batch, r))
 		return r.res, r.err
 	}
-	v, err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.intervalArg, l.tauArg, l.nowArg(), 1), 1)
-	if err != nil {
+	args := l.oneArgs
+	if l.now != nil {
+		args = l.scriptArgs(1, l.nowArg())
+	}
+	var v [1]int64
+	if err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, args...), v[:]); err != nil {
 		return Result{}, err
 	}
 	return l.result(v[0]), nil
 }
 
-// replyValues reads a script reply deciding n requests: one value each.
-func replyValues(cmd *redis.Cmd, n int) ([]int64, error) {
-	v, err := cmd.Int64Slice()
-	if err == nil && len(v) != n {
-		err = fmt.Errorf("unexpected script reply of %d values for %d requests", len(v), n)
-	}
+// replyValues reads a script reply deciding len(dst) requests into dst:
+// one integer for one request, else an array.
+func replyValues(cmd *redis.Cmd, dst []int64) error {
+	reply, err := cmd.Result()
 	if err != nil {
-		return nil, fmt.Errorf("ratelimit: redis: %w", err)
+		return fmt.Errorf("ratelimit: redis: %w", err)
 	}
-	return v, nil
+	switch v := reply.(type) {
+	case int64:
+		if len(dst) == 1 {
+			dst[0] = v
+			return nil
+		}
+	case []any:
+		if len(v) == len(dst) && len(dst) > 1 {
+			for i, x := range v {
+				n, ok := x.(int64)
+				if !ok {
+					return fmt.Errorf("ratelimit: redis: unexpected script reply value %T", x)
+				}
+				dst[i] = n
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("ratelimit: redis: unexpected script reply %T for %d requests", reply, len(dst))
 }
 
 // result reads one decision of a script reply: reset µs if allowed,
@@ -293,12 +337,21 @@ func (l *Redis) result(v int64) Result {
 	}
 }
 
+// scriptArgs are gcraScript's arguments for n requests at now (a nowArg).
+func (l *Redis) scriptArgs(n int, now string) []any {
+	a := binary.LittleEndian.AppendUint64(append(make([]byte, 0, 24), l.rateArg...), uint64(n))
+	if now == "" {
+		return []any{string(a)}
+	}
+	return []any{string(a), now}
+}
+
 // nowArg is the script's clock argument: "" for Redis TIME.
 func (l *Redis) nowArg() string {
 	if l.now == nil {
 		return ""
 	}
-	return strconv.FormatInt(l.now().UnixMicro(), 10)
+	return string(binary.LittleEndian.AppendUint64(nil, uint64(l.now().UnixMicro())))
 }
 
 // fill adds queued requests to batch, up to MaxBatch.
@@ -344,7 +397,8 @@ func (l *Redis) send(batch []*redisReq) {
 	replies := l.exec(ctx, keys, byKey, l.nowArg())
 	for i, k := range keys {
 		reqs := byKey[k]
-		v, err := replyValues(replies[i], len(reqs))
+		v := make([]int64, len(reqs))
+		err := replyValues(replies[i], v)
 		for j, r := range reqs {
 			if err != nil {
 				r.err = err
@@ -367,7 +421,7 @@ func (l *Redis) exec(ctx context.Context, keys []string, byKey map[string][]*red
 		pipe := l.c.Pipeline()
 		for i, k := range keys {
 			if !refusedOnly || isNoScript(cmds[i]) {
-				cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.intervalArg, l.tauArg, now, len(byKey[k]))
+				cmds[i] = gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, l.scriptArgs(len(byKey[k]), now)...)
 			}
 		}
 		_, _ = pipe.Exec(ctx) // the errors are the calls'

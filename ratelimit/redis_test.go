@@ -3,14 +3,17 @@ package ratelimit_test
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/levqor/levqor/internal/redistest"
@@ -113,6 +116,63 @@ func testRedisMatchesMemory(t *testing.T, top topology) {
 			}
 		})
 	}
+}
+
+// TestRedisStoredTAT: the key holds the TAT as 8 little-endian bytes, and
+// a decimal TAT (as versions before 2026-11-26 wrote it) is read as such,
+// so keys written before an upgrade keep their budget.
+func TestRedisStoredTAT(t *testing.T) { eachTopology(t, testRedisStoredTAT) }
+
+func testRedisStoredTAT(t *testing.T, top topology) {
+	ctx := context.Background()
+	rate := ratelimit.Rate{Limit: 10, Period: time.Second, Burst: 3} // interval 100ms, burst window 300ms
+	now := time.Now().Truncate(time.Second)
+	red := newRedis(t, ratelimit.RedisConfig{Client: top.Client, Rate: rate, Prefix: "tat:"})
+	ratelimit.SetRedisClock(red, func() time.Time { return now })
+
+	if res, err := red.Allow(ctx, "fresh"); err != nil || !res.Allowed {
+		t.Fatalf("fresh key: %+v, %v", res, err)
+	}
+	raw, err := top.Client.Get(ctx, "tat:fresh").Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.UnixMicro() + 100_000; len(raw) != 8 || int64(binary.LittleEndian.Uint64(raw)) != want {
+		t.Fatalf("stored %q, want the 8 bytes of %d", raw, want)
+	}
+
+	// Two of the three burst slots used, written the old way.
+	if err := top.Client.Set(ctx, "tat:old", strconv.FormatInt(now.UnixMicro()+200_000, 10), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []ratelimit.Result{
+		{Allowed: true, Limit: 3, Remaining: 0, ResetAfter: 300 * time.Millisecond},
+		{Allowed: false, Limit: 3, RetryAfter: 100 * time.Millisecond, ResetAfter: 300 * time.Millisecond},
+	} {
+		got, err := red.Allow(ctx, "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("decimal TAT: got %+v, want %+v", got, want)
+		}
+	}
+}
+
+// TestRedisWithoutStructLibrary: on a Redis-compatible server without
+// Redis's bundled struct library (miniredis), the script's plain-Lua
+// encoding takes the same decisions and stores the same bytes.
+func TestRedisWithoutStructLibrary(t *testing.T) {
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	typ, err := c.Eval(context.Background(), "return type(rawget(_G, 'struct'))", nil).Text()
+	if err != nil || typ != "nil" {
+		t.Fatalf("miniredis has a struct library (%q, %v): the plain-Lua path would not be tested", typ, err)
+	}
+	top := topology{Client: c}
+	t.Run("matches memory", func(t *testing.T) { testRedisMatchesMemory(t, top) })
+	t.Run("stored TAT", func(t *testing.T) { testRedisStoredTAT(t, top) })
 }
 
 // TestRedisBatchMatchesMemory: decisions that share a round trip (queued
