@@ -98,8 +98,8 @@ var (
 // order, and stores the key once. Lua numbers are float64: every value is
 // an integer number of microseconds below 2^53, so the arithmetic is
 // exact. KEYS[1]: the key. ARGV[1]: interval µs, burst window (burst ×
-// interval) µs and n, as little-endian 64-bit integers (rateArgs); ARGV[2],
-// in tests only: now µs, the same way (absent: Redis TIME). Reply: for
+// interval) µs and n, as little-endian 64-bit integers (Redis.scriptArgs);
+// ARGV[2], in tests only: now µs, the same way (absent: Redis TIME). Reply: for
 // each request, the time until the key is back to a full burst (reset, µs)
 // if it was allowed and -reset-1 if not — one integer when n is 1, else an
 // array; the rest of a Result follows from it (Redis.result).
