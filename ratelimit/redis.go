@@ -67,7 +67,7 @@ type Redis struct {
 	interval int64  // µs
 	tau      int64  // burst window, µs
 	rateArg  []byte // interval and tau, as the script reads them
-	oneArgs  []any  // the script's arguments for one request on Redis TIME
+	oneArgs  []any  // scriptArgs(1, ""), built once
 	prefix   string
 	maxBatch int
 	// now replaces Redis TIME in tests only (export_test.go): in use the
@@ -279,12 +279,8 @@ func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
 		l.send(append(batch, r))
 		return r.res, r.err
 	}
-	args := l.oneArgs
-	if l.now != nil {
-		args = l.scriptArgs(1, l.nowArg())
-	}
 	var v [1]int64
-	if err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, args...), v[:]); err != nil {
+	if err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.scriptArgs(1, l.nowArg())...), v[:]); err != nil {
 		return Result{}, err
 	}
 	return l.result(v[0]), nil
@@ -337,8 +333,12 @@ func (l *Redis) result(v int64) Result {
 	}
 }
 
-// scriptArgs are gcraScript's arguments for n requests at now (a nowArg).
+// scriptArgs are gcraScript's arguments for n requests at now (a nowArg);
+// one request on Redis TIME, the common case, reuses one slice.
 func (l *Redis) scriptArgs(n int, now string) []any {
+	if n == 1 && now == "" && l.oneArgs != nil {
+		return l.oneArgs
+	}
 	a := binary.LittleEndian.AppendUint64(append(make([]byte, 0, 24), l.rateArg...), uint64(n))
 	if now == "" {
 		return []any{string(a)}
