@@ -339,9 +339,9 @@ func testRedisNoScript(t *testing.T, top topology) {
 func TestRedisKeyExpiry(t *testing.T) { eachTopology(t, testRedisKeyExpiry) }
 
 // testRedisKeyExpiry: a key in debt outlives its TAT while the TAT crosses
-// burst windows (INCRBY keeps a key's TTL: the script must move it), and
-// it expires at most two windows (two minutes) after its TAT, so idle keys
-// go away.
+// burst windows (SET … KEEPTTL keeps a key's TTL: the script must move
+// it), and it expires at most two windows (two minutes) after its TAT, so
+// idle keys go away.
 // Redis expires keys on its own clock, so this test runs on real time
 // (for 400 ms, without sleeping) and asserts nothing about speed.
 func testRedisKeyExpiry(t *testing.T, top topology) {
