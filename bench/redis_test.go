@@ -21,36 +21,52 @@ import (
 // redisImpl is one Redis-backed limiter under benchmark.
 type redisImpl struct {
 	name  string
-	allow func(key string) error
+	allow func(key string) (allowed bool, err error)
+}
+
+// generous is a rate no benchmark exhausts; stingy allows one decision
+// per key per hour, so every later one on that key is denied.
+var (
+	generous = benchRate{limit: 1_000_000, period: time.Second}
+	stingy   = benchRate{limit: 1, period: time.Hour}
+)
+
+type benchRate struct {
+	limit  int
+	period time.Duration
 }
 
 // redisLimiters builds Levqor's Redis limiter and its peers on rdb, each
-// with its own key prefix and a rate no benchmark exhausts.
-func redisLimiters(b *testing.B, rdb *redis.Client) []redisImpl {
-	lv, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: rdb, Rate: ratelimit.Rate{Limit: 1_000_000, Period: 1e9, Burst: 1_000_000}, Prefix: "lv:"})
+// with its own key prefix, allowing r.limit decisions per r.period per key
+// (as the burst too).
+func redisLimiters(b *testing.B, rdb *redis.Client, r benchRate) []redisImpl {
+	lv, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: rdb, Rate: ratelimit.Rate{Limit: r.limit, Period: r.period, Burst: r.limit}, Prefix: "lv:"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	rr := redis_rate.NewLimiter(rdb)
-	rrLimit := redis_rate.Limit{Rate: 1_000_000, Burst: 1_000_000, Period: 1e9}
+	rrLimit := redis_rate.Limit{Rate: r.limit, Burst: r.limit, Period: r.period}
 	ulStore, err := ulredis.NewStoreWithOptions(rdb, ulule.StoreOptions{Prefix: "ul"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ul := ulule.New(ulStore, ulule.Rate{Period: 1e9, Limit: 1_000_000})
+	ul := ulule.New(ulStore, ulule.Rate{Period: r.period, Limit: int64(r.limit)})
 	thStore, err := goredisstore.NewCtx(rdb, "th:")
 	if err != nil {
 		b.Fatal(err)
 	}
-	th, err := throttled.NewGCRARateLimiterCtx(thStore, throttled.RateQuota{MaxRate: throttled.PerSec(1_000_000), MaxBurst: 999_999})
+	th, err := throttled.NewGCRARateLimiterCtx(thStore, throttled.RateQuota{MaxRate: throttled.PerDuration(r.limit, r.period), MaxBurst: r.limit - 1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return []redisImpl{
-		{"levqor", func(k string) error { _, err := lv.Allow(ctx, k); return err }},
-		{"redis_rate", func(k string) error { _, err := rr.Allow(ctx, k, rrLimit); return err }},
-		{"ulule", func(k string) error { _, err := ul.Get(ctx, k); return err }},
-		{"throttled", func(k string) error { _, _, err := th.RateLimitCtx(ctx, k, 1); return err }},
+		{"levqor", func(k string) (bool, error) { res, err := lv.Allow(ctx, k); return res.Allowed, err }},
+		{"redis_rate", func(k string) (bool, error) {
+			res, err := rr.Allow(ctx, k, rrLimit)
+			return err == nil && res.Allowed > 0, err
+		}},
+		{"ulule", func(k string) (bool, error) { res, err := ul.Get(ctx, k); return err == nil && !res.Reached, err }},
+		{"throttled", func(k string) (bool, error) { limited, _, err := th.RateLimitCtx(ctx, k, 1); return !limited, err }},
 	}
 }
 
@@ -61,13 +77,13 @@ func BenchmarkRedisLimiter(b *testing.B) {
 	srv := redistest.Start(b)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
 	defer rdb.Close()
-	for _, im := range redisLimiters(b, rdb) {
+	for _, im := range redisLimiters(b, rdb, generous) {
 		b.Run(im.name+"/serial", func(b *testing.B) {
 			b.ReportAllocs()
 			before := serverTime(b, rdb)
 			for b.Loop() {
-				if err := im.allow("serial"); err != nil {
-					b.Fatal(err)
+				if ok, err := im.allow("serial"); err != nil || !ok {
+					b.Fatalf("allowed %v, error %v; want allowed", ok, err)
 				}
 			}
 			serverTime(b, rdb).since(before).report(b, b.N)
@@ -81,7 +97,7 @@ func BenchmarkRedisLimiter(b *testing.B) {
 				b.ReportAllocs()
 				b.SetParallelism(16) // 16 × GOMAXPROCS (2) = 32 goroutines
 				before := serverTime(b, rdb)
-				var n, failed atomic.Int64
+				var n, failed, denied atomic.Int64
 				var firstErr atomic.Value
 				b.RunParallel(func(pb *testing.PB) {
 					key := "p" + strconv.Itoa(int(n.Add(1)))
@@ -89,14 +105,21 @@ func BenchmarkRedisLimiter(b *testing.B) {
 						key = "hot"
 					}
 					for pb.Next() {
-						if err := im.allow(key); err != nil {
+						ok, err := im.allow(key)
+						switch {
+						case err != nil:
 							failed.Add(1)
 							firstErr.CompareAndSwap(nil, err.Error())
+						case !ok:
+							denied.Add(1)
 						}
 					}
 				})
 				serverTime(b, rdb).since(before).report(b, b.N)
-				// A peer that gives up under contention (ulule's optimistic
+				if d := denied.Load(); d > 0 { // the rate is generous: not the path measured
+					b.Fatalf("%d of %d decisions denied", d, b.N)
+				}
+				// A peer that gives up under contention (throttled's optimistic
 				// retry loop does on a hot key) is measured, not aborted:
 				// its failed decisions are reported per op. Levqor's limiter
 				// must never fail here.
@@ -119,15 +142,38 @@ func BenchmarkRedisLimiter(b *testing.B) {
 // processes take to wake each other, which drifts by ±20% between runs
 // and within one; taking turns puts the same drift on every limiter, so
 // the ratio is steadier than between BenchmarkRedisLimiter's sub-benchmarks
-// run one after another. Reports each limiter's ns per decision and
-// levqor÷best (Levqor's ns per decision over the faster peer's; below 1
-// is faster). The ns/op the framework prints covers all three.
+// run one after another. "allowed" decides on a key with budget to spare;
+// "denied" on a key whose budget is spent (the path abusive traffic
+// takes). Reports each limiter's ns per decision and levqor÷best
+// (Levqor's ns per decision over the faster peer's; below 1 is faster).
+// The ns/op the framework prints covers all three.
 func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
+	for _, allowed := range []bool{true, false} {
+		name, r := "allowed", generous
+		if !allowed {
+			name, r = "denied", stingy
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := redistest.Start(b)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
+			defer rdb.Close()
+			impls := redisLimiters(b, rdb, r)[:3] // levqor, redis_rate, ulule
+			const key = "serial"
+			if !allowed {
+				for _, im := range impls { // spend the budget
+					if _, err := im.allow(key); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ResetTimer()
+			serialTurns(b, impls, key, allowed)
+		})
+	}
+}
+
+func serialTurns(b *testing.B, impls []redisImpl, key string, want bool) {
 	const turn = 500
-	srv := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
-	defer rdb.Close()
-	impls := redisLimiters(b, rdb)[:3] // levqor, redis_rate, ulule
 	spent := make([]time.Duration, len(impls))
 	turns := (b.N + turn - 1) / turn
 	for t := range turns {
@@ -135,8 +181,8 @@ func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 			i := (j + t) % len(impls)
 			start := time.Now()
 			for range turn {
-				if err := impls[i].allow("serial"); err != nil {
-					b.Fatal(err)
+				if ok, err := impls[i].allow(key); err != nil || ok != want {
+					b.Fatalf("%s: allowed %v, error %v; want allowed %v", impls[i].name, ok, err, want)
 				}
 			}
 			spent[i] += time.Since(start)
