@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,9 +145,10 @@ func BenchmarkRedisLimiter(b *testing.B) {
 // the ratio is steadier than between BenchmarkRedisLimiter's sub-benchmarks
 // run one after another. "allowed" decides on a key with budget to spare;
 // "denied" on a key whose budget is spent (the path abusive traffic
-// takes). Reports each limiter's ns per decision and levqor÷best
-// (Levqor's ns per decision over the faster peer's; below 1 is faster).
-// The ns/op the framework prints covers all three.
+// takes). Reports each limiter's ns and CPU time (client and
+// redis-server) per decision, and levqor÷best (Levqor's ns per decision
+// over the faster peer's; below 1 is faster). The ns/op the framework
+// prints covers all three and the INFO calls between turns.
 func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 	for _, allowed := range []bool{true, false} {
 		name, r := "allowed", generous
@@ -167,32 +169,57 @@ func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			serialTurns(b, impls, key, allowed)
+			serialTurns(b, rdb, impls, key, allowed)
 		})
 	}
 }
 
-func serialTurns(b *testing.B, impls []redisImpl, key string, want bool) {
+// serialTurns runs the turns and reports, per limiter, the wall time,
+// this process's CPU time (the client: go-redis, the limiter, the
+// runtime, the kernel's share of its syscalls) and redis-server's CPU
+// time per decision. INFO is read between turns, outside the timed part.
+func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string, want bool) {
 	const turn = 500
-	spent := make([]time.Duration, len(impls))
+	type cost struct {
+		wall, client time.Duration
+		redis        redisCost
+	}
+	costs := make([]cost, len(impls))
 	turns := (b.N + turn - 1) / turn
 	for t := range turns {
 		for j := range impls {
 			i := (j + t) % len(impls)
+			before := serverTime(b, rdb)
+			cpu0 := processCPU(b)
 			start := time.Now()
 			for range turn {
 				if ok, err := impls[i].allow(key); err != nil || ok != want {
 					b.Fatalf("%s: allowed %v, error %v; want allowed %v", impls[i].name, ok, err, want)
 				}
 			}
-			spent[i] += time.Since(start)
+			costs[i].wall += time.Since(start)
+			costs[i].client += processCPU(b) - cpu0
+			spent := serverTime(b, rdb).since(before)
+			costs[i].redis.cpuSec += spent.cpuSec
 		}
 	}
-	per := func(i int) float64 { return float64(spent[i].Nanoseconds()) / float64(turns*turn) }
+	n := float64(turns * turn)
+	per := func(i int) float64 { return float64(costs[i].wall.Nanoseconds()) / n }
 	for i, im := range impls {
 		b.ReportMetric(per(i), im.name+"-ns/op")
+		b.ReportMetric(costs[i].client.Seconds()*1e6/n, im.name+"-client-cpu-µs/op")
+		b.ReportMetric(costs[i].redis.cpuSec*1e6/n, im.name+"-redis-cpu-µs/op")
 	}
 	b.ReportMetric(per(0)/min(per(1), per(2)), "levqor÷best")
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // redisCost is what Redis has spent so far: CPU time of the redis-server
