@@ -182,7 +182,7 @@ func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string,
 	const turn = 500
 	type cost struct {
 		wall, client time.Duration
-		redis        redisCost
+		redisCPUSec  float64
 	}
 	costs := make([]cost, len(impls))
 	turns := (b.N + turn - 1) / turn
@@ -199,8 +199,7 @@ func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string,
 			}
 			costs[i].wall += time.Since(start)
 			costs[i].client += processCPU(b) - cpu0
-			spent := serverTime(b, rdb).since(before)
-			costs[i].redis.cpuSec += spent.cpuSec
+			costs[i].redisCPUSec += serverTime(b, rdb).since(before).cpuSec
 		}
 	}
 	n := float64(turns * turn)
@@ -208,7 +207,7 @@ func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string,
 	for i, im := range impls {
 		b.ReportMetric(per(i), im.name+"-ns/op")
 		b.ReportMetric(costs[i].client.Seconds()*1e6/n, im.name+"-client-cpu-µs/op")
-		b.ReportMetric(costs[i].redis.cpuSec*1e6/n, im.name+"-redis-cpu-µs/op")
+		b.ReportMetric(costs[i].redisCPUSec*1e6/n, im.name+"-redis-cpu-µs/op")
 	}
 	b.ReportMetric(per(0)/min(per(1), per(2)), "levqor÷best")
 }
