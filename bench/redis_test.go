@@ -169,16 +169,55 @@ func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			serialTurns(b, rdb, impls, key, allowed)
+			ns := serialTurns(b, rdb, impls, key, allowed)
+			b.ReportMetric(ns[0]/min(ns[1], ns[2]), "levqor÷best")
 		})
 	}
 }
 
-// serialTurns runs the turns and reports, per limiter, the wall time,
+// BenchmarkRedisLimiterSerialFloor bounds what any script can do serially
+// on the allowed path: beside Levqor and ulule, taking turns the same
+// way, three scripts that decide nothing — one that calls no command, one
+// that calls TIME, and one that calls TIME and SET … GET KEEPTTL, the two
+// commands exact GCRA on Redis's clock cannot do without for one allowed
+// decision (read the clock; write the new TAT, reading the old one).
+// Reports each one's ns per decision over ulule's. Serially each command a
+// script calls costs Redis a few µs (the code it runs is cold after the
+// round trip), so the floor of an exact GCRA is level with ulule's two
+// commands, INCRBY and PTTL.
+func BenchmarkRedisLimiterSerialFloor(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
+	defer rdb.Close()
+	peers := redisLimiters(b, rdb, generous)
+	impls := []redisImpl{peers[0], peers[2]} // levqor, ulule
+	for _, f := range []struct{ name, body string }{
+		{"no-command", `return 1`},
+		{"time", `redis.call('TIME') return 1`},
+		{"time-setget", `redis.call('TIME') redis.call('SET', KEYS[1], ARGV[1], 'GET', 'KEEPTTL') return 1`},
+	} {
+		script := redis.NewScript(f.body)
+		impls = append(impls, redisImpl{f.name, func(k string) (bool, error) {
+			v, err := script.Run(ctx, rdb, []string{f.name + ":" + k}, "12345678").Int64()
+			return v == 1, err
+		}})
+	}
+	b.ResetTimer()
+	ns := serialTurns(b, rdb, impls, "serial", true)
+	for i, im := range impls {
+		if im.name != "ulule" {
+			b.ReportMetric(ns[i]/ns[1], im.name+"÷ulule")
+		}
+	}
+}
+
+// serialTurns runs the turns, each limiter 500 decisions at a time, the
+// order rotating every turn, and reports, per limiter, the wall time,
 // this process's CPU time (the client: go-redis, the limiter, the
 // runtime, the kernel's share of its syscalls) and redis-server's CPU
-// time per decision. INFO is read between turns, outside the timed part.
-func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string, want bool) {
+// time per decision; it returns the wall ns per decision. INFO is read
+// between turns, outside the timed part.
+func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string, want bool) []float64 {
 	const turn = 500
 	type cost struct {
 		wall, client time.Duration
@@ -203,13 +242,14 @@ func serialTurns(b *testing.B, rdb *redis.Client, impls []redisImpl, key string,
 		}
 	}
 	n := float64(turns * turn)
-	per := func(i int) float64 { return float64(costs[i].wall.Nanoseconds()) / n }
+	ns := make([]float64, len(impls))
 	for i, im := range impls {
-		b.ReportMetric(per(i), im.name+"-ns/op")
+		ns[i] = float64(costs[i].wall.Nanoseconds()) / n
+		b.ReportMetric(ns[i], im.name+"-ns/op")
 		b.ReportMetric(costs[i].client.Seconds()*1e6/n, im.name+"-client-cpu-µs/op")
 		b.ReportMetric(costs[i].redisCPUSec*1e6/n, im.name+"-redis-cpu-µs/op")
 	}
-	b.ReportMetric(per(0)/min(per(1), per(2)), "levqor÷best")
+	return ns
 }
 
 // processCPU is the CPU time (user and system) this process has used.
