@@ -67,23 +67,26 @@ func TestPostgresBackup(t *testing.T) {
 		t.Fatalf("corrupted dump: %v", err)
 	}
 	// Restore into a new database, then refuse to replace it while in use.
-	if err := s.RestoreFile(ctx, path, "restored_app", backup.RestoreOptions{}); err != nil {
+	// The target is named after this test's database: the PostgreSQL
+	// server outlives one run of the test (go test -count).
+	target := lastPath(url) + "_restored"
+	if err := s.RestoreFile(ctx, path, target, backup.RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	restored, _ := sql.Open("pgx", strings.Replace(url, "/"+lastPath(url), "/restored_app", 1))
+	restored, _ := sql.Open("pgx", strings.Replace(url, "/"+lastPath(url), "/"+target, 1))
 	defer restored.Close()
 	var n int
 	if err := restored.QueryRow(`SELECT COUNT(*) FROM users`).Scan(&n); err != nil || n != 500 {
 		t.Fatalf("restored %d users: %v", n, err)
 	}
-	if err := s.RestoreFile(ctx, path, "restored_app", backup.RestoreOptions{}); !errors.Is(err, backup.ErrTargetExists) {
+	if err := s.RestoreFile(ctx, path, target, backup.RestoreOptions{}); !errors.Is(err, backup.ErrTargetExists) {
 		t.Fatalf("existing target: %v", err)
 	}
-	if err := s.RestoreFile(ctx, path, "restored_app", backup.RestoreOptions{Overwrite: true}); !errors.Is(err, backup.ErrInUse) {
+	if err := s.RestoreFile(ctx, path, target, backup.RestoreOptions{Overwrite: true}); !errors.Is(err, backup.ErrInUse) {
 		t.Fatalf("target in use: %v", err)
 	}
 	restored.Close()
-	if err := s.RestoreFile(ctx, path, "restored_app", backup.RestoreOptions{Overwrite: true}); err != nil {
+	if err := s.RestoreFile(ctx, path, target, backup.RestoreOptions{Overwrite: true}); err != nil {
 		t.Fatalf("overwrite once unused: %v", err)
 	}
 	if err := s.RestoreFile(ctx, path, "bad name; drop", backup.RestoreOptions{}); err == nil {

@@ -395,10 +395,14 @@ func TestOpsOnPostgres(t *testing.T) {
 	if out, code := cliEnv(t, data, env, "backup", "verify", dumps[0]); code != 0 || !strings.Contains(out, "authenticity: OK") {
 		t.Fatalf("verify: exit %d\n%s", code, out)
 	}
-	if out, code := cliEnv(t, data, env, "restore", dumps[0], "levqor_restored"); code != 0 {
+	// The target is named after this test's database: the PostgreSQL
+	// server outlives one run of the test (go test -count).
+	name := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
+	target := name + "_restored"
+	if out, code := cliEnv(t, data, env, "restore", dumps[0], target); code != 0 {
 		t.Fatalf("restore into a new database: exit %d\n%s", code, out)
 	}
-	restored, err := sql.Open("pgx", strings.Replace(url, url[strings.LastIndex(url, "/")+1:strings.Index(url, "?")], "levqor_restored", 1))
+	restored, err := sql.Open("pgx", strings.Replace(url, name, target, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +410,7 @@ func TestOpsOnPostgres(t *testing.T) {
 	if err := restored.QueryRow(`SELECT COUNT(*) FROM users WHERE email = 'pg@example.com'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("restored users %d: %v", n, err)
 	}
-	if out, code := cliEnv(t, data, env, "restore", "--force", dumps[0], "levqor_restored"); code != 1 || !strings.Contains(out, "refused") {
+	if out, code := cliEnv(t, data, env, "restore", "--force", dumps[0], target); code != 1 || !strings.Contains(out, "refused") {
 		t.Fatalf("restore over a database in use: exit %d\n%s", code, out)
 	}
 	restored.Close()
