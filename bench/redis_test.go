@@ -37,6 +37,15 @@ type benchRate struct {
 	period time.Duration
 }
 
+// startRedis starts a redis-server for b and returns a client on it, with
+// a pool large enough for the parallel benchmarks' 32 goroutines; both
+// stop when b ends.
+func startRedis(b *testing.B) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(b).Addr(), PoolSize: 64})
+	b.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
 // redisLimiters builds Levqor's Redis limiter and its peers on rdb, each
 // with its own key prefix, allowing r.limit decisions per r.period per key
 // (as the burst too).
@@ -75,9 +84,7 @@ func redisLimiters(b *testing.B, rdb *redis.Client, r benchRate) []redisImpl {
 // redis-server on loopback, serially and with 32 goroutines, on the
 // allowed path (each decision is one round trip for every implementation).
 func BenchmarkRedisLimiter(b *testing.B) {
-	srv := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
-	defer rdb.Close()
+	rdb := startRedis(b)
 	for _, im := range redisLimiters(b, rdb, generous) {
 		b.Run(im.name+"/serial", func(b *testing.B) {
 			b.ReportAllocs()
@@ -156,9 +163,7 @@ func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 			name, r = "denied", stingy
 		}
 		b.Run(name, func(b *testing.B) {
-			srv := redistest.Start(b)
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
-			defer rdb.Close()
+			rdb := startRedis(b)
 			impls := redisLimiters(b, rdb, r)[:3] // levqor, redis_rate, ulule
 			const key = "serial"
 			if !allowed {
@@ -182,13 +187,11 @@ func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 // commands exact GCRA on Redis's clock cannot do without for one allowed
 // decision (read the clock; write the new TAT, reading the old one).
 // Reports each one's ns per decision over ulule's. Serially each command a
-// script calls costs Redis a few µs (the code it runs is cold after the
-// round trip), so the floor of an exact GCRA is level with ulule's two
-// commands, INCRBY and PTTL.
+// script calls costs Redis a few µs of CPU, far more than hot, so the
+// floor of an exact GCRA is level with ulule's two commands, INCRBY and
+// PTTL.
 func BenchmarkRedisLimiterSerialFloor(b *testing.B) {
-	srv := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64})
-	defer rdb.Close()
+	rdb := startRedis(b)
 	peers := redisLimiters(b, rdb, generous)
 	impls := []redisImpl{peers[0], peers[2]} // levqor, ulule
 	for _, f := range []struct{ name, body string }{
