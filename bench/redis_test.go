@@ -182,29 +182,14 @@ func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
 
 // BenchmarkRedisLimiterSerialFloor bounds what any script can do serially
 // on the allowed path: beside Levqor and ulule, taking turns the same
-// way, three scripts that decide nothing — one that calls no command, one
-// that calls TIME, and one that calls TIME and SET … GET KEEPTTL, the two
-// commands exact GCRA on Redis's clock cannot do without for one allowed
-// decision (read the clock; write the new TAT, reading the old one).
-// Reports each one's ns per decision over ulule's. Serially each command a
-// script calls costs Redis a few µs of CPU, far more than hot, so the
-// floor of an exact GCRA is level with ulule's two commands, INCRBY and
-// PTTL.
+// way, four scripts that decide nothing (floorScripts). Reports each
+// one's ns per decision over ulule's. Serially each command a script calls
+// costs Redis a few µs of CPU, far more than hot, so the floor of an exact
+// GCRA is level with ulule's two commands, INCRBY and PTTL.
 func BenchmarkRedisLimiterSerialFloor(b *testing.B) {
 	rdb := startRedis(b)
 	peers := redisLimiters(b, rdb, generous)
-	impls := []redisImpl{peers[0], peers[2]} // levqor, ulule
-	for _, f := range []struct{ name, body string }{
-		{"no-command", `return 1`},
-		{"time", `redis.call('TIME') return 1`},
-		{"time-setget", `redis.call('TIME') redis.call('SET', KEYS[1], ARGV[1], 'GET', 'KEEPTTL') return 1`},
-	} {
-		script := redis.NewScript(f.body)
-		impls = append(impls, redisImpl{f.name, func(k string) (bool, error) {
-			v, err := script.Run(ctx, rdb, []string{f.name + ":" + k}, "12345678").Int64()
-			return v == 1, err
-		}})
-	}
+	impls := append([]redisImpl{peers[0], peers[2]}, floorScripts(rdb)...) // levqor, ulule, scripts
 	b.ResetTimer()
 	ns := serialTurns(b, rdb, impls, "serial", true)
 	for i, im := range impls {
@@ -212,6 +197,50 @@ func BenchmarkRedisLimiterSerialFloor(b *testing.B) {
 			b.ReportMetric(ns[i]/ns[1], im.name+"÷ulule")
 		}
 	}
+}
+
+// BenchmarkRedisSerialAlone runs Levqor, ulule and each floor script
+// alone, serially, on a redis-server of its own, so that a profiler
+// attached to that server (perf record -p) sees one of them only. Its
+// ns/op drift between sub-benchmarks run one after another; compare them
+// with BenchmarkRedisLimiterSerialFloor, not here.
+func BenchmarkRedisSerialAlone(b *testing.B) {
+	for i, name := range []string{"levqor", "ulule", "no-command", "time", "time-setget", "lua-loop"} {
+		b.Run(name, func(b *testing.B) {
+			rdb := startRedis(b)
+			peers := redisLimiters(b, rdb, generous)
+			im := append([]redisImpl{peers[0], peers[2]}, floorScripts(rdb)...)[i]
+			for b.Loop() {
+				if ok, err := im.allow("serial"); err != nil || !ok {
+					b.Fatalf("%s: allowed %v, error %v; want allowed", im.name, ok, err)
+				}
+			}
+		})
+	}
+}
+
+// floorScripts are four scripts that decide nothing: one calls no
+// command, one calls TIME, one calls TIME and SET … GET KEEPTTL, the two
+// commands exact GCRA on Redis's clock cannot do without for one allowed
+// decision (read the clock; write the new TAT, reading the old), and one
+// calls no command but loops in Lua for as long, hot, as those two
+// commands take (about 1.6 µs over the empty script's on this machine):
+// the control that tells a command's serial cost from its length.
+func floorScripts(rdb *redis.Client) []redisImpl {
+	var impls []redisImpl
+	for _, f := range []struct{ name, body string }{
+		{"no-command", `return 1`},
+		{"time", `redis.call('TIME') return 1`},
+		{"time-setget", `redis.call('TIME') redis.call('SET', KEYS[1], ARGV[1], 'GET', 'KEEPTTL') return 1`},
+		{"lua-loop", `local x = 0 for i = 1, 250 do x = x + i end return 1`},
+	} {
+		script := redis.NewScript(f.body)
+		impls = append(impls, redisImpl{f.name, func(k string) (bool, error) {
+			v, err := script.Run(ctx, rdb, []string{f.name + ":" + k}, "12345678").Int64()
+			return v == 1, err
+		}})
+	}
+	return impls
 }
 
 // serialTurns runs the turns, each limiter 500 decisions at a time, the
