@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,6 +200,59 @@ func BenchmarkRedisLimiterSerialFloor(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRedisLimiterSerialOptimistic measures a design Levqor did not
+// adopt, taking turns with Levqor and ulule: exact GCRA for one request
+// in two commands on an idle key, by writing first (TIME, then SET … GET
+// KEEPTTL of the TAT an idle key would get) and mending after (a second
+// SET when the key turns out busy, PEXPIREAT for a new key or span).
+// Reports optimistic÷ulule and levqor÷ulule, ns per decision.
+func BenchmarkRedisLimiterSerialOptimistic(b *testing.B) {
+	rdb := startRedis(b)
+	peers := redisLimiters(b, rdb, generous)
+	interval, tau := int64(generous.period/time.Microsecond)/int64(generous.limit), int64(generous.period/time.Microsecond)
+	arg := string(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(interval)), uint64(tau)))
+	optimistic := redisImpl{"optimistic", func(k string) (bool, error) {
+		v, err := optimisticScript.Run(ctx, rdb, []string{"opt:" + k}, arg).Int64()
+		return v > 0, err
+	}}
+	impls := []redisImpl{peers[0], peers[2], optimistic} // levqor, ulule, optimistic
+	b.ResetTimer()
+	ns := serialTurns(b, rdb, impls, "serial", true)
+	b.ReportMetric(ns[0]/ns[1], "levqor÷ulule")
+	b.ReportMetric(ns[2]/ns[1], "optimistic÷ulule")
+}
+
+// optimisticScript decides one request like Levqor's script (same key
+// format, spans and reply: reset µs if allowed, -reset-1 if not), but
+// writes before it reads. ARGV[1]: interval and burst window µs, 8 bytes
+// each, little-endian.
+var optimisticScript = redis.NewScript(`
+local interval, tau = struct.unpack('<i8i8', ARGV[1])
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local tat = now + interval
+local span = tau
+if span > 60000000 then span = 60000000 end
+local cell = tat - tat % span
+local old = redis.call('SET', KEYS[1], struct.pack('<i8', tat), 'GET', 'KEEPTTL')
+if not old then
+  redis.call('PEXPIREAT', KEYS[1], math.ceil((cell + 2 * span) / 1000))
+  return interval
+end
+local stored = struct.unpack('<i8', old)
+if stored <= now then
+  if stored - stored % span ~= cell then redis.call('PEXPIREAT', KEYS[1], math.ceil((cell + 2 * span) / 1000)) end
+  return interval
+end
+local newTat = stored + interval
+if newTat > now + tau then
+  redis.call('SET', KEYS[1], old, 'KEEPTTL')
+  return now - stored - 1
+end
+redis.call('SET', KEYS[1], struct.pack('<i8', newTat), 'PXAT', math.ceil((newTat - newTat % span + 2 * span) / 1000))
+return newTat - now
+`)
 
 // BenchmarkRedisSerialAlone runs Levqor, ulule and each floor script
 // alone, serially, on a redis-server of its own, so that a profiler
