@@ -43,7 +43,8 @@ const (
 type RunnerConfig struct {
 	Ledger   *Ledger  // required
 	Payouter Payouter // required
-	// Minimums per currency (minor units). Default DefaultMinimums() (USD 5000).
+	// Minimums per currency (minor units; codes case-insensitive, each at
+	// most once). Default DefaultMinimums() (USD 5000).
 	Minimums map[string]int64
 	// Lease is how long a Run owns a pending payout before another Run may
 	// take it over. Default DefaultLease.
@@ -79,10 +80,15 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	}
 	norm := map[string]int64{}
 	for cur, m := range cfg.Minimums {
-		if len(cur) != 3 || m <= 0 {
-			return nil, fmt.Errorf("payout: minimum %d for %q: need a 3-letter currency and a positive amount", m, cur)
+		c := strings.ToUpper(cur)
+		if !money.ValidCurrency(c) || m <= 0 {
+			return nil, fmt.Errorf("payout: minimum %d for %q: need a 3-letter currency code and a positive amount", m, cur)
 		}
-		norm[strings.ToUpper(cur)] = m
+		if _, dup := norm[c]; dup {
+			// Which of the two would win depends on map order: refuse both.
+			return nil, fmt.Errorf("payout: two minimums for %s (currency codes are case-insensitive)", c)
+		}
+		norm[c] = m
 	}
 	cfg.Minimums = norm
 	if cfg.Lease <= 0 {

@@ -696,3 +696,35 @@ func TestRekeyPartner(t *testing.T) {
 		}
 	})
 }
+
+// TestNewRunnerConfig: a configuration mistake is refused when the Runner
+// is built, never met during a Run.
+func TestNewRunnerConfig(t *testing.T) {
+	w := newWorld(t, engines[0], 0)
+	pay := stripePayouter(w.stripe)
+	for _, tc := range []struct {
+		name string
+		cfg  payout.RunnerConfig
+		want string // "" for accepted
+	}{
+		{"no ledger", payout.RunnerConfig{Payouter: pay}, "needs Ledger and Payouter"},
+		{"no payouter", payout.RunnerConfig{Ledger: w.ledger}, "needs Ledger and Payouter"},
+		{"defaults", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay}, ""},
+		{"lower-case code", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay, Minimums: map[string]int64{"eur": 5000}}, ""},
+		{"two-letter code", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay, Minimums: map[string]int64{"US": 5000}}, `"US"`},
+		{"not letters", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay, Minimums: map[string]int64{"U$D": 5000}}, `"U$D"`},
+		{"zero minimum", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay, Minimums: map[string]int64{"USD": 0}}, "positive amount"},
+		{"negative minimum", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay, Minimums: map[string]int64{"USD": -1}}, "positive amount"},
+		{"one currency twice", payout.RunnerConfig{Ledger: w.ledger, Payouter: pay, Minimums: map[string]int64{"usd": 5000, "USD": 100}}, "two minimums for USD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := payout.NewRunner(tc.cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
+}
