@@ -332,3 +332,38 @@ func TestPartialDataOneRule(t *testing.T) {
 		t.Fatalf("overflowing report: %+v", r.Totals)
 	}
 }
+
+// TestNewGuardConfig: a configuration mistake is refused when the Guard
+// is built, never met during a Check.
+func TestNewGuardConfig(t *testing.T) {
+	src := &fixedSource{name: "api"}
+	ok := []spendguard.Source{src}
+	for _, tc := range []struct {
+		name string
+		cfg  spendguard.GuardConfig
+		want string // "" for accepted
+	}{
+		{"defaults", spendguard.GuardConfig{Sources: ok}, ""},
+		{"no sources", spendguard.GuardConfig{}, "Sources is empty"},
+		{"a nil source", spendguard.GuardConfig{Sources: []spendguard.Source{src, nil}}, "nil Source"},
+		{"negative limit", spendguard.GuardConfig{Sources: ok, Limit: money.New(-1, "USD")}, "must be positive"},
+		{"limit without currency", spendguard.GuardConfig{Sources: ok, Limit: money.Money{Amount: 5000}}, "must be positive"},
+		{"only 100", spendguard.GuardConfig{Sources: ok, Thresholds: []int{100}}, ""},
+		{"unsorted", spendguard.GuardConfig{Sources: ok, Thresholds: []int{100, 25, 75}}, ""},
+		{"no thresholds", spendguard.GuardConfig{Sources: ok, Thresholds: []int{}}, "ending at 100"},
+		{"not ending at 100", spendguard.GuardConfig{Sources: ok, Thresholds: []int{50, 90}}, "ending at 100"},
+		{"above 100", spendguard.GuardConfig{Sources: ok, Thresholds: []int{50, 100, 150}}, "ending at 100"},
+		{"zero", spendguard.GuardConfig{Sources: ok, Thresholds: []int{0, 100}}, "positive percentages"},
+		{"twice", spendguard.GuardConfig{Sources: ok, Thresholds: []int{50, 100, 50}}, "twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := spendguard.NewGuard(tc.cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}

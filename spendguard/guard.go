@@ -34,12 +34,13 @@ func DefaultDailyLimit() money.Money { return money.New(DefaultDailyLimitCents, 
 
 // GuardConfig configures a Guard.
 type GuardConfig struct {
-	// Sources report today's costs. Required.
+	// Sources report today's costs. Required, none nil.
 	Sources []Source
 	// Limit is the daily spend limit. Default DefaultDailyLimit() ($50).
 	Limit money.Money
 	// Thresholds are alarm levels in percent, each alerting once per day
-	// when crossed. Default DefaultThresholds() (50, 80, 100).
+	// when crossed: positive, each at most once, the highest 100. Default
+	// DefaultThresholds() (50, 80, 100).
 	Thresholds []int
 	// Pauser is called once when spend reaches 100% of the limit. Optional.
 	Pauser Pauser
@@ -114,6 +115,9 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if len(cfg.Sources) == 0 {
 		return nil, errors.New("spendguard: GuardConfig.Sources is empty")
 	}
+	if slices.Contains(cfg.Sources, nil) {
+		return nil, errors.New("spendguard: GuardConfig.Sources holds a nil Source")
+	}
 	if cfg.Limit == (money.Money{}) {
 		cfg.Limit = DefaultDailyLimit()
 	}
@@ -126,6 +130,9 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	cfg.Thresholds = slices.Sorted(slices.Values(cfg.Thresholds))
 	if len(cfg.Thresholds) == 0 || cfg.Thresholds[0] <= 0 || cfg.Thresholds[len(cfg.Thresholds)-1] != 100 {
 		return nil, errors.New("spendguard: Thresholds must be positive percentages ending at 100")
+	}
+	if len(slices.Compact(slices.Clone(cfg.Thresholds))) != len(cfg.Thresholds) {
+		return nil, fmt.Errorf("spendguard: Thresholds %v name a percentage twice", cfg.Thresholds)
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
