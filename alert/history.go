@@ -50,7 +50,10 @@ func NewHistory(cfg HistoryConfig) (*History, error) {
 	if cfg.Next == nil {
 		return nil, errors.New("alert: HistoryConfig.Next is required")
 	}
-	if cfg.Size <= 0 {
+	if cfg.Size < 0 {
+		return nil, errors.New("alert: HistoryConfig.Size must not be negative")
+	}
+	if cfg.Size == 0 {
 		cfg.Size = DefaultHistorySize
 	}
 	if cfg.Now == nil {

@@ -58,10 +58,13 @@ func NewQueue(cfg QueueConfig) (*Queue, error) {
 	if cfg.Next == nil {
 		return nil, errors.New("alert: QueueConfig.Next is required")
 	}
-	if cfg.Size <= 0 {
+	if cfg.Size < 0 || cfg.Timeout < 0 {
+		return nil, errors.New("alert: QueueConfig.Size and Timeout must not be negative")
+	}
+	if cfg.Size == 0 {
 		cfg.Size = DefaultQueueSize
 	}
-	if cfg.Timeout <= 0 {
+	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultDeliveryTimeout
 	}
 	if cfg.Logger == nil {
