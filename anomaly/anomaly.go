@@ -92,10 +92,16 @@ const (
 	DefaultMinRelStdDev    = 0.01
 )
 
+// MaxWindow bounds Config.Window: each detector keeps up to three slices
+// of Window values, so a window of a billion would ask for gigabytes (or
+// more than a slice can hold) when the detector is built.
+const MaxWindow = 1 << 20
+
 // Config configures every detector. Zero fields take the defaults.
 type Config struct {
 	// Window is how many recent values form the baseline (for EWMA, the
-	// smoothing is alpha = 2/(Window+1)). Default DefaultWindow (20).
+	// smoothing is alpha = 2/(Window+1)), 2 to MaxWindow. Default
+	// DefaultWindow (20).
 	Window int
 	// Threshold is the |z| at which a value is an anomaly. Default
 	// DefaultThreshold (3) for ZScore and EWMA, DefaultRobustThreshold (3.5,
@@ -160,8 +166,8 @@ func (c Config) withDefaults(threshold float64) (Config, error) {
 		c.RebaselineAfter = DefaultRebaselineAfter
 	}
 	switch {
-	case c.Window < 2:
-		return c, fmt.Errorf("anomaly: Window %d must be at least 2", c.Window)
+	case c.Window < 2 || c.Window > MaxWindow:
+		return c, fmt.Errorf("anomaly: Window %d must be between 2 and %d", c.Window, MaxWindow)
 	case c.Threshold <= 0 || math.IsNaN(c.Threshold) || math.IsInf(c.Threshold, 0):
 		return c, fmt.Errorf("anomaly: Threshold must be a positive number")
 	case !(c.Threshold <= c.MediumAt && c.MediumAt <= c.HighAt):
@@ -178,7 +184,6 @@ func (c Config) withDefaults(threshold float64) (Config, error) {
 	return c, nil
 }
 
-// judge fills the verdict for value x against a baseline; sd is before the floor.
 // judge fills r (which the caller returns: no copies on the hot path)
 // with x's verdict against mean and sd.
 func (c *Config) judge(r *Result, x, mean, sd float64) {

@@ -360,6 +360,9 @@ func TestConcurrentUse(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]anomaly.Config{
 		"window 1":             {Window: 1},
+		"negative window":      {Window: -3},
+		"window past the max":  {Window: anomaly.MaxWindow + 1},
+		"window of max int":    {Window: math.MaxInt},
 		"negative thresh":      {Threshold: -1},
 		"bands out of order":   {Threshold: 3, MediumAt: 2},
 		"min samples > window": {Window: 5, MinSamples: 6},
@@ -370,9 +373,18 @@ func TestConfigErrors(t *testing.T) {
 		"NaN MediumAt":         {MediumAt: math.NaN()},
 		"negative MinStdDev":   {MinStdDev: -1},
 	} {
-		if _, err := anomaly.NewZScore(cfg); err == nil {
-			t.Errorf("%s: accepted", name)
+		for kind, build := range map[string]func(anomaly.Config) (anomaly.Detector, error){
+			"zscore": func(c anomaly.Config) (anomaly.Detector, error) { return anomaly.NewZScore(c) },
+			"ewma":   func(c anomaly.Config) (anomaly.Detector, error) { return anomaly.NewEWMA(c) },
+			"robust": func(c anomaly.Config) (anomaly.Detector, error) { return anomaly.NewRobust(c) },
+		} {
+			if _, err := build(cfg); err == nil {
+				t.Errorf("%s, %s: accepted", name, kind)
+			}
 		}
+	}
+	if _, err := anomaly.NewRobust(anomaly.Config{Window: anomaly.MaxWindow}); err != nil {
+		t.Errorf("Window MaxWindow refused: %v", err)
 	}
 	d := mustZ(t, anomaly.Config{})
 	if r := d.Observe(math.NaN()); r.Anomaly {

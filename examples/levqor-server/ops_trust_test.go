@@ -330,7 +330,7 @@ func TestPayoutsLedgerCommandsValidate(t *testing.T) {
 }
 
 // TestAnomalyLongLines: a line over the limit is refused with its number
-// (exit 2), never a silent stop with exit 0.
+// (exit 2), never a silent stop with exit 0; so is a window out of range.
 func TestAnomalyLongLines(t *testing.T) {
 	data := t.TempDir()
 	input := "1\n2\n" + strings.Repeat("9", 70000) + "\n3\n"
@@ -343,6 +343,13 @@ func TestAnomalyLongLines(t *testing.T) {
 	}
 	if out, code := cli(t, data, strings.Repeat("5\n", 3000), "anomaly"); code != 0 || !strings.Contains(out, "0 of 3000") {
 		t.Fatalf("3000 lines: exit %d\n%s", code, out)
+	}
+	// A window no detector can hold is a usage error, not a panic or an
+	// allocation of gigabytes.
+	for _, w := range []string{"9223372036854775807", "3000000000", "1"} {
+		if out, code := cli(t, data, "1\n", "anomaly", "--window", w); code != 2 || !strings.Contains(out, "Window "+w+" must be between 2 and") {
+			t.Fatalf("--window %s: exit %d\n%s", w, code, out)
+		}
 	}
 }
 
