@@ -367,3 +367,30 @@ func TestNewGuardConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestReportPeriod: a period that ends before it starts is asked of no
+// source and makes the report incomplete (sources would answer it with
+// zeros); an empty period, as at midnight, is a complete report of
+// nothing.
+func TestReportPeriod(t *testing.T) {
+	hosting, err := spendguard.NewFixed(spendguard.FixedConfig{Label: "hosting", Monthly: money.New(3000, "USD")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fixedSource{name: "api"}
+	src.set(100, nil)
+	sources := []spendguard.Source{hosting, src}
+	r := spendguard.BuildReport(context.Background(), sources, spendguard.Period{Start: day, End: day.Add(-time.Hour)}, day)
+	if r.Complete || len(r.Totals) != 0 || len(r.Sources) != 2 {
+		t.Fatalf("inverted period: complete %v, totals %v, sources %d", r.Complete, r.Totals, len(r.Sources))
+	}
+	for _, s := range r.Sources {
+		if len(s.Lines) != 0 || !strings.Contains(s.Err, spendguard.ErrPeriod.Error()) {
+			t.Fatalf("inverted period, source %s: lines %v, err %q", s.Name, s.Lines, s.Err)
+		}
+	}
+	r = spendguard.BuildReport(context.Background(), sources, spendguard.Period{Start: day, End: day}, day)
+	if !r.Complete || r.Totals["USD"].Costs.Amount != 100 {
+		t.Fatalf("empty period: complete %v, totals %v, sources %+v", r.Complete, r.Totals, r.Sources)
+	}
+}

@@ -43,12 +43,21 @@ type CurrencyTotal struct {
 // returns an error contributes nothing, even lines it returned with the
 // error (the rule Guard.Check applies too): partial figures would look
 // complete. Totals are checked sums; one that would overflow marks the
-// report incomplete and names the currency.
+// report incomplete and names the currency. A period that ends before it
+// starts is asked of no source: every source is reported failed with
+// ErrPeriod (sources would answer it with zeros, which would look like a
+// complete report); an empty one (End equal to Start) is asked as usual.
 func BuildReport(ctx context.Context, sources []Source, p Period, now time.Time) Report {
 	r := Report{Period: p, GeneratedAt: now.UTC(), Totals: map[string]CurrencyTotal{}, Complete: true}
 	for _, src := range sources {
 		sr := SourceReport{Name: src.Name()}
-		lines, err := src.Lines(ctx, p)
+		var lines []Line
+		var err error
+		if p.End.Before(p.Start) {
+			err = fmt.Errorf("%w: %s is before %s", ErrPeriod, p.End.Format(time.RFC3339), p.Start.Format(time.RFC3339))
+		} else {
+			lines, err = src.Lines(ctx, p)
+		}
 		if err == nil {
 			totals, terr := addTotals(r.Totals, lines)
 			if terr == nil {

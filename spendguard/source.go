@@ -30,11 +30,15 @@ type Line struct {
 	Count  int64       `json:"count,omitempty"` // metric
 }
 
-// Period is a half-open time range [Start, End).
+// Period is a half-open time range [Start, End); End before Start is not
+// a period (ErrPeriod).
 type Period struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 }
+
+// ErrPeriod marks a Period that ends before it starts.
+var ErrPeriod = errors.New("spendguard: the period ends before it starts")
 
 // Source reports figures for a period. An error means the figures are
 // unknown, never zero.

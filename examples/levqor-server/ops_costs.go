@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/levqor/levqor/internal/sqldialect"
@@ -129,12 +130,21 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	return 0
 }
 
+// maxCostDays bounds costs --days: ten years, more than any bill a cost
+// source keeps; beyond it the period is a typo (or, near the int limit,
+// would overflow into a period that ends before it starts).
+const maxCostDays = 3660
+
 func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "costs")
 	asJSON := fs.Bool("json", false, "write JSON instead of a table")
-	days := fs.Int("days", 1, "days to cover, ending now")
+	days := fs.Int("days", 1, "days to cover, ending now (1 to "+strconv.Itoa(maxCostDays)+")")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *days < 1 || *days > maxCostDays {
+		fmt.Fprintf(env.stderr, "costs: --days must be between 1 and %d\n", maxCostDays)
+		return 2
 	}
 	db, err := openDB(env.cfg)
 	if err != nil {

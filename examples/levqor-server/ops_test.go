@@ -94,6 +94,14 @@ func TestOpsCommands(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &report) != nil || !strings.Contains(out, `"label": "users"`) {
 		t.Fatalf("costs --json: exit %d\n%s", code, out)
 	}
+	for _, days := range []string{"0", "-1", "3661", "9223372036854775807"} {
+		if out, code = cli(t, data, "", "costs", "--days", days); code != 2 || !strings.Contains(out, "--days must be between 1 and 3660") {
+			t.Fatalf("costs --days %s: exit %d\n%s", days, code, out)
+		}
+	}
+	if out, code = cli(t, data, "", "costs", "--days", "3660"); code != 0 || !strings.Contains(out, "Cost report") {
+		t.Fatalf("costs --days 3660: exit %d\n%s", code, out)
+	}
 	if out, code = cli(t, data, "", "payouts", "--dry-run"); code != 0 || !strings.Contains(out, "STATUS") {
 		t.Fatalf("payouts --dry-run: exit %d\n%s", code, out)
 	}
