@@ -122,8 +122,9 @@ type Config struct {
 	// Direction selects spikes, drops or both. Default Both.
 	Direction Direction
 	// RebaselineAfter: after this many anomalies in a row the baseline is
-	// replaced by them (a level shift). Default DefaultRebaselineAfter (5);
-	// negative never rebaselines.
+	// replaced by them (a level shift); at most Window. Default
+	// DefaultRebaselineAfter (5), or Window if that is smaller; negative
+	// never rebaselines.
 	RebaselineAfter int
 	// IncludeAnomalies lets flagged values enter the baseline. Default
 	// false: an anomaly does not contaminate the baseline it is judged by.
@@ -163,7 +164,9 @@ func (c Config) withDefaults(threshold float64) (Config, error) {
 		c.MinRelStdDev = 0 // off
 	}
 	if c.RebaselineAfter == 0 {
-		c.RebaselineAfter = DefaultRebaselineAfter
+		// A window shorter than the default would refuse a field its
+		// caller never set.
+		c.RebaselineAfter = min(DefaultRebaselineAfter, c.Window)
 	}
 	switch {
 	case c.Window < 2 || c.Window > MaxWindow:

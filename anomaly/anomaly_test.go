@@ -383,8 +383,10 @@ func TestConfigErrors(t *testing.T) {
 			}
 		}
 	}
-	if _, err := anomaly.NewRobust(anomaly.Config{Window: anomaly.MaxWindow}); err != nil {
-		t.Errorf("Window MaxWindow refused: %v", err)
+	for _, w := range []int{2, 4, anomaly.MaxWindow} { // RebaselineAfter defaults to at most Window
+		if _, err := anomaly.NewRobust(anomaly.Config{Window: w}); err != nil {
+			t.Errorf("Window %d refused: %v", w, err)
+		}
 	}
 	d := mustZ(t, anomaly.Config{})
 	if r := d.Observe(math.NaN()); r.Anomaly {

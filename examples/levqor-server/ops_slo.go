@@ -22,6 +22,12 @@ func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "slo: --url is required")
 		return 2
 	}
+	// Zero would mean the library's default: refuse it, as any value the
+	// operator typed that is not used as typed.
+	if *count < 1 || *interval <= 0 {
+		fmt.Fprintln(env.stderr, "slo: --count must be at least 1 and --interval positive")
+		return 2
+	}
 	cfg := slo.WatchdogConfig{
 		Name: *url, URL: *url, Count: *count, Interval: *interval,
 		LatencyThreshold: env.cfg.SLOLatency, FailureLimit: env.cfg.SLOFailures, Logger: env.log,

@@ -109,6 +109,12 @@ func TestOpsCommands(t *testing.T) {
 		t.Fatalf("payouts without Stripe: exit %d\n%s", code, out)
 	}
 
+	for _, args := range [][]string{{"--count", "0"}, {"--count", "-1"}, {"--interval", "0s"}, {"--interval", "-1s"}} {
+		if out, code = cli(t, data, "", append([]string{"slo", "--url", "http://127.0.0.1:1/"}, args...)...); code != 2 || !strings.Contains(out, "--count must be at least 1 and --interval positive") {
+			t.Fatalf("slo %v: exit %d\n%s", args, code, out)
+		}
+	}
+
 	// The watchdog against a deployment that answers 503 rolls back.
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
 	defer bad.Close()

@@ -351,6 +351,16 @@ func TestAnomalyLongLines(t *testing.T) {
 			t.Fatalf("--window %s: exit %d\n%s", w, code, out)
 		}
 	}
+	// Zero is not the default in disguise.
+	for _, args := range [][]string{{"--window", "0"}, {"--threshold", "0"}} {
+		if out, code := cli(t, data, "1\n", append([]string{"anomaly"}, args...)...); code != 2 || !strings.Contains(out, "--window must be between 2 and 1048576 and --threshold positive") {
+			t.Fatalf("anomaly %v: exit %d\n%s", args, code, out)
+		}
+	}
+	// A window shorter than the default RebaselineAfter works.
+	if out, code := cli(t, data, "1\n2\n1\n", "anomaly", "--window", "2"); code != 0 || !strings.Contains(out, "of 3 values anomalous") {
+		t.Fatalf("--window 2: exit %d\n%s", code, out)
+	}
 }
 
 // TestDoctorChecks: doctor warns about public metrics and Redis without
