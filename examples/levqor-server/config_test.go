@@ -42,6 +42,19 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("%s=%q: err %v (must name the variable)", name, value, err)
 		}
 	}
+	// The bounds that protect memory and connections cannot be configured
+	// away: one past the top is refused, the top itself taken.
+	for name, top := range map[string]int{
+		"LEVQOR_DATABASE_MAX_CONNS": 1000, "LEVQOR_RATE_LIMIT_KEYS": 10_000_000, "LEVQOR_HASH_CONCURRENCY": 256,
+		"LEVQOR_MAX_CONNS": 1_000_000, "SLO_FAIL_THRESHOLD": 1000, "LEVQOR_BACKUP_KEEP": 100_000,
+	} {
+		if _, err := loadConfig(env(map[string]string{name: strconv.Itoa(top + 1)})); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "from 1 to "+strconv.Itoa(top)) {
+			t.Errorf("%s=%d: err %v", name, top+1, err)
+		}
+		if _, err := loadConfig(env(map[string]string{name: strconv.Itoa(top)})); err != nil {
+			t.Errorf("%s=%d refused: %v", name, top, err)
+		}
+	}
 }
 
 func TestNewRedisCluster(t *testing.T) {
