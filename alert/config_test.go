@@ -2,6 +2,7 @@ package alert_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,15 @@ func TestConfigErrors(t *testing.T) {
 		{"history defaults", func() (any, error) { return alert.NewHistory(alert.HistoryConfig{Next: next}) }, ""},
 		{"history without Next", func() (any, error) { return alert.NewHistory(alert.HistoryConfig{}) }, "Next is required"},
 		{"history negative Size", func() (any, error) { return alert.NewHistory(alert.HistoryConfig{Next: next, Size: -5}) }, "must not be negative"},
+		{"history Size past the max", func() (any, error) {
+			return alert.NewHistory(alert.HistoryConfig{Next: next, Size: math.MaxInt})
+		}, "exceeds MaxHistorySize"},
+		{"history Size at the max", func() (any, error) {
+			return alert.NewHistory(alert.HistoryConfig{Next: next, Size: alert.MaxHistorySize})
+		}, ""},
+		{"queue Size past the max", func() (any, error) { return alert.NewQueue(alert.QueueConfig{Next: next, Size: math.MaxInt}) }, "exceeds MaxQueueSize"},
+		{"queue Size at the max", func() (any, error) { return alert.NewQueue(alert.QueueConfig{Next: next, Size: alert.MaxQueueSize}) }, ""},
+		{"alerter QueueSize past the max", func() (any, error) { return alert.New(alert.Config{QueueSize: alert.MaxQueueSize + 1}) }, "exceeds MaxQueueSize"},
 		{"dedup defaults", func() (any, error) { return alert.NewDedup(alert.DedupConfig{Next: next}) }, ""},
 		{"dedup without Next", func() (any, error) { return alert.NewDedup(alert.DedupConfig{}) }, "Next is required"},
 		{"dedup negative RepeatInterval", func() (any, error) {

@@ -3,12 +3,17 @@ package alert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
 
 // DefaultHistorySize is how many alerts History keeps.
 const DefaultHistorySize = 100
+
+// MaxHistorySize bounds HistoryConfig.Size (and Config.HistorySize): the
+// ring is allocated up front.
+const MaxHistorySize = 1 << 20
 
 // Record is one alert and what became of it.
 type Record struct {
@@ -25,7 +30,8 @@ func (r Record) Delivered() bool { return r.Err == "" }
 type HistoryConfig struct {
 	// Next delivers the alerts. Required.
 	Next Notifier
-	// Size is how many records are kept. Default DefaultHistorySize (100).
+	// Size is how many records are kept, at most MaxHistorySize. Default
+	// DefaultHistorySize (100).
 	Size int
 	// Now stamps records. Default time.Now.
 	Now func() time.Time
@@ -52,6 +58,9 @@ func NewHistory(cfg HistoryConfig) (*History, error) {
 	}
 	if cfg.Size < 0 {
 		return nil, errors.New("alert: HistoryConfig.Size must not be negative")
+	}
+	if cfg.Size > MaxHistorySize {
+		return nil, fmt.Errorf("alert: HistoryConfig.Size %d exceeds MaxHistorySize (%d)", cfg.Size, MaxHistorySize)
 	}
 	if cfg.Size == 0 {
 		cfg.Size = DefaultHistorySize

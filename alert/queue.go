@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// MaxQueueSize bounds QueueConfig.Size (and Config.QueueSize): the
+// buffer is allocated up front.
+const MaxQueueSize = 1 << 20
+
 // Defaults for QueueConfig.
 const (
 	DefaultQueueSize       = 256
@@ -26,7 +30,8 @@ var (
 type QueueConfig struct {
 	// Next delivers the alerts. Required.
 	Next Notifier
-	// Size bounds the alerts waiting. Default DefaultQueueSize (256).
+	// Size bounds the alerts waiting, at most MaxQueueSize. Default
+	// DefaultQueueSize (256).
 	Size int
 	// Timeout bounds each delivery. Default DefaultDeliveryTimeout (30s).
 	Timeout time.Duration
@@ -60,6 +65,9 @@ func NewQueue(cfg QueueConfig) (*Queue, error) {
 	}
 	if cfg.Size < 0 || cfg.Timeout < 0 {
 		return nil, errors.New("alert: QueueConfig.Size and Timeout must not be negative")
+	}
+	if cfg.Size > MaxQueueSize {
+		return nil, fmt.Errorf("alert: QueueConfig.Size %d exceeds MaxQueueSize (%d)", cfg.Size, MaxQueueSize)
 	}
 	if cfg.Size == 0 {
 		cfg.Size = DefaultQueueSize

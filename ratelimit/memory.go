@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// MaxShards bounds MemoryConfig.Shards: far more than cores to spread
+// contention over, and each shard costs a map and a lock up front.
+const MaxShards = 1 << 16
+
 // Defaults for MemoryConfig.
 const (
 	DefaultShards        = 64
@@ -22,7 +26,7 @@ type MemoryConfig struct {
 	// Rate is the policy. Zero fields take the Rate defaults (60/min, burst 60).
 	Rate Rate
 	// Shards is the number of independently locked key maps, rounded up to a
-	// power of two. Default DefaultShards (64).
+	// power of two, at most MaxShards. Default DefaultShards (64).
 	Shards int
 	// MaxKeys caps the number of keys held (0: no cap). When a shard is full,
 	// its idle keys are swept first; if it is still full, an arbitrary key of
@@ -89,6 +93,9 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	}
 	if cfg.Shards < 0 || cfg.MaxKeys < 0 {
 		return nil, fmt.Errorf("ratelimit: Shards and MaxKeys must not be negative")
+	}
+	if cfg.Shards > MaxShards {
+		return nil, fmt.Errorf("ratelimit: Shards %d exceeds MaxShards (%d)", cfg.Shards, MaxShards)
 	}
 	if cfg.Shards == 0 {
 		cfg.Shards = DefaultShards

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,6 +183,18 @@ func TestRateConfig(t *testing.T) {
 	}
 	if _, err := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: ratelimit.Rate{Limit: -1}}); err == nil {
 		t.Error("negative limit accepted")
+	}
+	// Shards are allocated up front: past MaxShards is an error (math.MaxInt
+	// used to loop forever rounding up to a power of two).
+	for _, shards := range []int{-1, ratelimit.MaxShards + 1, math.MaxInt} {
+		if _, err := ratelimit.NewMemory(ratelimit.MemoryConfig{Shards: shards, SweepInterval: -1}); err == nil {
+			t.Errorf("Shards %d accepted", shards)
+		}
+	}
+	if m, err := ratelimit.NewMemory(ratelimit.MemoryConfig{Shards: ratelimit.MaxShards, SweepInterval: -1}); err != nil {
+		t.Errorf("Shards MaxShards refused: %v", err)
+	} else {
+		_ = m.Close()
 	}
 	m := newMemory(t, ratelimit.MemoryConfig{})
 	if r := m.Rate(); r != ratelimit.PerMinute(60) {

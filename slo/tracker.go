@@ -44,6 +44,14 @@ const (
 	DefaultLatencyWindow = time.Hour
 )
 
+// Bounds of TrackerConfig: the Tracker's rings are allocated up front, one
+// slot per hour of Period and per minute of the longest burn window (at
+// most MaxPeriod too) and of LatencyWindow.
+const (
+	MaxPeriod        = 366 * 24 * time.Hour
+	MaxLatencyWindow = 24 * time.Hour
+)
+
 // TrackerConfig configures a Tracker. Zero fields take the defaults.
 type TrackerConfig struct {
 	// Name identifies the SLO in alerts. Default "availability".
@@ -51,13 +59,15 @@ type TrackerConfig struct {
 	// Objective is the target fraction of good events. Default
 	// DefaultObjective (99.9%).
 	Objective float64
-	// Period is the SLO window the error budget covers. Default 30 days.
+	// Period is the SLO window the error budget covers, an hour to
+	// MaxPeriod. Default 30 days.
 	Period time.Duration
 	// LatencyThreshold makes the middleware count a request as good only
 	// when it is faster than this (a latency SLI) as well as non-5xx.
 	// Default 0: availability only.
 	LatencyThreshold time.Duration
-	// BurnWindows are the alerting pairs. Default DefaultBurnWindows().
+	// BurnWindows are the alerting pairs, none longer than MaxPeriod.
+	// Default DefaultBurnWindows().
 	BurnWindows []BurnWindow
 	// MinEvents: a pair does not fire while its long window holds fewer
 	// events (low traffic makes rates meaningless). Default DefaultMinEvents.
@@ -68,7 +78,8 @@ type TrackerConfig struct {
 	// rates. Default DefaultEvalInterval (1m); negative: no goroutine, call
 	// Evaluate yourself.
 	EvalInterval time.Duration
-	// LatencyWindow is the window of Percentiles. Default 1h.
+	// LatencyWindow is the window of Percentiles, a minute to
+	// MaxLatencyWindow. Default 1h.
 	LatencyWindow time.Duration
 	// Logger receives alert failures. Default slog.Default().
 	Logger *slog.Logger
@@ -113,15 +124,15 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	switch {
 	case !(cfg.Objective > 0 && cfg.Objective < 1):
 		return nil, fmt.Errorf("slo: Objective %v must be between 0 and 1 (exclusive)", cfg.Objective)
-	case cfg.Period < time.Hour:
-		return nil, errors.New("slo: Period must be at least an hour")
-	case cfg.MinEvents < 0 || cfg.LatencyThreshold < 0 || cfg.LatencyWindow < time.Minute:
-		return nil, errors.New("slo: negative MinEvents or LatencyThreshold, or LatencyWindow under a minute")
+	case cfg.Period < time.Hour || cfg.Period > MaxPeriod:
+		return nil, fmt.Errorf("slo: Period %v must be from an hour to MaxPeriod (%v)", cfg.Period, MaxPeriod)
+	case cfg.MinEvents < 0 || cfg.LatencyThreshold < 0 || cfg.LatencyWindow < time.Minute || cfg.LatencyWindow > MaxLatencyWindow:
+		return nil, errors.New("slo: negative MinEvents or LatencyThreshold, or LatencyWindow not from a minute to MaxLatencyWindow")
 	}
 	longest := time.Duration(0)
 	for _, w := range cfg.BurnWindows {
-		if w.Short <= 0 || w.Long < w.Short || w.Factor <= 0 || w.Short%time.Minute != 0 || w.Long%time.Minute != 0 {
-			return nil, fmt.Errorf("slo: invalid burn window %+v (whole minutes, 0 < Short <= Long, Factor > 0)", w)
+		if w.Short <= 0 || w.Long < w.Short || w.Long > MaxPeriod || w.Factor <= 0 || w.Short%time.Minute != 0 || w.Long%time.Minute != 0 {
+			return nil, fmt.Errorf("slo: invalid burn window %+v (whole minutes, 0 < Short <= Long <= MaxPeriod, Factor > 0)", w)
 		}
 		longest = max(longest, w.Long)
 	}

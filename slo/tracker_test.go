@@ -290,11 +290,24 @@ func TestTrackerConfig(t *testing.T) {
 		"short period":   {Period: time.Minute},
 		"bad window":     {BurnWindows: []slo.BurnWindow{{Long: time.Minute, Short: time.Hour, Factor: 1}}},
 		"seconds window": {BurnWindows: []slo.BurnWindow{{Long: time.Hour, Short: 30 * time.Second, Factor: 1}}},
+		// Memory is allocated up front: sizes past the bounds are refused,
+		// not a makeslice panic or gigabytes.
+		"period past max": {Period: slo.MaxPeriod + time.Hour},
+		"period max int":  {Period: math.MaxInt64},
+		"window past max": {BurnWindows: []slo.BurnWindow{{Long: slo.MaxPeriod + time.Minute, Short: time.Hour, Factor: 1}}},
+		"window max int":  {BurnWindows: []slo.BurnWindow{{Long: math.MaxInt64 / time.Minute * time.Minute, Short: time.Hour, Factor: 1}}},
+		"latency window":  {LatencyWindow: slo.MaxLatencyWindow + time.Minute},
 	} {
 		if _, err := slo.NewTracker(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	at, err := slo.NewTracker(slo.TrackerConfig{EvalInterval: -1, Period: slo.MaxPeriod, LatencyWindow: slo.MaxLatencyWindow,
+		BurnWindows: []slo.BurnWindow{{Long: slo.MaxPeriod, Short: time.Hour, Factor: 1}}})
+	if err != nil {
+		t.Fatalf("the bounds themselves: %v", err)
+	}
+	_ = at.Close()
 	tr, err := slo.NewTracker(slo.TrackerConfig{EvalInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
