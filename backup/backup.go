@@ -41,6 +41,11 @@ var (
 	// missing or does not match: it was not made with this key, or was
 	// changed since.
 	ErrUnauthenticated = errors.New("backup: authenticity check failed")
+	// ErrTargetIsBackup: the restore target is the backup file itself (the
+	// same path, a hard link or a symlink to it).
+	ErrTargetIsBackup = errors.New("backup: restore target is the backup itself")
+	// ErrTargetIsDir: the restore target is a directory.
+	ErrTargetIsDir = errors.New("backup: restore target is a directory")
 	// ErrInUse: the restore target is in use by another process.
 	ErrInUse = errors.New("backup: restore target is in use (stop the server first)")
 	// ErrNotRegular: a backup path is a symlink, FIFO, device or directory.

@@ -44,6 +44,10 @@ func (s *Store) Restore(ctx context.Context, name, target string, opts RestoreOp
 // always (ErrInUse): another process holding opts.LockFile, or an open
 // SQLite connection to a WAL database, or a transaction in progress. It
 // removes the target's stale -wal and -shm files when it replaces it.
+// A target that is the backup itself (ErrTargetIsBackup) or a directory
+// (ErrTargetIsDir) is refused before anything is touched: the in-use check
+// opens an existing target as a database, which would change the backup's
+// bytes and leave it failing its own checksum.
 //
 // A pg_dump archive (a ".dump" backup) is restored with Config.Postgres
 // into the database named target on its server: refused when it exists
@@ -54,6 +58,14 @@ func (s *Store) RestoreFile(ctx context.Context, path, target string, opts Resto
 		f.Close()
 		if pg {
 			return s.restorePG(ctx, path, target, opts)
+		}
+	}
+	if fi, err := os.Stat(target); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%w: %s", ErrTargetIsDir, target)
+		}
+		if src, err := os.Stat(path); err == nil && os.SameFile(fi, src) {
+			return fmt.Errorf("%w: %s", ErrTargetIsBackup, target)
 		}
 	}
 	if opts.LockFile != "" {

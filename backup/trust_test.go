@@ -275,3 +275,46 @@ func TestNoDriverSideEffect(t *testing.T) {
 		t.Fatal("package backup depends on modernc.org/sqlite: importing it registers a driver")
 	}
 }
+
+// TestRestoreRefusesTheBackupItself: restoring a backup onto itself (the
+// same path, a hard link or a symlink to it) or onto a directory is
+// refused before anything is touched. It used to pass the in-use check,
+// which switched the "target" out of WAL mode and so rewrote the backup:
+// it then failed its own checksum for good.
+func TestRestoreRefusesTheBackupItself(t *testing.T) {
+	ctx := context.Background()
+	db, _ := liveDB(t, 30, 10)
+	s := newStore(t, backup.Config{})
+	info, err := s.Backup(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir(), info.Name)
+	other := t.TempDir()
+	hard, soft := filepath.Join(other, "hard.db"), filepath.Join(other, "soft.db")
+	if err := os.Link(path, hard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path, soft); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{path, hard, soft} {
+		err := s.RestoreFile(ctx, path, target, backup.RestoreOptions{Overwrite: true, LockFile: target + ".lock"})
+		if !errors.Is(err, backup.ErrTargetIsBackup) {
+			t.Fatalf("restore onto %s: %v, want ErrTargetIsBackup", target, err)
+		}
+		if _, err := os.Stat(target + ".lock"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused restore left %s.lock", target)
+		}
+	}
+	if _, err := s.VerifyFile(ctx, path); err != nil {
+		t.Fatalf("the backup no longer verifies: %v", err)
+	}
+	dir := filepath.Join(other, "dir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RestoreFile(ctx, path, dir, backup.RestoreOptions{Overwrite: true}); !errors.Is(err, backup.ErrTargetIsDir) {
+		t.Fatalf("restore onto a directory: %v, want ErrTargetIsDir", err)
+	}
+}

@@ -144,6 +144,12 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
 	case errors.Is(err, backup.ErrInUse):
 		fmt.Fprintf(env.stderr, "restore refused: %v\nstop the server (and anything else using %s) first; --force does not override this\n", err, target)
 		return 1
+	case errors.Is(err, backup.ErrTargetExists):
+		fmt.Fprintf(env.stderr, "restore refused: %s exists; --force replaces it (never a database in use)\n", target)
+		return 1
+	case errors.Is(err, backup.ErrTargetIsBackup), errors.Is(err, backup.ErrTargetIsDir):
+		fmt.Fprintf(env.stderr, "restore refused: %v; name the database file to restore to\n", err)
+		return 1
 	case err != nil:
 		fmt.Fprintln(env.stderr, "restore failed:", err)
 		return 1

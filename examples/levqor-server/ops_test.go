@@ -74,9 +74,23 @@ func TestOpsCommands(t *testing.T) {
 	if out, code = cli(t, data, "", "restore", filepath.Join(data, "backups", name), live); code != 1 || !strings.Contains(out, "refused") {
 		t.Fatalf("restore over the live database without --force: exit %d\n%s", code, out)
 	}
+	// The backup itself, or a directory, is never a target; the backup
+	// still verifies afterwards.
+	bpath := filepath.Join(data, "backups", name)
+	for _, to := range []string{bpath, t.TempDir()} {
+		if out, code = cli(t, data, "", "restore", "--force", bpath, to); code != 1 || !strings.Contains(out, "restore refused") {
+			t.Fatalf("restore --force onto %s: exit %d\n%s", to, code, out)
+		}
+	}
+	if out, code = cli(t, data, "", "backup", "verify", bpath); code != 0 {
+		t.Fatalf("the backup after a refused restore onto itself: exit %d\n%s", code, out)
+	}
 	target := filepath.Join(t.TempDir(), "restored.db")
 	if out, code = cli(t, data, "", "restore", filepath.Join(data, "backups", name), target); code != 0 {
 		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	if out, code = cli(t, data, "", "restore", filepath.Join(data, "backups", name), target); code != 1 || !strings.Contains(out, "exists; --force replaces it") {
+		t.Fatalf("restore over an existing file without --force: exit %d\n%s", code, out)
 	}
 
 	out, code = cli(t, data, "1\n2\n1\n2\n1\n2\n1\n2\n1\n2\n1\n2\n40\n2\n", "anomaly", "--window", "10")
