@@ -46,8 +46,10 @@ func (s *Store) Restore(ctx context.Context, name, target string, opts RestoreOp
 // removes the target's stale -wal and -shm files when it replaces it.
 // A target that is the backup itself (ErrTargetIsBackup) or a directory
 // (ErrTargetIsDir) is refused before anything is touched: the in-use check
-// opens an existing target as a database, which would change the backup's
-// bytes and leave it failing its own checksum.
+// opens an existing target as a database (and may take it out of WAL
+// mode), which would change the backup's bytes and leave it failing its
+// own checksum. That check runs only after the backup has verified, so a
+// refused backup leaves the target's bytes as they were.
 //
 // A pg_dump archive (a ".dump" backup) is restored with Config.Postgres
 // into the database named target on its server: refused when it exists
@@ -75,16 +77,20 @@ func (s *Store) RestoreFile(ctx context.Context, path, target string, opts Resto
 		}
 		defer unlock()
 	}
-	if _, err := os.Lstat(target); err == nil {
-		if !opts.Overwrite {
-			return fmt.Errorf("%w: %s (set Overwrite to replace it)", ErrTargetExists, target)
-		}
-		if err := sqliteInUse(ctx, target); err != nil {
-			return err
-		}
+	_, err := os.Lstat(target)
+	exists := err == nil
+	if exists && !opts.Overwrite {
+		return fmt.Errorf("%w: %s (set Overwrite to replace it)", ErrTargetExists, target)
 	}
 	if _, err := s.VerifyFile(ctx, path); err != nil {
 		return err
+	}
+	// Only now, with a backup worth restoring: the check may take an
+	// existing target out of WAL mode.
+	if exists {
+		if err := sqliteInUse(ctx, target); err != nil {
+			return err
+		}
 	}
 	src, err := openRegular(path)
 	if err != nil {

@@ -318,3 +318,42 @@ func TestRestoreRefusesTheBackupItself(t *testing.T) {
 		t.Fatalf("restore onto a directory: %v, want ErrTargetIsDir", err)
 	}
 }
+
+// TestFailedRestoreLeavesTargetAlone: a backup that fails verification is
+// refused before the target is looked at as a database, so an existing
+// database (WAL, not in use) keeps every byte.
+func TestFailedRestoreLeavesTargetAlone(t *testing.T) {
+	ctx := context.Background()
+	db, _ := liveDB(t, 30, 10)
+	s := newStore(t, backup.Config{})
+	info, err := s.Backup(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir(), info.Name)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, 5000); err != nil { // damage the backup
+		t.Fatal(err)
+	}
+	f.Close()
+	target := filepath.Join(t.TempDir(), "app.db")
+	live := sqlitetest.Open(t, target) // WAL, like the server
+	if _, err := live.Exec("CREATE TABLE kept (x)"); err != nil {
+		t.Fatal(err)
+	}
+	live.Close()
+	before, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RestoreFile(ctx, path, target, backup.RestoreOptions{Overwrite: true}); !errors.Is(err, backup.ErrChecksumMismatch) {
+		t.Fatalf("restore of a damaged backup: %v, want ErrChecksumMismatch", err)
+	}
+	after, err := os.ReadFile(target)
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("the target changed under a refused restore (err %v)", err)
+	}
+}
