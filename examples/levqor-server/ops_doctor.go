@@ -174,4 +174,11 @@ func (d *doctor) backups(ctx context.Context) {
 		}
 	}
 	d.check("backup freshness", err)
+	if d.cfg.BackupUpload != "" {
+		up, uerr := os.Stat(d.cfg.BackupUpload)
+		dir, derr := os.Stat(d.cfg.BackupDir)
+		if uerr == nil && derr == nil && os.SameFile(up, dir) {
+			d.warn("LEVQOR_BACKUP_UPLOAD_DIR is the backup directory itself: uploads make no second copy")
+		}
+	}
 }

@@ -384,6 +384,19 @@ func TestDoctorChecks(t *testing.T) {
 	if strings.Contains(out, "no persistence") || !strings.Contains(out, "PASS  redis") {
 		t.Fatalf("doctor with a persistent Redis:\n%s", out)
 	}
+	// An upload directory that is the backup directory (here through a
+	// symlink) is no second copy; a real second directory draws no warning.
+	link := filepath.Join(t.TempDir(), "offsite")
+	if err := os.Symlink(filepath.Join(data, "backups"), link); err != nil {
+		t.Fatal(err)
+	}
+	const same = "WARN  LEVQOR_BACKUP_UPLOAD_DIR is the backup directory itself"
+	if out, _ = cliEnv(t, data, []string{key, "LEVQOR_BACKUP_UPLOAD_DIR=" + link}, "doctor"); !strings.Contains(out, same) {
+		t.Fatalf("doctor with the backup directory as upload directory:\n%s", out)
+	}
+	if out, _ = cliEnv(t, data, []string{key, "LEVQOR_BACKUP_UPLOAD_DIR=" + t.TempDir()}, "doctor"); strings.Contains(out, same) {
+		t.Fatalf("doctor with a separate upload directory:\n%s", out)
+	}
 }
 
 // TestOpsOnPostgres: with LEVQOR_DATABASE_URL, backup uses pg_dump under
