@@ -50,6 +50,19 @@ func liveDB(t testing.TB, rows, payload int) (*sql.DB, string) {
 	return db, path
 }
 
+// oneBackup backs up a fresh live database (rows rows of payload bytes)
+// into a new store, returning the store and the backup's path.
+func oneBackup(t testing.TB, cfg backup.Config, rows, payload int) (*backup.Store, string) {
+	t.Helper()
+	db, _ := liveDB(t, rows, payload)
+	s := newStore(t, cfg)
+	info, err := s.Backup(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, filepath.Join(s.Dir(), info.Name)
+}
+
 func newStore(t testing.TB, cfg backup.Config) *backup.Store {
 	t.Helper()
 	if cfg.Dir == "" {

@@ -283,13 +283,7 @@ func TestNoDriverSideEffect(t *testing.T) {
 // it then failed its own checksum for good.
 func TestRestoreRefusesTheBackupItself(t *testing.T) {
 	ctx := context.Background()
-	db, _ := liveDB(t, 30, 10)
-	s := newStore(t, backup.Config{})
-	info, err := s.Backup(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(s.Dir(), info.Name)
+	s, path := oneBackup(t, backup.Config{}, 30, 10)
 	other := t.TempDir()
 	hard, soft := filepath.Join(other, "hard.db"), filepath.Join(other, "soft.db")
 	if err := os.Link(path, hard); err != nil {
@@ -324,13 +318,7 @@ func TestRestoreRefusesTheBackupItself(t *testing.T) {
 // database (WAL, not in use) keeps every byte.
 func TestFailedRestoreLeavesTargetAlone(t *testing.T) {
 	ctx := context.Background()
-	db, _ := liveDB(t, 30, 10)
-	s := newStore(t, backup.Config{})
-	info, err := s.Backup(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(s.Dir(), info.Name)
+	s, path := oneBackup(t, backup.Config{}, 30, 10)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
