@@ -20,6 +20,12 @@ const (
 // Lua arithmetic is in float64, take exactly the same decisions.
 const MinInterval = time.Microsecond
 
+// MaxResetWindow bounds Burst × Period/Limit, the time a key takes to
+// refill a full burst: beyond it the microsecond arithmetic would overflow
+// (a Result's durations are int64 nanoseconds) or leave the integers that
+// the Redis script's float64 arithmetic holds exactly (below 2^53 µs).
+const MaxResetWindow = 100 * 365 * 24 * time.Hour
+
 var (
 	// ErrUnavailable is returned when no limiter could decide (the store and
 	// its fallback both failed) and the configuration says fail closed.
@@ -114,6 +120,8 @@ func (r Rate) validate() error {
 		return fmt.Errorf("%w: negative field in %+v", ErrInvalidRate, r)
 	case r.Period/time.Duration(r.Limit) < MinInterval:
 		return fmt.Errorf("%w: %v allows more than one request per microsecond", ErrInvalidRate, r)
+	case int64(r.Burst) > int64(MaxResetWindow/time.Microsecond)/r.interval():
+		return fmt.Errorf("%w: %v takes longer than MaxResetWindow (%v) to refill its burst", ErrInvalidRate, r, MaxResetWindow)
 	}
 	return nil
 }
