@@ -174,7 +174,7 @@ func TestRateConfig(t *testing.T) {
 		{"x/m", ratelimit.Rate{}, false},
 		{"60/fortnight", ratelimit.Rate{}, false},
 		{"60/m:0", ratelimit.Rate{}, false},
-		{"2000000/s", ratelimit.Rate{}, false}, // finer than 1µs
+		{"2000000/s", ratelimit.Rate{}, false},                                           // finer than 1µs
 		{"1/h:876000", ratelimit.Rate{Limit: 1, Period: time.Hour, Burst: 876000}, true}, // refills in MaxResetWindow
 		{"1/h:876001", ratelimit.Rate{}, false},
 		{"1/s:9223372036854775807", ratelimit.Rate{}, false}, // Burst × interval overflowed int64
