@@ -70,7 +70,7 @@ var envVars = [][2]string{
 	{"LEVQOR_ADDR", "listen address (default :8080)"},
 	{"LEVQOR_DATA_DIR", "data directory: database, keys, flags (default ./data)"},
 	{"LEVQOR_DATABASE_URL", "PostgreSQL URL (postgres://user:pass@host/db) for all server state, shared by replicas (default: SQLite in the data directory)"},
-	{"LEVQOR_DATABASE_MAX_CONNS", "database connections per replica, PostgreSQL or SQLite, 1 to 1000 (default 20)"},
+	{"LEVQOR_DATABASE_MAX_CONNS", "database connections per replica, PostgreSQL or SQLite, 1 to " + strconv.Itoa(maxDatabaseConns) + " (default 20)"},
 	{"LEVQOR_REDIS_URL", "Redis or Redis Cluster URL shared by replicas (rate limits, token revocation); unset: in-process"},
 	{"LEVQOR_REDIS_CHECK_INTERVAL", "how often replicas check that Redis kept its data, alerting when it lost it (default 10s)"},
 	{"LEVQOR_RATE_LIMIT", "API rate limit per client, N/unit[:burst] (default 60/m)"},
@@ -84,17 +84,17 @@ var envVars = [][2]string{
 	{"OPENAI_ADMIN_KEY", "OpenAI admin key for the costs report"},
 	{"DAILY_SPEND_LIMIT", "daily spend limit in dollars (default 50)"},
 	{"SLO_LATENCY_THRESHOLD", "SLO latency threshold in seconds (default 0.2)"},
-	{"SLO_FAIL_THRESHOLD", "watchdog failures before rollback, 1 to 1000 (default 3)"},
+	{"SLO_FAIL_THRESHOLD", "watchdog failures before rollback, 1 to " + strconv.Itoa(maxSLOFailures) + " (default 3)"},
 	{"LEVQOR_BACKUP_DIR", "backup directory (default <data dir>/backups)"},
-	{"LEVQOR_BACKUP_KEEP", "backups kept, 1 to 100000 (default 30)"},
+	{"LEVQOR_BACKUP_KEEP", "backups kept, 1 to " + strconv.Itoa(maxBackupsKept) + " (default 30)"},
 	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval, e.g. 24h (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
 	{"LEVQOR_BACKUP_KEY", "32+ byte secret: backups get an HMAC tag, and verify/restore refuse untagged or doctored ones"},
 	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, shown by costs (not counted by the daily spend guard)"},
 	{"LEVQOR_AUTH_RATE_LIMIT", "rate limit per client IP on /api/auth/* (default 10/m)"},
-	{"LEVQOR_RATE_LIMIT_KEYS", "keys each in-memory rate limiter holds, about 46 bytes each, 1 to 10000000 (default 100000)"},
-	{"LEVQOR_HASH_CONCURRENCY", "password hashes (19 MiB each) computed at once, 1 to 256 (default GOMAXPROCS)"},
-	{"LEVQOR_MAX_CONNS", "open client connections, 1 to 1000000; at the cap the oldest idle one is closed (default 1024)"},
+	{"LEVQOR_RATE_LIMIT_KEYS", "keys each in-memory rate limiter holds, about 46 bytes each, 1 to " + strconv.Itoa(maxRateLimitKeys) + " (default 100000)"},
+	{"LEVQOR_HASH_CONCURRENCY", "password hashes (19 MiB each) computed at once, 1 to " + strconv.Itoa(maxHashes) + " (default GOMAXPROCS)"},
+	{"LEVQOR_MAX_CONNS", "open client connections, 1 to " + strconv.Itoa(maxConns) + "; at the cap the oldest idle one is closed (default 1024)"},
 	{"LEVQOR_PUBLIC_URL", "public origin for absolute URLs, e.g. https://levqor.example (default http://localhost:<port>)"},
 	{"LEVQOR_INDEXNOW_KEY", "IndexNow key, 8-128 characters of a-z A-Z 0-9 -; served at /<key>.txt, used by sitemap submit (default: none)"},
 	{"LEVQOR_INDEXNOW_API", "IndexNow endpoint for sitemap submit (default https://api.indexnow.org/indexnow)"},
@@ -204,7 +204,7 @@ func (e *env) readServer(c *config) {
 		}
 		c.DatabaseURL = v
 	}
-	e.integer("LEVQOR_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, 1, 1000)
+	e.integer("LEVQOR_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, 1, maxDatabaseConns)
 	e.str("LEVQOR_JWT_SECRET", &c.JWTSecret)
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		e.secretBad("LEVQOR_JWT_SECRET", "must be at least 32 bytes")
@@ -241,9 +241,9 @@ func (e *env) readServer(c *config) {
 func (e *env) readLimits(c *config) {
 	e.rate("LEVQOR_RATE_LIMIT", &c.RateLimit)
 	e.rate("LEVQOR_AUTH_RATE_LIMIT", &c.AuthRateLimit)
-	e.integer("LEVQOR_RATE_LIMIT_KEYS", &c.RateLimitKeys, 1, 10_000_000)
-	e.integer("LEVQOR_HASH_CONCURRENCY", &c.HashConcurrency, 1, 256)
-	e.integer("LEVQOR_MAX_CONNS", &c.MaxConns, 1, 1_000_000)
+	e.integer("LEVQOR_RATE_LIMIT_KEYS", &c.RateLimitKeys, 1, maxRateLimitKeys)
+	e.integer("LEVQOR_HASH_CONCURRENCY", &c.HashConcurrency, 1, maxHashes)
+	e.integer("LEVQOR_MAX_CONNS", &c.MaxConns, 1, maxConns)
 }
 
 func (e *env) readIntegrations(c *config) {
@@ -273,7 +273,7 @@ func (e *env) readIntegrations(c *config) {
 		}
 		c.SLOLatency = time.Duration(f * float64(time.Second))
 	}
-	e.integer("SLO_FAIL_THRESHOLD", &c.SLOFailures, 1, 1000)
+	e.integer("SLO_FAIL_THRESHOLD", &c.SLOFailures, 1, maxSLOFailures)
 }
 
 func (e *env) readOps(c *config) {
@@ -297,7 +297,7 @@ func (e *env) readOps(c *config) {
 func (e *env) readBackups(c *config) {
 	e.str("LEVQOR_BACKUP_DIR", &c.BackupDir)
 	e.str("LEVQOR_BACKUP_UPLOAD_DIR", &c.BackupUpload)
-	e.integer("LEVQOR_BACKUP_KEEP", &c.BackupKeep, 1, 100_000)
+	e.integer("LEVQOR_BACKUP_KEEP", &c.BackupKeep, 1, maxBackupsKept)
 	e.duration("LEVQOR_BACKUP_INTERVAL", &c.BackupInterval, time.Minute, 365*24*time.Hour, "24h")
 	if c.BackupDir == "" {
 		c.BackupDir = filepath.Join(c.DataDir, "backups")
@@ -309,6 +309,17 @@ func (e *env) readBackups(c *config) {
 		c.BackupKey = []byte(v)
 	}
 }
+
+// Upper bounds of the integer variables, so that none can switch off the
+// bound it sets (memory, connections) or ask for the impossible.
+const (
+	maxDatabaseConns = 1000
+	maxRateLimitKeys = 10_000_000 // about 46 bytes each
+	maxHashes        = 256        // 19 MiB each
+	maxConns         = 1_000_000
+	maxSLOFailures   = 1000
+	maxBackupsKept   = 100_000
+)
 
 // Defaults of the limits (README "Limits and abuse").
 const (

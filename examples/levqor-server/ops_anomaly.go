@@ -19,8 +19,8 @@ func cmdAnomaly(_ context.Context, env *cliEnv, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	// Zero would mean the library's default: refuse it, as any value the
-	// operator typed that is not used as typed.
+	// The library reads 0 as "use the default"; a value the operator typed
+	// is used as typed or refused.
 	if *window == 0 || *threshold == 0 {
 		fmt.Fprintf(env.stderr, "anomaly: --window must be between 2 and %d and --threshold positive\n", anomaly.MaxWindow)
 		return 2

@@ -22,8 +22,8 @@ func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "slo: --url is required")
 		return 2
 	}
-	// Zero would mean the library's default: refuse it, as any value the
-	// operator typed that is not used as typed.
+	// The library reads 0 as "use the default"; a value the operator typed
+	// is used as typed or refused.
 	if *count < 1 || *interval <= 0 {
 		fmt.Fprintln(env.stderr, "slo: --count must be at least 1 and --interval positive")
 		return 2
