@@ -502,6 +502,35 @@ func TestSLOIgnoresSlowUploads(t *testing.T) {
 	}
 }
 
+// TestClientCausedLogsBounded: anyone can send forged Stripe webhooks
+// and, while a dependency is down, probe /readyz as often as they like;
+// neither adds a log line per request (each forgery is still counted).
+func TestClientCausedLogsBounded(t *testing.T) {
+	s := start(t, "STRIPE_WEBHOOK_SECRET="+webhookSecret, "LEVQOR_REDIS_URL=redis://"+freeAddr(t)+"/0")
+	const n = 200
+	forged := stripeEvent("evt_forged", "invoice.paid", invoice("in_f", "buyer@example.com", 900000, "cus_buyer", ""))
+	for i := range n {
+		sig := stripeSignature(forged, time.Now(), "whsec_attacker_secret_123456")
+		if i%2 == 1 {
+			sig = stripeSignature(forged, time.Now().Add(-time.Hour), webhookSecret)
+		}
+		if st, _ := postEvent(t, s, forged, sig); st != 400 {
+			t.Fatalf("forged webhook %d: status %d, want 400", i, st)
+		}
+		expect(t, s.do("GET", "/readyz", "", ""), 503, "readyz with Redis down")
+	}
+	if body := s.do("GET", "/metrics", "", "").body; !strings.Contains(body, fmt.Sprintf(`levqor_stripe_webhook_events_total{outcome="rejected"} %d`, n)) {
+		t.Fatalf("webhook metrics:\n%s", grepLines(body, "webhook"))
+	}
+	s.stop()
+	logs := s.logs.String()
+	for _, line := range []string{"stripe webhook: rejected", "readiness check failed"} {
+		if got := strings.Count(logs, line); got != 1 {
+			t.Errorf("%d requests logged %q %d times; want once a minute:\n%s", n, line, got, grepLines(logs, line))
+		}
+	}
+}
+
 // TestReadyzHidesErrors: a failing dependency is named, its error is not.
 func TestReadyzHidesErrors(t *testing.T) {
 	dead := freeAddr(t)

@@ -69,10 +69,20 @@ type app struct {
 	reg          *prometheus.Registry
 	// redisLost counts the Redis data losses the watch saw.
 	redisLost atomic.Int64
+	// Events any client can cause at will are logged at most once per
+	// clientLogInterval: forged Stripe webhooks and, per check, failed
+	// readiness checks.
+	webhookLog *throttledLog
+	readyLog   map[string]*throttledLog
 }
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: c, log: log}
+	a.webhookLog = newThrottledLog(log, clientLogInterval, time.Now)
+	a.readyLog = map[string]*throttledLog{
+		"database": newThrottledLog(log, clientLogInterval, time.Now),
+		"redis":    newThrottledLog(log, clientLogInterval, time.Now),
+	}
 	for _, step := range []func(context.Context) error{
 		a.openDatabase, a.openAlerts, a.openTokens, a.openLimiters, a.openObservers, a.openLedgerAndDSAR,
 	} {

@@ -154,6 +154,24 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
+// stop sends SIGTERM and waits for the server to exit: then every line it
+// logged is in s.logs.
+func (s *server) stop() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		if err != nil {
+			s.t.Fatalf("exit: %v\n%s", err, s.logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		s.t.Fatal("did not exit after SIGTERM")
+	}
+}
+
 func (s *server) do(method, path, token, body string) response {
 	s.t.Helper()
 	h := http.Header{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -153,7 +154,8 @@ func (a *app) siteRoutes(mux *http.ServeMux) error {
 
 // ready answers 503 while shutting down or when a dependency is down. The
 // answer names the failing check but never its error (which may hold
-// addresses or paths); the detail goes to the log.
+// addresses or paths); the detail goes to the log, at most once per
+// clientLogInterval per check, however often clients ask.
 func (a *app) ready(w http.ResponseWriter, r *http.Request) {
 	if a.draining.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shutting down"})
@@ -165,7 +167,7 @@ func (a *app) ready(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	check := func(name string, err error) {
 		if err != nil {
-			a.log.WarnContext(r.Context(), "readiness check failed", "check", name, "err", err)
+			a.readyLog[name].Log(r.Context(), slog.LevelWarn, "readiness check failed", "check", name, "err", err)
 			checks[name], status = "unavailable", http.StatusServiceUnavailable
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,7 +30,9 @@ const (
 // stripe-go's webhook package (Stripe-Signature: the timestamp and every
 // v1 HMAC-SHA256 signature, so a secret being rolled works; 300 s
 // tolerance). Bad signatures and stale timestamps get 400 and change
-// nothing; event types it does not handle get 200. Every handler is
+// nothing; anyone can send them, so they are logged at most once per
+// clientLogInterval (the metric counts each). Event types it does not
+// handle get 200. Every handler is
 // idempotent per Stripe object, and handled event ids are recorded, so a
 // redelivered or duplicated event records nothing new. A failure to
 // record answers 500, and Stripe delivers the event again.
@@ -53,7 +56,7 @@ func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		webhook.ConstructEventOptions{Tolerance: webhookTolerance, IgnoreAPIVersionMismatch: true})
 	if err != nil {
 		a.metrics.webhookEvents.WithLabelValues("rejected").Inc()
-		a.log.WarnContext(ctx, "stripe webhook: rejected", "reason", webhookRejection(err))
+		a.webhookLog.Log(ctx, slog.LevelWarn, "stripe webhook: rejected", "reason", webhookRejection(err))
 		writeError(w, http.StatusBadRequest, "invalid signature")
 		return
 	}
