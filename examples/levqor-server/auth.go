@@ -241,10 +241,11 @@ func (a *app) recordSession(r *http.Request, userID, family string) error {
 	if len(ua) > 200 {
 		ua = strings.ToValidUTF8(ua[:200], "")
 	}
-	now := time.Now().UTC().Format(time.RFC3339)
+	at := time.Now().UTC()
+	now, check := at.Format(time.RFC3339), at.Add(sessionCheckDelay).Format(time.RFC3339)
 	return a.db.inTx(r.Context(), func(tx tx) error {
-		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent)
-			SELECT CAST(? AS TEXT), id, CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), family, now, ua, userID)
+		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent, check_after)
+			SELECT CAST(? AS TEXT), id, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), family, now, ua, check, userID)
 		if err != nil {
 			return err
 		}

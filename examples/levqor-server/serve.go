@@ -193,11 +193,15 @@ func requireOpsToken(token string, next http.Handler) http.Handler {
 }
 
 // backgroundJobs runs scheduled work until ctx ends (the SLO tracker's
-// evaluation runs in its own goroutine): backups when
+// evaluation runs in its own goroutine): housekeeping, backups when
 // LEVQOR_BACKUP_INTERVAL is set, and the Redis data-loss check when tokens
 // live in Redis.
 func (a *app) backgroundJobs(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		a.runHousekeeping(ctx)
+		every(ctx, housekeepingInterval, a.runHousekeeping)
+	})
 	if a.cfg.BackupInterval > 0 {
 		wg.Go(func() {
 			every(ctx, a.cfg.BackupInterval, func(ctx context.Context) {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/levqor/levqor/tokens"
+)
+
+// Housekeeping: every login leaves a refresh family in the token store and
+// a row in sessions; without it both would grow for as long as the server
+// runs, one row per login.
+const (
+	// housekeepingInterval is how often each replica runs housekeeping
+	// (and once at start).
+	housekeepingInterval = time.Hour
+	// housekeepingBatch is how many sessions one query reads.
+	housekeepingBatch = 500
+)
+
+// sessionCheckDelay is how long after a session is recorded, or found in
+// use, housekeeping asks about it again: its family cannot expire sooner
+// unless revoked, and then the next check finds it.
+const sessionCheckDelay = tokens.DefaultRefreshTTL
+
+// housekeeping deletes the token store's expired records (SQL stores;
+// Redis expires its own), then the sessions whose refresh family is
+// revoked or gone. Only the token store's answer removes a session, so a
+// session that can still be refreshed is always kept, and account deletion
+// still revokes it; a family the store does not know can never be used
+// again (tokens.RevocationChecker), so the sessions removed need no
+// revoking. Replicas may run it at once: each step is idempotent.
+func (a *app) housekeeping(ctx context.Context, now time.Time) (records, sessions int, err error) {
+	if records, err = a.backing.CleanupExpired(ctx, now); err != nil {
+		return records, 0, fmt.Errorf("expired token records: %w", err)
+	}
+	sessions, err = a.pruneSessions(ctx, now)
+	if err != nil {
+		return records, sessions, fmt.Errorf("sessions: %w", err)
+	}
+	return records, sessions, nil
+}
+
+// pruneSessions asks the token store about each session whose check is
+// due: one whose family is revoked or gone is deleted, one in use is asked
+// about again after sessionCheckDelay. It stops when none is due.
+func (a *app) pruneSessions(ctx context.Context, now time.Time) (int, error) {
+	due := now.UTC().Format(time.RFC3339)
+	next := now.Add(sessionCheckDelay).UTC().Format(time.RFC3339)
+	pruned := 0
+	for {
+		families, err := a.dueSessions(ctx, due)
+		if err != nil {
+			return pruned, err
+		}
+		for _, f := range families {
+			dead, err := a.backing.Revoked(ctx, f, "")
+			if err != nil {
+				return pruned, err
+			}
+			if dead {
+				_, err = a.db.ExecContext(ctx, `DELETE FROM sessions WHERE family_id = ?`, f)
+				pruned++
+			} else {
+				_, err = a.db.ExecContext(ctx, `UPDATE sessions SET check_after = ? WHERE family_id = ?`, next, f)
+			}
+			if err != nil {
+				return pruned, err
+			}
+		}
+		if len(families) < housekeepingBatch {
+			return pruned, nil
+		}
+	}
+}
+
+// dueSessions are up to housekeepingBatch sessions whose check is due.
+func (a *app) dueSessions(ctx context.Context, due string) ([]string, error) {
+	rows, err := a.db.QueryContext(ctx, `SELECT family_id FROM sessions WHERE check_after <= ? ORDER BY check_after LIMIT ?`, due, housekeepingBatch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var families []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, err
+		}
+		families = append(families, f)
+	}
+	return families, rows.Err()
+}
+
+// runHousekeeping is one scheduled run: its outcome goes to the log.
+func (a *app) runHousekeeping(ctx context.Context) {
+	records, sessions, err := a.housekeeping(ctx, time.Now())
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Error("housekeeping failed", "err", err, "token_records_deleted", records, "sessions_deleted", sessions)
+		}
+		return
+	}
+	if records > 0 || sessions > 0 {
+		a.log.Info("housekeeping", "token_records_deleted", records, "sessions_deleted", sessions)
+	}
+}

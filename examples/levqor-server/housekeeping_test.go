@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/levqor/levqor/internal/pgtest"
+	"github.com/levqor/levqor/internal/redistest"
+)
+
+// TestHousekeeping: expired token records are deleted, and with them the
+// sessions of logins that can no longer be used (expired, revoked, or
+// unknown to the store), in batches; a session that can still be
+// refreshed is kept, so account deletion still revokes it. The same on
+// each token store the server uses.
+func TestHousekeeping(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		configure func(t *testing.T, c *config)
+		sqlStore  bool // expired records are deleted by housekeeping (Redis expires its own)
+	}{
+		{"sqlite", func(*testing.T, *config) {}, true},
+		{"postgres", func(t *testing.T, c *config) { c.DatabaseURL = pgtest.NewDatabase(t) }, true},
+		{"redis", func(t *testing.T, c *config) { c.RedisURL = "redis://" + redistest.Start(t).Addr() + "/0" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := defaultConfig()
+			cfg.DataDir = t.TempDir()
+			tc.configure(t, &cfg)
+			a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(a.close)
+			now := time.Now()
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := a.db.ExecContext(ctx, q, args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exec(`INSERT INTO users (id, email, password_hash, created_at) VALUES ('u1', 'u1@example.com', 'x', '2026-01-01T00:00:00Z')`)
+			session := func(family, checkAfter string) {
+				exec(`INSERT INTO sessions (family_id, user_id, created_at, user_agent, check_after) VALUES (?, 'u1', '2026-01-01T00:00:00Z', '', ?)`, family, checkAfter)
+			}
+			live, err := a.tokens.Issue(ctx, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			session(live.Family, "") // recorded before check_after existed
+			revoked, err := a.tokens.Issue(ctx, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.tokens.RevokeFamily(ctx, revoked.Family); err != nil {
+				t.Fatal(err)
+			}
+			session(revoked.Family, "")
+			if err := a.backing.CreateFamily(ctx, "expired", "u1", "jti-expired", now.Add(-time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			session("expired", "")
+			// Not due: kept without asking the store, though its family is gone.
+			notDue := now.Add(time.Hour).UTC().Format(time.RFC3339)
+			session("gone-not-due", notDue)
+			// Three batches of sessions whose families the store never knew.
+			for i := range 2*housekeepingBatch + 7 {
+				session(fmt.Sprintf("unknown-%d", i), "")
+			}
+
+			records, pruned, err := a.housekeeping(ctx, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := 2 + 2*housekeepingBatch + 7; pruned != want { // revoked, expired, unknown
+				t.Errorf("sessions deleted: %d, want %d", pruned, want)
+			}
+			if tc.sqlStore && records < 1 {
+				t.Errorf("token records deleted: %d, want the expired family's at least", records)
+			}
+			remaining := map[string]string{}
+			rows, err := a.db.QueryContext(ctx, `SELECT family_id, check_after FROM sessions`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var f, c string
+				if err := rows.Scan(&f, &c); err != nil {
+					t.Fatal(err)
+				}
+				remaining[f] = c
+			}
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+			wantLive := now.Add(sessionCheckDelay).UTC().Format(time.RFC3339)
+			if len(remaining) != 2 || remaining[live.Family] != wantLive || remaining["gone-not-due"] != notDue {
+				t.Fatalf("sessions left: %v; want the live one (next check %s) and the one not due", remaining, wantLive)
+			}
+			if dead, err := a.backing.Revoked(ctx, live.Family, ""); err != nil || dead {
+				t.Fatalf("live family revoked %v (%v) after housekeeping", dead, err)
+			}
+			if _, err := a.tokens.Refresh(ctx, live.RefreshToken); err != nil {
+				t.Fatalf("the live login can no longer refresh: %v", err)
+			}
+
+			// A second run finds nothing due.
+			if records, pruned, err := a.housekeeping(ctx, now); err != nil || pruned != 0 || records != 0 {
+				t.Fatalf("second run: %d records, %d sessions, %v; want nothing", records, pruned, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,6 @@
+-- When housekeeping next asks the token store whether a session's refresh
+-- family can still be used; a session whose family is revoked or gone is
+-- deleted then. '' (sessions recorded before this migration): at the next
+-- run.
+ALTER TABLE sessions ADD COLUMN check_after TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_check_after ON sessions (check_after);
