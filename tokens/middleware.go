@@ -20,8 +20,8 @@ var _ Verifier = (*Manager)(nil)
 // access token in "Authorization: Bearer <token>". The verified claims are
 // in the request context (FromContext). A missing or invalid token gets 401
 // with a WWW-Authenticate: Bearer challenge (RFC 6750 §3) and a JSON body;
-// a Store failure gets 503 (the Manager's FailOpen decides whether that can
-// happen). Tokens are never logged or echoed.
+// a Store failure gets 503 with Retry-After: 1 (the Manager's FailOpen
+// decides whether that can happen). Tokens are never logged or echoed.
 //
 // A request whose context already holds verified claims (put there by
 // OptionalAuth or RequireAuth earlier in the chain) is admitted without
@@ -61,6 +61,8 @@ func auth(v Verifier, optional bool) func(http.Handler) http.Handler {
 			c, err := v.Verify(r.Context(), token)
 			if err != nil {
 				if errors.Is(err, ErrStore) {
+					// An outage: the client may retry, later.
+					w.Header().Set("Retry-After", "1")
 					challenge(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "token revocation store unavailable")
 					return
 				}

@@ -94,6 +94,9 @@ func TestMiddleware(t *testing.T) {
 			if got := res.Header.Get("WWW-Authenticate"); got != tc.challenge {
 				t.Fatalf("WWW-Authenticate = %q, want %q", got, tc.challenge)
 			}
+			if got, want := res.Header.Get("Retry-After"), map[bool]string{true: "1"}[tc.status == 503]; got != want {
+				t.Fatalf("Retry-After = %q, want %q", got, want)
+			}
 			if tc.status != 200 {
 				var e map[string]string
 				if err := json.Unmarshal([]byte(body), &e); err != nil || e["error"] == "" {

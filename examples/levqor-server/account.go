@@ -25,7 +25,7 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "could not load the account")
+		a.storeFailed(w, r, "me: load account", "could not load the account", err)
 		return
 	}
 	body, _ := json.Marshal(map[string]string{"email": email, "created_at": created})
@@ -78,12 +78,13 @@ func (a *app) deleteUser(w http.ResponseWriter, r *http.Request) {
 		return rows.Err()
 	})
 	if err != nil {
-		a.log.ErrorContext(ctx, "delete: mark account", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not delete the account; nothing was erased")
+		a.storeFailed(w, r, "delete: mark account", "could not delete the account; nothing was erased", err)
 		return
 	}
-	// The rest must finish even if the client goes away.
-	ctx = context.WithoutCancel(ctx)
+	// The rest must finish even if the client goes away (or the request's
+	// deadline passes), though not wait forever on a store that hangs.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
 	for _, f := range append(families, c.Family) {
 		if err := a.tokens.RevokeFamily(ctx, f); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "could not revoke sessions; nothing was erased")

@@ -74,11 +74,14 @@ type app struct {
 	// readiness checks.
 	webhookLog *throttledLog
 	readyLog   map[string]*throttledLog
+	// unavailableLog: requests failed because a store was unreachable.
+	unavailableLog *throttledLog
 }
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: c, log: log}
 	a.webhookLog = newThrottledLog(log, clientLogInterval, time.Now)
+	a.unavailableLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.readyLog = map[string]*throttledLog{
 		"database": newThrottledLog(log, clientLogInterval, time.Now),
 		"redis":    newThrottledLog(log, clientLogInterval, time.Now),

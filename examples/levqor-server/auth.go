@@ -77,9 +77,11 @@ func (a *app) hash(w http.ResponseWriter, r *http.Request, fn func()) bool {
 	}
 	if errors.Is(err, errBusy) {
 		a.metrics.hashBusy.Inc()
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "too many logins at once; retry shortly")
 	}
+	// Busy, or the request's deadline passed while it waited (the client
+	// may be gone; if not, it must not get an empty 200).
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "too many logins at once; retry shortly")
 	return false
 }
 
@@ -119,8 +121,7 @@ func (a *app) register(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusConflict, "an account with this email exists")
 			return
 		}
-		a.log.ErrorContext(r.Context(), "register", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not create the account")
+		a.storeFailed(w, r, "register", "could not create the account", err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"email": email})
@@ -199,7 +200,7 @@ func (a *app) checkCredentials(w http.ResponseWriter, r *http.Request, email, pa
 	var id, hash string
 	err := a.db.QueryRowContext(r.Context(), `SELECT id, password_hash FROM users WHERE email = ? AND deleted_at IS NULL`, email).Scan(&id, &hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		writeError(w, http.StatusInternalServerError, "login unavailable")
+		a.storeFailed(w, r, "login: look up account", "login unavailable", err)
 		return "", false
 	}
 	if err != nil {

@@ -39,8 +39,7 @@ func (a *app) becomePartner(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "already a partner")
 		return
 	case !errors.Is(err, sql.ErrNoRows):
-		a.log.ErrorContext(ctx, "partners: lookup", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not create the partner")
+		a.storeFailed(w, r, "partners: lookup", "could not create the partner", err)
 		return
 	}
 	var email string
@@ -137,8 +136,7 @@ func (a *app) partnerMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fail := func(err error) {
-		a.log.ErrorContext(ctx, "partners: me", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not load the partner")
+		a.storeFailed(w, r, "partners: me", "could not load the partner", err)
 	}
 	if err != nil {
 		fail(err)

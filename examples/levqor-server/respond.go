@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/levqor/levqor/internal/httpx"
@@ -37,4 +41,28 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 		return false
 	}
 	return true
+}
+
+// storeFailed answers a request whose database or Redis call failed and
+// logs err under msg (never to the client): 503 with Retry-After when the
+// store could not be reached or did not answer before the request's
+// deadline, so clients retry later; 500 for anything else. An outage fails
+// every request alike, so its lines are throttled (a.unavailableLog).
+func (a *app) storeFailed(w http.ResponseWriter, r *http.Request, msg, answer string, err error) {
+	if storeUnavailable(r.Context(), err) {
+		a.unavailableLog.Log(r.Context(), slog.LevelError, msg+": store unavailable", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, answer)
+		return
+	}
+	a.log.ErrorContext(r.Context(), msg, "err", err)
+	writeError(w, http.StatusInternalServerError, answer)
+}
+
+// storeUnavailable tells an outage (no connection, a dead connection, no
+// answer in time) from other store errors.
+func storeUnavailable(ctx context.Context, err error) bool {
+	var netErr net.Error
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr)
 }

@@ -48,14 +48,17 @@ func (a *app) routes() (http.Handler, error) {
 		return nil, err
 	}
 	routed := recordRoute(mux)
-	api := a.identify(rl(routed))
-	authAPI := a.identify(authRL(routed))
+	api := a.withDeadline(a.identify(rl(routed)))
+	authAPI := a.withDeadline(a.identify(authRL(routed)))
+	webhooks := a.withDeadline(routed)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/api/auth/"):
 			authAPI.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, "/api/"):
 			api.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/webhooks/"):
+			webhooks.ServeHTTP(w, r)
 		default:
 			routed.ServeHTTP(w, r)
 		}

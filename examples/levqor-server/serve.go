@@ -99,7 +99,7 @@ func newPublicServer(handler http.Handler, limited *connLimiter, log *slog.Logge
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         limited.connState,
@@ -110,8 +110,11 @@ func newPublicServer(handler http.Handler, limited *connLimiter, log *slog.Logge
 // Connection limits of the public listener (README "Limits and abuse").
 const (
 	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 30 * time.Second
-	maxHeaderBytes    = 32 << 10
+	// writeTimeout is how long a response may take, from the end of the
+	// request headers.
+	writeTimeout   = 60 * time.Second
+	idleTimeout    = 30 * time.Second
+	maxHeaderBytes = 32 << 10
 )
 
 // shutdown stops serving without losing requests: /readyz turns 503 at
