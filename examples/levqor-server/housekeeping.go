@@ -19,6 +19,11 @@ const (
 	housekeepingBatch = 500
 )
 
+// stripeEventsKept is how long the id of a handled Stripe event is kept
+// to recognise a redelivery: Stripe retries an event for up to three days,
+// and each handler is idempotent per Stripe object besides.
+const stripeEventsKept = 30 * 24 * time.Hour
+
 // sessionCheckDelay is how long after a session is recorded, or found in
 // use, housekeeping asks about it again: its family cannot expire sooner
 // unless revoked, and then the next check finds it.
@@ -26,21 +31,30 @@ const sessionCheckDelay = tokens.DefaultRefreshTTL
 
 // housekeeping deletes the token store's expired records (SQL stores;
 // Redis expires its own), then the sessions whose refresh family is
-// revoked or gone. Only the token store's answer removes a session, so a
+// revoked or gone, then the ids of Stripe events handled over
+// stripeEventsKept ago. Only the token store's answer removes a session, so a
 // session that can still be refreshed is always kept, and account deletion
 // still revokes it; a family the store does not know can never be used
 // again (tokens.RevocationChecker), so the sessions removed need no
 // revoking. Replicas may run it at once: each step is idempotent.
-func (a *app) housekeeping(ctx context.Context, now time.Time) (records, sessions int, err error) {
-	if records, err = a.backing.CleanupExpired(ctx, now); err != nil {
-		return records, 0, fmt.Errorf("expired token records: %w", err)
+func (a *app) housekeeping(ctx context.Context, now time.Time) (done housekept, err error) {
+	if done.tokenRecords, err = a.backing.CleanupExpired(ctx, now); err != nil {
+		return done, fmt.Errorf("expired token records: %w", err)
 	}
-	sessions, err = a.pruneSessions(ctx, now)
+	if done.sessions, err = a.pruneSessions(ctx, now); err != nil {
+		return done, fmt.Errorf("sessions: %w", err)
+	}
+	res, err := a.db.ExecContext(ctx, `DELETE FROM stripe_events WHERE received_at < ?`, now.Add(-stripeEventsKept).UTC().Format(time.RFC3339))
 	if err != nil {
-		return records, sessions, fmt.Errorf("sessions: %w", err)
+		return done, fmt.Errorf("stripe events: %w", err)
 	}
-	return records, sessions, nil
+	n, err := res.RowsAffected()
+	done.stripeEvents = int(n)
+	return done, err
 }
+
+// housekept counts what one housekeeping run deleted.
+type housekept struct{ tokenRecords, sessions, stripeEvents int }
 
 // pruneSessions asks the token store about each session whose check is
 // due: one whose family is revoked or gone is deleted, one in use is asked
@@ -95,14 +109,12 @@ func (a *app) dueSessions(ctx context.Context, due string) ([]string, error) {
 
 // runHousekeeping is one scheduled run: its outcome goes to the log.
 func (a *app) runHousekeeping(ctx context.Context) {
-	records, sessions, err := a.housekeeping(ctx, time.Now())
-	if err != nil {
-		if ctx.Err() == nil {
-			a.log.Error("housekeeping failed", "err", err, "token_records_deleted", records, "sessions_deleted", sessions)
-		}
-		return
-	}
-	if records > 0 || sessions > 0 {
-		a.log.Info("housekeeping", "token_records_deleted", records, "sessions_deleted", sessions)
+	done, err := a.housekeeping(ctx, time.Now())
+	attrs := []any{"token_records_deleted", done.tokenRecords, "sessions_deleted", done.sessions, "stripe_events_deleted", done.stripeEvents}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		a.log.Error("housekeeping failed", append(attrs, "err", err)...)
+	case err == nil && done != housekept{}:
+		a.log.Info("housekeeping", attrs...)
 	}
 }

@@ -14,8 +14,9 @@ import (
 // TestHousekeeping: expired token records are deleted, and with them the
 // sessions of logins that can no longer be used (expired, revoked, or
 // unknown to the store), in batches; a session that can still be
-// refreshed is kept, so account deletion still revokes it. The same on
-// each token store the server uses.
+// refreshed is kept, so account deletion still revokes it; Stripe event
+// ids are forgotten after stripeEventsKept. The same on each token store
+// the server uses.
 func TestHousekeeping(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -72,9 +73,35 @@ func TestHousekeeping(t *testing.T) {
 				session(fmt.Sprintf("unknown-%d", i), "")
 			}
 
-			records, pruned, err := a.housekeeping(ctx, now)
+			for id, at := range map[string]time.Time{
+				"evt_old":    now.Add(-stripeEventsKept - time.Second),
+				"evt_recent": now.Add(-stripeEventsKept + time.Minute),
+			} {
+				exec(`INSERT INTO stripe_events (id, type, received_at) VALUES (?, 'invoice.paid', ?)`, id, at.UTC().Format(time.RFC3339))
+			}
+
+			done, err := a.housekeeping(ctx, now)
 			if err != nil {
 				t.Fatal(err)
+			}
+			records, pruned := done.tokenRecords, done.sessions
+			var events []string
+			rows, err := a.db.QueryContext(ctx, `SELECT id FROM stripe_events`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				events = append(events, id)
+			}
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if done.stripeEvents != 1 || len(events) != 1 || events[0] != "evt_recent" {
+				t.Errorf("stripe events: deleted %d, left %v; want the old one deleted, the recent one kept", done.stripeEvents, events)
 			}
 			if want := 2 + 2*housekeepingBatch + 7; pruned != want { // revoked, expired, unknown
 				t.Errorf("sessions deleted: %d, want %d", pruned, want)
@@ -83,7 +110,7 @@ func TestHousekeeping(t *testing.T) {
 				t.Errorf("token records deleted: %d, want the expired family's at least", records)
 			}
 			remaining := map[string]string{}
-			rows, err := a.db.QueryContext(ctx, `SELECT family_id, check_after FROM sessions`)
+			rows, err = a.db.QueryContext(ctx, `SELECT family_id, check_after FROM sessions`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,8 +136,8 @@ func TestHousekeeping(t *testing.T) {
 			}
 
 			// A second run finds nothing due.
-			if records, pruned, err := a.housekeeping(ctx, now); err != nil || pruned != 0 || records != 0 {
-				t.Fatalf("second run: %d records, %d sessions, %v; want nothing", records, pruned, err)
+			if done, err := a.housekeeping(ctx, now); err != nil || done != (housekept{}) {
+				t.Fatalf("second run: %+v, %v; want nothing deleted", done, err)
 			}
 		})
 	}

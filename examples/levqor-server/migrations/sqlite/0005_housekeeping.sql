@@ -4,3 +4,5 @@
 -- run.
 ALTER TABLE sessions ADD COLUMN check_after TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_check_after ON sessions (check_after);
+-- Housekeeping forgets handled Stripe events after stripeEventsKept.
+CREATE INDEX stripe_events_received_at ON stripe_events (received_at);
