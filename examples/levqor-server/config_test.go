@@ -86,6 +86,9 @@ func TestNormaliseEmail(t *testing.T) {
 		{"jos\u00e9@b\u00fccher.example", "jos\u00e9@xn--bcher-kva.example"},
 		{"jose\u0301@BU\u0308CHER.example", "jos\u00e9@xn--bcher-kva.example"},
 		{"a+tag@sub.example.org", "a+tag@sub.example.org"},
+		// Lower-casing undoes NFC here; the result must be NFC again, or
+		// the address shown would be another account's.
+		{"\u0130\u0301@example.com", "\u00ed@example.com"}, // not "i\u0301", another account
 	} {
 		got, err := normaliseEmail(tc.in)
 		if err != nil || got != tc.want {
@@ -95,7 +98,9 @@ func TestNormaliseEmail(t *testing.T) {
 	for _, bad := range []string{"", "ada", "@example.com", "ada@", "ada@localhost", "a..b@example.com", ".a@example.com",
 		"a\u200b@example.com", "a\u200d@example.com", "a\u202e@example.com", "a\x7f@example.com", "a b@example.com",
 		"\"q\"@example.com", "a@exa mple.com", "a@-example.com", "a@example..com", strings.Repeat("a", 65) + "@example.com",
-		"a@" + strings.Repeat("b", 64) + ".com", "a\xff@example.com", "(c)a@example.com"} {
+		"a@" + strings.Repeat("b", 64) + ".com", "a\xff@example.com", "(c)a@example.com",
+		"a@x\u2135b.io", // maps to Latin and Hebrew in one label: its A-label is refused back
+	} {
 		if got, err := normaliseEmail(bad); err == nil {
 			t.Errorf("normaliseEmail(%q) = %q, want an error", bad, got)
 		}

@@ -25,3 +25,22 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormaliseEmail: a normalised address is its own normal form, so the
+// address the server shows logs in to the same account, and no two
+// spellings of one address make two accounts.
+func FuzzNormaliseEmail(f *testing.F) {
+	for _, s := range []string{"Ada@Example.COM", "jose\u0301@BU\u0308CHER.example", "\u0130\u0301@x.io", "\u03aa\u0301@x.io",
+		"\u1fbc\u0345@x.io", "a@x\u2135b.io", "a@xn--bcher-kva.example", "\ufb00@x.io"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := normaliseEmail(s)
+		if err != nil {
+			return
+		}
+		if again, err := normaliseEmail(n); err != nil || again != n {
+			t.Fatalf("%q normalises to %q, which normalises to %q (%v)", s, n, again, err)
+		}
+	})
+}

@@ -60,12 +60,20 @@ func normaliseEmail(s string) (string, error) {
 	if at <= 0 || at == len(s)-1 {
 		return "", errEmail
 	}
-	local, domain := strings.ToLower(s[:at]), s[at+1:]
+	// Lower-casing can undo NFC ("İ" + U+0301 lowers to a sequence NFC
+	// composes), so NFC again: the result is its own normal form.
+	local, domain := norm.NFC.String(strings.ToLower(s[:at])), s[at+1:]
 	if !validLocalPart(local) {
 		return "", errEmail
 	}
 	ascii, err := emailProfile.ToASCII(domain)
 	if err != nil || !strings.Contains(ascii, ".") || strings.HasSuffix(ascii, ".") {
+		return "", errEmail
+	}
+	// A domain whose A-label the profile refuses back (mapping made it
+	// break the bidi rule: "xℵb" maps to Latin and Hebrew in one label)
+	// would give an address nobody could log in with as shown.
+	if again, err := emailProfile.ToASCII(ascii); err != nil || again != ascii {
 		return "", errEmail
 	}
 	out := local + "@" + ascii
