@@ -8,11 +8,11 @@ import (
 	"github.com/levqor/levqor/internal/sqldialect"
 )
 
-// How long a request may wait on the database, Redis and the other
-// stores before it fails (README "Limits and abuse").
+// How long a request may wait when the database is PostgreSQL
+// (withDeadline; README "Limits and abuse").
 const (
-	// requestTimeout bounds every request under /api/ and /webhooks/:
-	// far above a healthy store's milliseconds, far below a client's
+	// requestTimeout bounds each request under /api/ and /webhooks/: far
+	// above a healthy store's milliseconds, far below a client's
 	// patience.
 	requestTimeout = 5 * time.Second
 	// exportTimeout bounds the DSAR export, which streams the account's

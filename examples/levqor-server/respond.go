@@ -50,7 +50,9 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 // every request alike, so its lines are throttled (a.unavailableLog).
 func (a *app) storeFailed(w http.ResponseWriter, r *http.Request, msg, answer string, err error) {
 	if storeUnavailable(r.Context(), err) {
-		a.unavailableLog.Log(r.Context(), slog.LevelError, msg+": store unavailable", "err", err)
+		if !errors.Is(r.Context().Err(), context.Canceled) { // else the client left: nothing to report
+			a.unavailableLog.Log(r.Context(), slog.LevelError, msg+": store unavailable", "err", err)
+		}
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, answer)
 		return
