@@ -9,8 +9,8 @@ import (
 )
 
 // Housekeeping: every login leaves a refresh family in the token store and
-// a row in sessions; without it both would grow for as long as the server
-// runs, one row per login.
+// a row in sessions, every Stripe event an id; without it all three would
+// grow for as long as the server runs.
 const (
 	// housekeepingInterval is how often each replica runs housekeeping
 	// (and once at start).
@@ -32,11 +32,11 @@ const sessionCheckDelay = tokens.DefaultRefreshTTL
 // housekeeping deletes the token store's expired records (SQL stores;
 // Redis expires its own), then the sessions whose refresh family is
 // revoked or gone, then the ids of Stripe events handled over
-// stripeEventsKept ago. Only the token store's answer removes a session, so a
-// session that can still be refreshed is always kept, and account deletion
-// still revokes it; a family the store does not know can never be used
-// again (tokens.RevocationChecker), so the sessions removed need no
-// revoking. Replicas may run it at once: each step is idempotent.
+// stripeEventsKept ago. Only the token store's answer removes a session,
+// so a session that can still be refreshed is always kept, and account
+// deletion still revokes it; a family the store does not know can never
+// be used again (tokens.RevocationChecker), so the sessions removed need
+// no revoking. Replicas may run it at once: each step is idempotent.
 func (a *app) housekeeping(ctx context.Context, now time.Time) (done housekept, err error) {
 	if done.tokenRecords, err = a.backing.CleanupExpired(ctx, now); err != nil {
 		return done, fmt.Errorf("expired token records: %w", err)
