@@ -68,21 +68,37 @@ func (a *app) pruneSessions(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return pruned, err
 		}
+		var dead, live []string
 		for _, f := range families {
-			dead, err := a.backing.Revoked(ctx, f, "")
+			revoked, err := a.backing.Revoked(ctx, f, "")
 			if err != nil {
 				return pruned, err
 			}
-			if dead {
-				_, err = a.db.ExecContext(ctx, `DELETE FROM sessions WHERE family_id = ?`, f)
-				pruned++
+			if revoked {
+				dead = append(dead, f)
 			} else {
-				_, err = a.db.ExecContext(ctx, `UPDATE sessions SET check_after = ? WHERE family_id = ?`, next, f)
-			}
-			if err != nil {
-				return pruned, err
+				live = append(live, f)
 			}
 		}
+		// One transaction per batch: SQLite commits (and syncs) once, not
+		// once per session, while requests wait for its one writer.
+		err = a.db.inTx(ctx, func(tx tx) error {
+			for _, f := range dead {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE family_id = ?`, f); err != nil {
+					return err
+				}
+			}
+			for _, f := range live {
+				if _, err := tx.ExecContext(ctx, `UPDATE sessions SET check_after = ? WHERE family_id = ?`, next, f); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return pruned, err
+		}
+		pruned += len(dead)
 		if len(families) < housekeepingBatch {
 			return pruned, nil
 		}
