@@ -171,11 +171,25 @@ func (s *SQLStore) RevokeFamily(ctx context.Context, family string, expiresAt ti
 	return err
 }
 
+// maxReadAttempts bounds how often Revoked sends its query when the
+// connection it ran on broke.
+const maxReadAttempts = 3
+
 // Revoked implements Store with a single query: the token is revoked, or
-// its family is revoked or missing.
+// its family is revoked or missing. The query only reads, so when the
+// connection breaks under it (a database restart or failover leaves every
+// pooled connection broken, and each fails the first statement sent on
+// it) it is sent again, on another connection, up to maxReadAttempts
+// times in all.
 func (s *SQLStore) Revoked(ctx context.Context, family, jti string) (bool, error) {
 	var revoked bool
-	err := s.revoked.QueryRowContext(ctx, jti, family).Scan(&revoked)
+	var err error
+	for range maxReadAttempts {
+		err = s.revoked.QueryRowContext(ctx, jti, family).Scan(&revoked)
+		if !sqldialect.IsConnLost(err) || ctx.Err() != nil {
+			break
+		}
+	}
 	return revoked, err
 }
 

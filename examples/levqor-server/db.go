@@ -18,7 +18,8 @@ import (
 // with ? placeholders and rebound for PostgreSQL.
 type database struct {
 	*sql.DB
-	dialect sqldialect.Dialect
+	dialect  sqldialect.Dialect
+	maxConns int // idle connections kept (connLost restores it)
 }
 
 // openDB opens PostgreSQL when LEVQOR_DATABASE_URL is set, else the SQLite
@@ -59,7 +60,7 @@ func openDB(c config) (*database, error) {
 		db.Close()
 		return nil, err
 	}
-	return &database{DB: db, dialect: d}, nil
+	return &database{DB: db, dialect: d, maxConns: c.DatabaseMaxConns}, nil
 }
 
 // redactURL keeps a database URL's password out of an error.
@@ -91,6 +92,20 @@ func (d *database) QueryContext(ctx context.Context, q string, args ...any) (*sq
 
 func (d *database) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	return d.DB.QueryRowContext(ctx, d.dialect.Rebind(q), args...)
+}
+
+// connLost reacts to err when it says a connection to the database broke
+// (sqldialect.IsConnLost): after a restart or a failover every idle pooled
+// connection is broken too, and each would fail the next statement sent
+// on it, so the idle ones are closed at once and the next statements
+// open new connections. It reports whether err was such an error.
+func (d *database) connLost(err error) bool {
+	if !sqldialect.IsConnLost(err) {
+		return false
+	}
+	d.SetMaxIdleConns(0) // closes every idle connection
+	d.SetMaxIdleConns(d.maxConns)
+	return true
 }
 
 // forShare is the row-lock clause a check-then-write transaction needs

@@ -2,93 +2,29 @@ package main_test
 
 import (
 	"io"
-	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/levqor/levqor/internal/pgtest"
+	"github.com/levqor/levqor/internal/tcpproxy"
 )
 
-// blackhole forwards TCP connections to target until frozen: then it
-// holds every byte in both directions, new connections included, as a
-// network partition or a hung host does, until thawed.
-type blackhole struct {
-	ln     net.Listener
-	target string
-	frozen atomic.Bool
-}
-
-func newBlackhole(t *testing.T, target string) *blackhole {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// postgresBehindProxy is the URL of a new database that the server reaches
+// through a tcpproxy, for fault tests.
+func postgresBehindProxy(t *testing.T) (string, *tcpproxy.Proxy) {
+	u, err := url.Parse(pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &blackhole{ln: ln, target: target}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		b.frozen.Store(false)
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				b.wait()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Close()
-					return
-				}
-				mu.Lock()
-				conns = append(conns, c, up)
-				mu.Unlock()
-				wg.Go(func() { b.pipe(up, c) })
-				b.pipe(c, up)
-			})
-		}
-	})
-	return b
+	p := tcpproxy.Start(t, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
 }
-
-func (b *blackhole) wait() {
-	for b.frozen.Load() {
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (b *blackhole) pipe(dst, src net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		b.wait()
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (b *blackhole) addr() string { return b.ln.Addr().String() }
 
 // TestPostgresUnreachable: with PostgreSQL partitioned away (connections
 // open, nothing answered), requests that need it answer 503 with
@@ -96,23 +32,13 @@ func (b *blackhole) addr() string { return b.ln.Addr().String() }
 // as the client waits; liveness stays up, the outage is logged once, and
 // the server serves again as soon as PostgreSQL answers.
 func TestPostgresUnreachable(t *testing.T) {
-	pg, err := pgtest.StartServer(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
-	url, err := pg.NewDatabase("unreachable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := url[strings.Index(url, "@")+1 : strings.Index(url, "/unreachable")]
-	bh := newBlackhole(t, host)
-	s := start(t, "LEVQOR_DATABASE_URL="+strings.Replace(url, host, bh.addr(), 1))
+	dbURL, bh := postgresBehindProxy(t)
+	s := start(t, "LEVQOR_DATABASE_URL="+dbURL)
 	expect(t, s.do("POST", "/api/auth/register", "", creds("pg@example.com", "partitioned db")), 201, "register")
 	access, _ := login(t, s, "pg@example.com", "partitioned db")
 	expect(t, s.do("GET", "/api/me", access, ""), 200, "me")
 
-	bh.frozen.Store(true)
+	bh.Freeze()
 	client := &http.Client{Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
 	for _, tc := range []struct {
@@ -151,11 +77,61 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 	wg.Wait()
 
-	bh.frozen.Store(false)
+	bh.Thaw()
 	waitStatus(t, s, access, 200, 10*time.Second)
 	login(t, s, "pg@example.com", "partitioned db")
 	s.stop()
 	if n := strings.Count(s.logs.String(), "login: look up account: store unavailable"); n != 1 {
 		t.Errorf("three failed logins logged the outage %d times; want once a minute", n)
 	}
+}
+
+// TestPostgresReconnects: when every connection to PostgreSQL breaks at
+// once (a restart or a failover behind the same address), each pooled
+// connection would fail the next statement sent on it. The token check
+// sends its read again on another connection (up to three times in all),
+// and the first failure closes every idle connection, so at most a third
+// as many requests as pooled connections fail — 503 with Retry-After, not
+// 500 — and the server serves again without a restart (8 of 160 failed
+// before either).
+func TestPostgresReconnects(t *testing.T) {
+	dbURL, bh := postgresBehindProxy(t)
+	const conns = 8
+	s := start(t, "LEVQOR_DATABASE_URL="+dbURL, "LEVQOR_RATE_LIMIT=100000/m",
+		"LEVQOR_DATABASE_MAX_CONNS="+strconv.Itoa(conns))
+	expect(t, s.do("POST", "/api/auth/register", "", creds("pg@example.com", "restarted db")), 201, "register")
+	access, _ := login(t, s, "pg@example.com", "restarted db")
+	burst := func() map[int]int {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[int]int{}
+		for range 16 {
+			wg.Go(func() {
+				for range 10 {
+					r := s.do("GET", "/api/me", access, "")
+					if r.status == 503 && r.header.Get("Retry-After") == "" {
+						t.Error("503 without Retry-After")
+					}
+					mu.Lock()
+					codes[r.status]++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return codes
+	}
+	if codes := burst(); codes[200] != 160 {
+		t.Fatalf("before: %v", codes)
+	}
+	bh.Cut()
+	codes := burst()
+	t.Logf("the burst after every connection broke: %v", codes)
+	if codes[200]+codes[503] != 160 || codes[503] > conns/3 {
+		t.Fatalf("after every connection broke: %v; want at most %d 503s, the rest 200", codes, conns/3)
+	}
+	if codes := burst(); codes[200] != 160 {
+		t.Fatalf("not recovered: %v", codes)
+	}
+	login(t, s, "pg@example.com", "restarted db")
 }

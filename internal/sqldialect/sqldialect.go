@@ -6,11 +6,15 @@ package sqldialect
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Dialect is a SQL engine family.
@@ -114,4 +118,21 @@ func IsUniqueViolation(err error) bool {
 		return state.SQLState() == "23505"
 	}
 	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// IsConnLost reports whether err says the connection broke under the
+// statement (the server restarted or failed over, something between cut
+// it): the driver drops that connection, and a read may be sent again on
+// another. A timeout is not a lost connection: the server may be slow, and
+// a retry would only wait again.
+func IsConnLost(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return !netErr.Timeout()
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -5,7 +5,12 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 
 	_ "modernc.org/sqlite"
@@ -161,6 +166,35 @@ func TestCreateSchemaAddColumn(t *testing.T) {
 			// Any other failure still fails.
 			if err := tc.d.CreateSchema(ctx, tc.db, "test", `ALTER TABLE missing ADD COLUMN IF NOT EXISTS x INTEGER`); err == nil {
 				t.Fatal("ALTER of a missing table succeeded")
+			}
+		})
+	}
+}
+
+// TestIsConnLost: a broken connection is told from a slow server and from
+// errors a retry would not change.
+func TestIsConnLost(t *testing.T) {
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"unexpected EOF (pgx reading a closed socket)", fmt.Errorf("query: %w", io.ErrUnexpectedEOF), true},
+		{"EOF", io.EOF, true},
+		{"bad connection", driver.ErrBadConn, true},
+		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, true},
+		{"refused", fmt.Errorf("connect: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), true},
+		{"broken pipe", syscall.EPIPE, true},
+		{"timeout", timeout, false},
+		{"context deadline", context.DeadlineExceeded, false},
+		{"no rows", sql.ErrNoRows, false},
+		{"constraint", errors.New("UNIQUE constraint failed: t.id"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sqldialect.IsConnLost(tc.err); got != tc.want {
+				t.Fatalf("IsConnLost(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}
