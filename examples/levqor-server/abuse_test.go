@@ -502,6 +502,69 @@ func TestSLOIgnoresSlowUploads(t *testing.T) {
 	}
 }
 
+// TestSlowExportsDoNotHoldTheDatabase: an export streams the account's
+// data while reading it from the database. A user with a large account
+// (here 300,000 security-log rows, 14 MB) who starts exports and reads
+// nothing holds the connections they run on; they must not hold every
+// one, or every login waits until the write timeout (a minute).
+func TestSlowExportsDoNotHoldTheDatabase(t *testing.T) {
+	data := t.TempDir()
+	s := start(t, "LEVQOR_DATA_DIR="+data, "LEVQOR_DATABASE_MAX_CONNS=4", "LEVQOR_RATE_LIMIT=1000/m")
+	expect(t, s.do("POST", "/api/auth/register", "", creds("big@example.com", "a large account")), 201, "register")
+	db := openDB(t, data)
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 300_000 {
+		if _, err := tx.Exec(`INSERT INTO audit_log (user_id, at, action) SELECT id, '2026-11-26T00:00:00Z', 'login' FROM users WHERE email = 'big@example.com'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	access, _ := login(t, s, "big@example.com", "a large account")
+
+	// Five exports whose client reads nothing: one streams (and stalls),
+	// the others are refused at once.
+	refused := 0
+	for i := range 5 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		fmt.Fprintf(c, "POST /api/user/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n", access)
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("export %d not answered (%v): the exports before it hold the database connections", i+1, err)
+		}
+		if res.StatusCode == 503 {
+			if res.Header.Get("Retry-After") == "" {
+				t.Error("refused export without Retry-After")
+			}
+			refused++
+		}
+	}
+	if refused != 4 {
+		t.Errorf("%d of 5 concurrent exports refused; want 4 (one at a time per account)", refused)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	t0 := time.Now()
+	res, err := client.Post(s.url+"/api/auth/login", "application/json", strings.NewReader(creds("big@example.com", "a large account")))
+	if err != nil {
+		t.Fatalf("login while exports stall: %v after %v", err, time.Since(t0))
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || time.Since(t0) > 3*time.Second {
+		t.Fatalf("login while exports stall: %d after %v; want 200 at once", res.StatusCode, time.Since(t0))
+	}
+}
+
 // TestClientCausedLogsBounded: anyone can send forged Stripe webhooks
 // and, while a dependency is down, probe /readyz as often as they like;
 // neither adds a log line per request (each forgery is still counted).

@@ -48,6 +48,7 @@ type app struct {
 	authLim  ratelimit.Limiter // /api/auth/*, per client IP
 	cspLim   *ratelimit.Memory // /csp-report, per client IP
 	hashes   *hashGate
+	exports  *exportGate   // DSAR exports streaming at once
 	accounts *accountCache // /api/me
 	logins   loginGuard
 	draining atomic.Bool // set on SIGTERM: readyz 503, Connection: close
@@ -114,6 +115,7 @@ func (a *app) openDatabase(ctx context.Context) error {
 		return fmt.Errorf("schema: %w", err)
 	}
 	a.hashes = newHashGate(a.cfg.HashConcurrency)
+	a.exports = newExportGate(a.cfg.DatabaseMaxConns)
 	a.accounts = newAccountCache(time.Now)
 	return nil
 }

@@ -119,7 +119,7 @@ func (a *app) apiRoutes(mux *http.ServeMux) {
 		MaxBody:  maxBody,
 		Filename: "levqor-personal-data.json",
 	}))
-	mux.Handle("POST /api/user/export", auth(userDSAR))
+	mux.Handle("POST /api/user/export", auth(a.exports.handler(userDSAR)))
 	mux.Handle("GET /api/user/export/summary", auth(userDSAR))
 	mux.Handle("DELETE /api/user", auth(http.HandlerFunc(a.deleteUser)))
 	mux.Handle("POST /api/partners", auth(http.HandlerFunc(a.becomePartner)))
