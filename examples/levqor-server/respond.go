@@ -49,7 +49,8 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 // deadline, so clients retry later; 500 for anything else. An outage fails
 // every request alike, so its lines are throttled (a.unavailableLog).
 func (a *app) storeFailed(w http.ResponseWriter, r *http.Request, msg, answer string, err error) {
-	if a.db.connLost(err) || storeUnavailable(r.Context(), err) {
+	lost := a.db.connLost(err) // closes the idle connections a failover broke
+	if lost || storeUnavailable(r.Context(), err) {
 		if !errors.Is(r.Context().Err(), context.Canceled) { // else the client left: nothing to report
 			a.unavailableLog.Log(r.Context(), slog.LevelError, msg+": store unavailable", "err", err)
 		}
