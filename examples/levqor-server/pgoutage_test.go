@@ -32,13 +32,13 @@ func postgresBehindProxy(t *testing.T) (string, *tcpproxy.Proxy) {
 // as the client waits; liveness stays up, the outage is logged once, and
 // the server serves again as soon as PostgreSQL answers.
 func TestPostgresUnreachable(t *testing.T) {
-	dbURL, bh := postgresBehindProxy(t)
+	dbURL, proxy := postgresBehindProxy(t)
 	s := start(t, "LEVQOR_DATABASE_URL="+dbURL)
 	expect(t, s.do("POST", "/api/auth/register", "", creds("pg@example.com", "partitioned db")), 201, "register")
 	access, _ := login(t, s, "pg@example.com", "partitioned db")
 	expect(t, s.do("GET", "/api/me", access, ""), 200, "me")
 
-	bh.Freeze()
+	proxy.Freeze()
 	client := &http.Client{Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
 	for _, tc := range []struct {
@@ -77,7 +77,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 	wg.Wait()
 
-	bh.Thaw()
+	proxy.Thaw()
 	waitStatus(t, s, access, 200, 10*time.Second)
 	login(t, s, "pg@example.com", "partitioned db")
 	s.stop()
@@ -95,7 +95,7 @@ func TestPostgresUnreachable(t *testing.T) {
 // 500 — and the server serves again without a restart (8 of 160 failed
 // before either).
 func TestPostgresReconnects(t *testing.T) {
-	dbURL, bh := postgresBehindProxy(t)
+	dbURL, proxy := postgresBehindProxy(t)
 	const conns = 8
 	s := start(t, "LEVQOR_DATABASE_URL="+dbURL, "LEVQOR_RATE_LIMIT=100000/m",
 		"LEVQOR_DATABASE_MAX_CONNS="+strconv.Itoa(conns))
@@ -124,7 +124,7 @@ func TestPostgresReconnects(t *testing.T) {
 	if codes := burst(); codes[200] != 160 {
 		t.Fatalf("before: %v", codes)
 	}
-	bh.Cut()
+	proxy.Cut()
 	codes := burst()
 	t.Logf("the burst after every connection broke: %v", codes)
 	if codes[200]+codes[503] != 160 || codes[503] > conns/3 {
