@@ -19,7 +19,7 @@ import (
 type database struct {
 	*sql.DB
 	dialect  sqldialect.Dialect
-	maxConns int // idle connections kept (connLost restores it)
+	maxConns int // idle connections kept (closeIdleIfConnLost restores it)
 }
 
 // openDB opens PostgreSQL when LEVQOR_DATABASE_URL is set, else the SQLite
@@ -94,18 +94,16 @@ func (d *database) QueryRowContext(ctx context.Context, q string, args ...any) *
 	return d.DB.QueryRowContext(ctx, d.dialect.Rebind(q), args...)
 }
 
-// connLost reacts to err when it says a connection to the database broke
-// (sqldialect.IsConnLost): after a restart or a failover every idle pooled
-// connection is broken too, and each would fail the next statement sent
-// on it, so the idle ones are closed at once and the next statements
-// open new connections. It reports whether err was such an error.
-func (d *database) connLost(err error) bool {
+// closeIdleIfConnLost closes every idle pooled connection when err says a
+// connection to the database broke (sqldialect.IsConnLost): after a
+// restart or a failover every idle one is broken too and would fail the
+// next statement sent on it; closed, they are replaced by new ones.
+func (d *database) closeIdleIfConnLost(err error) {
 	if !sqldialect.IsConnLost(err) {
-		return false
+		return
 	}
-	d.SetMaxIdleConns(0) // closes every idle connection
+	d.SetMaxIdleConns(0)
 	d.SetMaxIdleConns(d.maxConns)
-	return true
 }
 
 // forShare is the row-lock clause a check-then-write transaction needs

@@ -71,7 +71,7 @@ func (a *app) identify(next http.Handler) http.Handler {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			c, err := a.tokens.Verify(r.Context(), strings.TrimSpace(h[7:]))
 			if err != nil && a.redisTok == nil && errors.Is(err, tokens.ErrStore) {
-				a.db.connLost(err) // the token store is this database
+				a.db.closeIdleIfConnLost(err) // the token store is this database
 			}
 			// Verified claims in the context are the verdict RequireAuth
 			// reads first; only a refusal needs its own value.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/levqor/levqor/internal/httpx"
+	"github.com/levqor/levqor/internal/sqldialect"
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
@@ -49,8 +49,8 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 // deadline, so clients retry later; 500 for anything else. An outage fails
 // every request alike, so its lines are throttled (a.unavailableLog).
 func (a *app) storeFailed(w http.ResponseWriter, r *http.Request, msg, answer string, err error) {
-	lost := a.db.connLost(err) // closes the idle connections a failover broke
-	if lost || storeUnavailable(r.Context(), err) {
+	a.db.closeIdleIfConnLost(err)
+	if storeUnavailable(r.Context(), err) {
 		if !errors.Is(r.Context().Err(), context.Canceled) { // else the client left: nothing to report
 			a.unavailableLog.Log(r.Context(), slog.LevelError, msg+": store unavailable", "err", err)
 		}
@@ -62,10 +62,10 @@ func (a *app) storeFailed(w http.ResponseWriter, r *http.Request, msg, answer st
 	writeError(w, http.StatusInternalServerError, answer)
 }
 
-// storeUnavailable tells an outage (no connection, a dead connection, no
+// storeUnavailable tells an outage (no connection, a broken one, no
 // answer in time) from other store errors.
 func storeUnavailable(ctx context.Context, err error) bool {
 	var netErr net.Error
-	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr)
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || sqldialect.IsConnLost(err) ||
+		(errors.As(err, &netErr) && netErr.Timeout())
 }

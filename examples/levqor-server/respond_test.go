@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 )
@@ -27,6 +29,8 @@ func TestStoreUnavailable(t *testing.T) {
 		{"deadline exceeded", context.Background(), fmt.Errorf("query: %w", context.DeadlineExceeded), true},
 		{"bad connection", context.Background(), driver.ErrBadConn, true},
 		{"connection refused", context.Background(), fmt.Errorf("failed to connect: %w", refused), true},
+		{"read timeout (Redis frozen)", context.Background(), &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, true},
+		{"broken connection", context.Background(), fmt.Errorf("query: %w", io.ErrUnexpectedEOF), true},
 		{"no rows", context.Background(), sql.ErrNoRows, false},
 		{"constraint", context.Background(), errors.New("UNIQUE constraint failed: users.email"), false},
 	} {
