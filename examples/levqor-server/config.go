@@ -50,6 +50,9 @@ type config struct {
 	DSARKey             []byte // pseudonymisation key; nil: dsar.key in DataDir
 	ShutdownGrace       time.Duration
 	ShutdownDelay       time.Duration
+	// AuditRetention is how long security-log rows are kept; 0 keeps
+	// them forever.
+	AuditRetention time.Duration
 
 	// Limits against abusive clients (README "Limits and abuse").
 	AuthRateLimit   ratelimit.Rate // per client IP on /api/auth/*
@@ -101,6 +104,7 @@ var envVars = [][2]string{
 	{"LEVQOR_OPS_ADDR", "serve /metrics, the ops dashboard (/dashboard) and the profiler on this address only, e.g. 127.0.0.1:9090 (default: /metrics on the public port, no dashboard)"},
 	{"LEVQOR_OPS_TOKEN", "bearer token required on the ops listener; needed when LEVQOR_OPS_ADDR is not loopback"},
 	{"LEVQOR_SHUTDOWN_DELAY", "on SIGTERM, keep serving (readyz 503, Connection: close) this long before draining (default 5s; 0 disables)"},
+	{"LEVQOR_AUDIT_RETENTION", "how long the security log (logins, registrations, deletions) is kept, up to 87600h; 0 keeps it forever (default 8760h, a year)"},
 	{"LEVQOR_TELEGRAM_API", "Telegram Bot API root (default https://api.telegram.org)"},
 	{"LEVQOR_STRIPE_API", "Stripe API root (default https://api.stripe.com)"},
 	{"LEVQOR_OPENAI_API", "OpenAI API root (default https://api.openai.com)"},
@@ -128,7 +132,8 @@ func defaultConfig() config {
 		Addr: ":8080", DataDir: "./data", RateLimit: ratelimit.PerMinute(60),
 		DailyLimit: spendguard.DefaultDailyLimit(), SLOLatency: 200 * time.Millisecond, SLOFailures: 3,
 		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
-		AuthRateLimit: ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
+		AuditRetention: DefaultAuditRetention,
+		AuthRateLimit:  ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
 		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
 		DatabaseMaxConns: DefaultDatabaseMaxConns, RedisCheckInterval: DefaultRedisCheckInterval,
 	}
@@ -230,6 +235,7 @@ func (e *env) readServer(c *config) {
 		c.PublicURL = u
 	}
 	e.duration("LEVQOR_SHUTDOWN_DELAY", &c.ShutdownDelay, 0, time.Minute, "5s")
+	e.duration("LEVQOR_AUDIT_RETENTION", &c.AuditRetention, 0, maxAuditRetention, "8760h")
 	if v := e.get("LEVQOR_INDEXNOW_KEY"); v != "" {
 		if err := sitemap.ValidKey(v); err != nil {
 			e.errs = append(e.errs, "LEVQOR_INDEXNOW_KEY: "+strings.TrimPrefix(err.Error(), "sitemap: "))
@@ -324,6 +330,10 @@ const (
 // Defaults of the limits (README "Limits and abuse").
 const (
 	DefaultShutdownDelay = 5 * time.Second
+	// DefaultAuditRetention is how long security-log rows are kept.
+	DefaultAuditRetention = 365 * 24 * time.Hour
+	// maxAuditRetention bounds LEVQOR_AUDIT_RETENTION (ten years).
+	maxAuditRetention    = 10 * 365 * 24 * time.Hour
 	DefaultRateLimitKeys = 100_000
 	DefaultMaxConns      = 1024
 	// DefaultDatabaseMaxConns is each replica's PostgreSQL pool size.

@@ -18,11 +18,12 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("defaults %+v, %v", c, err)
 	}
 	if c.AuthRateLimit.Limit != 10 || c.AuthRateLimit.Period != time.Minute || c.RateLimitKeys != DefaultRateLimitKeys ||
-		c.HashConcurrency < 1 || c.MaxConns != DefaultMaxConns || c.ShutdownDelay != 5*time.Second || c.PublicURL != "" || c.OpsAddr != "" {
+		c.HashConcurrency < 1 || c.MaxConns != DefaultMaxConns || c.ShutdownDelay != 5*time.Second || c.PublicURL != "" || c.OpsAddr != "" ||
+		c.AuditRetention != 365*24*time.Hour {
 		t.Fatalf("limit defaults %+v", c)
 	}
-	c, err = loadConfig(env(map[string]string{"LEVQOR_PUBLIC_URL": "https://levqor.example/", "LEVQOR_SHUTDOWN_DELAY": "0", "LEVQOR_OPS_ADDR": "[::1]:9090"}))
-	if err != nil || c.PublicURL != "https://levqor.example" || c.ShutdownDelay != 0 || c.OpsAddr != "[::1]:9090" {
+	c, err = loadConfig(env(map[string]string{"LEVQOR_PUBLIC_URL": "https://levqor.example/", "LEVQOR_SHUTDOWN_DELAY": "0", "LEVQOR_OPS_ADDR": "[::1]:9090", "LEVQOR_AUDIT_RETENTION": "0"}))
+	if err != nil || c.PublicURL != "https://levqor.example" || c.ShutdownDelay != 0 || c.OpsAddr != "[::1]:9090" || c.AuditRetention != 0 {
 		t.Fatalf("%+v, %v", c, err)
 	}
 	c, err = loadConfig(env(map[string]string{"LEVQOR_RATE_LIMIT": "10/s:20", "DAILY_SPEND_LIMIT": "12.50", "SLO_LATENCY_THRESHOLD": "0.35", "LEVQOR_TRUSTED_PROXIES": "10.0.0.0/8"}))
@@ -36,11 +37,15 @@ func TestLoadConfig(t *testing.T) {
 		"LEVQOR_STRIPE_API": "http://evil.example", "LEVQOR_AUTH_RATE_LIMIT": "many", "LEVQOR_RATE_LIMIT_KEYS": "0",
 		"LEVQOR_HASH_CONCURRENCY": "-1", "LEVQOR_MAX_CONNS": "lots", "LEVQOR_SHUTDOWN_DELAY": "-1s",
 		"LEVQOR_PUBLIC_URL": "https://levqor.example/app", "LEVQOR_OPS_ADDR": ":9090", "LEVQOR_OPS_TOKEN": "short",
+		"LEVQOR_AUDIT_RETENTION": "-1h",
 	} {
 		_, err := loadConfig(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: err %v (must name the variable)", name, value, err)
 		}
+	}
+	if _, err := loadConfig(env(map[string]string{"LEVQOR_AUDIT_RETENTION": "87601h"})); err == nil || !strings.Contains(err.Error(), "LEVQOR_AUDIT_RETENTION") {
+		t.Errorf("LEVQOR_AUDIT_RETENTION past ten years: err %v", err)
 	}
 	// The bounds that protect memory and connections cannot be configured
 	// away: one past the top is refused, the top itself taken.

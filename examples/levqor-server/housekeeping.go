@@ -8,9 +8,9 @@ import (
 	"github.com/levqor/levqor/tokens"
 )
 
-// Housekeeping: every login leaves a refresh family in the token store and
-// a row in sessions, every Stripe event an id; without it all three would
-// grow for as long as the server runs.
+// Housekeeping: every login leaves a refresh family in the token store, a
+// row in sessions and one in the security log, every Stripe event an id;
+// without it all would grow for as long as the server runs.
 const (
 	// housekeepingInterval is how often each replica runs housekeeping
 	// (and once at start).
@@ -32,7 +32,8 @@ const sessionCheckDelay = tokens.DefaultRefreshTTL
 // housekeeping deletes the token store's expired records (SQL stores;
 // Redis expires its own), then the sessions whose refresh family is
 // revoked or gone, then the ids of Stripe events handled over
-// stripeEventsKept ago. Only the token store's answer removes a session,
+// stripeEventsKept ago and the security-log rows older than
+// LEVQOR_AUDIT_RETENTION (unless 0). Only the token store's answer removes a session,
 // so a session that can still be refreshed is always kept, and account
 // deletion still revokes it; a family the store does not know can never
 // be used again (tokens.RevocationChecker), so the sessions removed need
@@ -44,17 +45,31 @@ func (a *app) housekeeping(ctx context.Context, now time.Time) (done housekept, 
 	if done.sessions, err = a.pruneSessions(ctx, now); err != nil {
 		return done, fmt.Errorf("sessions: %w", err)
 	}
-	res, err := a.db.ExecContext(ctx, `DELETE FROM stripe_events WHERE received_at < ?`, now.Add(-stripeEventsKept).UTC().Format(time.RFC3339))
-	if err != nil {
+	if done.stripeEvents, err = a.deleteBefore(ctx, "stripe_events", "received_at", now.Add(-stripeEventsKept)); err != nil {
 		return done, fmt.Errorf("stripe events: %w", err)
 	}
+	if a.cfg.AuditRetention > 0 {
+		if done.auditRows, err = a.deleteBefore(ctx, "audit_log", "at", now.Add(-a.cfg.AuditRetention)); err != nil {
+			return done, fmt.Errorf("security log: %w", err)
+		}
+	}
+	return done, nil
+}
+
+// deleteBefore deletes the rows of table whose RFC 3339 timestamp column
+// (UTC, as every row is written) is before t; table and column are
+// constants of this file.
+func (a *app) deleteBefore(ctx context.Context, table, column string, t time.Time) (int, error) {
+	res, err := a.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+column+` < ?`, t.UTC().Format(time.RFC3339))
+	if err != nil {
+		return 0, err
+	}
 	n, err := res.RowsAffected()
-	done.stripeEvents = int(n)
-	return done, err
+	return int(n), err
 }
 
 // housekept counts what one housekeeping run deleted.
-type housekept struct{ tokenRecords, sessions, stripeEvents int }
+type housekept struct{ tokenRecords, sessions, stripeEvents, auditRows int }
 
 // pruneSessions asks the token store about each session whose check is
 // due: one whose family is revoked or gone is deleted, one in use is asked
@@ -126,7 +141,8 @@ func (a *app) dueSessions(ctx context.Context, due string) ([]string, error) {
 // runHousekeeping is one scheduled run: its outcome goes to the log.
 func (a *app) runHousekeeping(ctx context.Context) {
 	done, err := a.housekeeping(ctx, time.Now())
-	attrs := []any{"token_records_deleted", done.tokenRecords, "sessions_deleted", done.sessions, "stripe_events_deleted", done.stripeEvents}
+	attrs := []any{"token_records_deleted", done.tokenRecords, "sessions_deleted", done.sessions,
+		"stripe_events_deleted", done.stripeEvents, "security_log_deleted", done.auditRows}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		a.log.Error("housekeeping failed", append(attrs, "err", err)...)

@@ -15,8 +15,9 @@ import (
 // sessions of logins that can no longer be used (expired, revoked, or
 // unknown to the store), in batches; a session that can still be
 // refreshed is kept, so account deletion still revokes it; Stripe event
-// ids are forgotten after stripeEventsKept. The same on each token store
-// the server uses.
+// ids are forgotten after stripeEventsKept and security-log rows after
+// LEVQOR_AUDIT_RETENTION (never when it is 0). The same on each token
+// store the server uses.
 func TestHousekeeping(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -80,27 +81,22 @@ func TestHousekeeping(t *testing.T) {
 				exec(`INSERT INTO stripe_events (id, type, received_at) VALUES (?, 'invoice.paid', ?)`, id, at.UTC().Format(time.RFC3339))
 			}
 
+			for action, at := range map[string]time.Time{
+				"old":    now.Add(-cfg.AuditRetention - time.Second),
+				"recent": now.Add(-cfg.AuditRetention + time.Minute),
+			} {
+				exec(`INSERT INTO audit_log (user_id, at, action) VALUES ('u1', ?, ?)`, at.UTC().Format(time.RFC3339), action)
+			}
+
 			done, err := a.housekeeping(ctx, now)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if actions := column(t, a, `SELECT action FROM audit_log`); done.auditRows != 1 || len(actions) != 1 || actions[0] != "recent" {
+				t.Errorf("security log: deleted %d, left %v; want the row past LEVQOR_AUDIT_RETENTION deleted", done.auditRows, actions)
+			}
 			records, pruned := done.tokenRecords, done.sessions
-			var events []string
-			rows, err := a.db.QueryContext(ctx, `SELECT id FROM stripe_events`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					t.Fatal(err)
-				}
-				events = append(events, id)
-			}
-			if err := rows.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if done.stripeEvents != 1 || len(events) != 1 || events[0] != "evt_recent" {
+			if events := column(t, a, `SELECT id FROM stripe_events`); done.stripeEvents != 1 || len(events) != 1 || events[0] != "evt_recent" {
 				t.Errorf("stripe events: deleted %d, left %v; want the old one deleted, the recent one kept", done.stripeEvents, events)
 			}
 			if want := 2 + 2*housekeepingBatch + 7; pruned != want { // revoked, expired, unknown
@@ -110,7 +106,7 @@ func TestHousekeeping(t *testing.T) {
 				t.Errorf("token records deleted: %d, want the expired family's at least", records)
 			}
 			remaining := map[string]string{}
-			rows, err = a.db.QueryContext(ctx, `SELECT family_id, check_after FROM sessions`)
+			rows, err := a.db.QueryContext(ctx, `SELECT family_id, check_after FROM sessions`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,6 +135,35 @@ func TestHousekeeping(t *testing.T) {
 			if done, err := a.housekeeping(ctx, now); err != nil || done != (housekept{}) {
 				t.Fatalf("second run: %+v, %v; want nothing deleted", done, err)
 			}
+
+			// LEVQOR_AUDIT_RETENTION=0 keeps the security log forever.
+			a.cfg.AuditRetention = 0
+			exec(`INSERT INTO audit_log (user_id, at, action) VALUES ('u1', '2001-01-01T00:00:00Z', 'ancient')`)
+			if done, err := a.housekeeping(ctx, now); err != nil || done.auditRows != 0 || len(column(t, a, `SELECT action FROM audit_log WHERE action = 'ancient'`)) != 1 {
+				t.Fatalf("with retention 0: %+v, %v; want the security log kept", done, err)
+			}
 		})
 	}
+}
+
+// column reads the first column of q's rows as strings.
+func column(t *testing.T, a *app, q string) []string {
+	t.Helper()
+	rows, err := a.db.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -6,3 +6,5 @@ ALTER TABLE sessions ADD COLUMN check_after TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_check_after ON sessions (check_after);
 -- Housekeeping forgets handled Stripe events after stripeEventsKept.
 CREATE INDEX stripe_events_received_at ON stripe_events (received_at);
+-- Housekeeping deletes security-log rows older than LEVQOR_AUDIT_RETENTION.
+CREATE INDEX audit_log_at ON audit_log (at);
