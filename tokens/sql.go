@@ -27,15 +27,23 @@ type SQLConfig struct {
 	// <prefix>token_revocations). Letters, digits and underscores only.
 	// Default DefaultTablePrefix.
 	TablePrefix string
+	// OnConnLost, when set, is called when a statement's connection broke
+	// under it, before the read is sent again: a database restart or
+	// failover breaks every pooled connection at once, and the owner of
+	// DB can close the idle ones (SetMaxIdleConns(0), then back) so the
+	// retry opens a new connection instead of meeting another broken one.
+	// Default nil: the retry takes the next pooled connection.
+	OnConnLost func()
 }
 
 // SQLStore is a Store in a SQL database through database/sql. Revocations
 // and refresh families survive restarts and are shared by every process
 // using the same database. Expired rows stay until CleanupExpired.
 type SQLStore struct {
-	db      *sql.DB
-	q       sqlQueries
-	revoked *sql.Stmt // the hot query, parsed once per connection
+	db         *sql.DB
+	q          sqlQueries
+	revoked    *sql.Stmt // the hot query, parsed once per connection
+	onConnLost func()
 }
 
 type sqlQueries struct {
@@ -86,7 +94,7 @@ func NewSQLStore(ctx context.Context, cfg SQLConfig) (*SQLStore, error) {
 		return nil, fmt.Errorf("tokens: create schema: %w", err)
 	}
 	rb := dialect.Rebind
-	s := &SQLStore{db: cfg.DB, q: sqlQueries{
+	s := &SQLStore{db: cfg.DB, onConnLost: cfg.OnConnLost, q: sqlQueries{
 		createFamily: rb(`INSERT INTO ` + fam + ` (id, subject, current_jti, expires_at) VALUES (?, ?, ?, ?)`),
 		selectFamily: rb(`SELECT current_jti, previous_jti, retired_at, revoked FROM ` + fam + ` WHERE id = ?`),
 		advance: rb(`UPDATE ` + fam + ` SET previous_jti = current_jti, current_jti = ?, retired_at = ?, expires_at = ?
@@ -179,8 +187,9 @@ const maxReadAttempts = 3
 // its family is revoked or missing. The query only reads, so when the
 // connection breaks under it (a database restart or failover leaves every
 // pooled connection broken, and each fails the first statement sent on
-// it) it is sent again, on another connection, up to maxReadAttempts
-// times in all.
+// it) it is sent again, on another connection (a new one when
+// SQLConfig.OnConnLost closes the idle ones), up to maxReadAttempts times
+// in all.
 func (s *SQLStore) Revoked(ctx context.Context, family, jti string) (bool, error) {
 	var revoked bool
 	var err error
@@ -188,6 +197,9 @@ func (s *SQLStore) Revoked(ctx context.Context, family, jti string) (bool, error
 		err = s.revoked.QueryRowContext(ctx, jti, family).Scan(&revoked)
 		if !sqldialect.IsConnLost(err) || ctx.Err() != nil {
 			break
+		}
+		if s.onConnLost != nil {
+			s.onConnLost()
 		}
 	}
 	return revoked, err

@@ -156,7 +156,7 @@ func (a *app) openTokens(ctx context.Context) error {
 			return err
 		}
 		a.backing = a.redisTok
-	} else if a.backing, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db.DB}); err != nil {
+	} else if a.backing, err = tokens.NewSQLStore(ctx, tokens.SQLConfig{DB: a.db.DB, OnConnLost: a.db.closeIdle}); err != nil {
 		return err
 	}
 	if a.cache, err = a.newRevocationCache(); err != nil {

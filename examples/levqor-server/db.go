@@ -19,7 +19,7 @@ import (
 type database struct {
 	*sql.DB
 	dialect  sqldialect.Dialect
-	maxConns int // idle connections kept (closeIdleIfConnLost restores it)
+	maxConns int // idle connections kept (closeIdle restores it)
 }
 
 // openDB opens PostgreSQL when LEVQOR_DATABASE_URL is set, else the SQLite
@@ -94,16 +94,20 @@ func (d *database) QueryRowContext(ctx context.Context, q string, args ...any) *
 	return d.DB.QueryRowContext(ctx, d.dialect.Rebind(q), args...)
 }
 
-// closeIdleIfConnLost closes every idle pooled connection when err says a
-// connection to the database broke (sqldialect.IsConnLost): after a
-// restart or a failover every idle one is broken too and would fail the
-// next statement sent on it; closed, they are replaced by new ones.
-func (d *database) closeIdleIfConnLost(err error) {
-	if !sqldialect.IsConnLost(err) {
-		return
-	}
+// closeIdle closes every idle pooled connection; new ones replace them.
+// After a database restart or failover every idle connection is broken
+// and would fail the next statement sent on it.
+func (d *database) closeIdle() {
 	d.SetMaxIdleConns(0)
 	d.SetMaxIdleConns(d.maxConns)
+}
+
+// closeIdleIfConnLost closes the idle connections when err says a
+// connection broke (sqldialect.IsConnLost).
+func (d *database) closeIdleIfConnLost(err error) {
+	if sqldialect.IsConnLost(err) {
+		d.closeIdle()
+	}
 }
 
 // forShare is the row-lock clause a check-then-write transaction needs

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,9 +69,6 @@ func (a *app) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			c, err := a.tokens.Verify(r.Context(), strings.TrimSpace(h[7:]))
-			if err != nil && a.redisTok == nil && errors.Is(err, tokens.ErrStore) {
-				a.db.closeIdleIfConnLost(err) // the token store is this database
-			}
 			// Verified claims in the context are the verdict RequireAuth
 			// reads first; only a refusal needs its own value.
 			if err == nil {
