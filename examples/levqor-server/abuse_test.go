@@ -409,6 +409,9 @@ func TestUnicodeAccounts(t *testing.T) {
 	expect(t, s.do("POST", "/api/auth/register", "", creds("emoji@example.com", "😀😀")), 400, "2-character password")
 	expect(t, s.do("POST", "/api/auth/register", "", creds("emoji@example.com", "😀😀😀😀😀😀😀😀")), 201, "8-character password")
 	login(t, s, "JOSE\u0301@xn--bcher-kva.example", "eight chars")
+	// The password too matches however its accent was typed.
+	expect(t, s.do("POST", "/api/auth/register", "", creds("accent@example.com", "caf\u00e9 au lait")), 201, "register, composed password")
+	login(t, s, "accent@example.com", "cafe\u0301 au lait")
 }
 
 // TestCSPReportFlood: one client posting reports is limited, and a

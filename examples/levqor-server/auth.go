@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/internal/sqldialect"
@@ -30,7 +31,23 @@ const (
 	argonKeyLen  = 32
 )
 
-func hashPassword(pw string) string {
+// hashPassword hashes pw NFKC-normalised first, as NIST SP 800-63B asks
+// of verifiers that accept Unicode passwords, so the same password typed
+// elsewhere (an accent composed or decomposed, full-width letters)
+// matches.
+func hashPassword(pw string) string { return hashArgon2(norm.NFKC.String(pw)) }
+
+// checkPassword reports whether pw matches encoded: NFKC-normalised, as
+// hashPassword stores it, or as typed, as hashes made before the
+// normalisation hold it. The second hash runs only when the two forms
+// differ and the first did not match, for known and unknown accounts
+// alike (dummyHash), so its time tells nothing about which exist.
+func checkPassword(encoded, pw string) bool {
+	n := norm.NFKC.String(pw)
+	return checkArgon2(encoded, n) || (n != pw && checkArgon2(encoded, pw))
+}
+
+func hashArgon2(pw string) string {
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
 	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
@@ -38,7 +55,7 @@ func hashPassword(pw string) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
-func checkPassword(encoded, pw string) bool {
+func checkArgon2(encoded, pw string) bool {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false
