@@ -210,8 +210,7 @@ func BenchmarkRedisLimiterSerialFloor(b *testing.B) {
 func BenchmarkRedisLimiterSerialOptimistic(b *testing.B) {
 	rdb := startRedis(b)
 	peers := redisLimiters(b, rdb, generous)
-	interval, tau := int64(generous.period/time.Microsecond)/int64(generous.limit), int64(generous.period/time.Microsecond)
-	arg := string(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(interval)), uint64(tau)))
+	arg := rateArg(generous)
 	optimistic := redisImpl{"optimistic", func(k string) (bool, error) {
 		v, err := optimisticScript.Run(ctx, rdb, []string{"opt:" + k}, arg).Int64()
 		return v > 0, err
@@ -223,15 +222,30 @@ func BenchmarkRedisLimiterSerialOptimistic(b *testing.B) {
 	b.ReportMetric(ns[2]/ns[1], "optimistic÷ulule")
 }
 
+// rateArg is ARGV[1] of optimisticScript and clientClockScript for r (as
+// the burst too): interval and burst window µs, 8 bytes each,
+// little-endian.
+func rateArg(r benchRate) string {
+	interval, tau := int64(r.period/time.Microsecond)/int64(r.limit), int64(r.period/time.Microsecond)
+	return string(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(interval)), uint64(tau)))
+}
+
 // optimisticScript decides one request like Levqor's script (same key
 // format, spans and reply: reset µs if allowed, -reset-1 if not), but
-// writes before it reads. ARGV[1]: interval and burst window µs, 8 bytes
-// each, little-endian.
-var optimisticScript = redis.NewScript(`
-local interval, tau = struct.unpack('<i8i8', ARGV[1])
-local t = redis.call('TIME')
+// writes before it reads. ARGV[1]: rateArg.
+var optimisticScript = redis.NewScript(optimisticBody)
+
+// clientClockScript is optimisticScript on the client's clock: ARGV[2] is
+// now, Unix µs, 8 bytes little-endian, and no TIME is called.
+var clientClockScript = redis.NewScript(strings.Replace(optimisticBody, optimisticClock, "local now = struct.unpack('<i8', ARGV[2])\n", 1))
+
+const optimisticClock = `local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
-local tat = now + interval
+`
+
+const optimisticBody = `
+local interval, tau = struct.unpack('<i8i8', ARGV[1])
+` + optimisticClock + `local tat = now + interval
 local span = tau
 if span > 60000000 then span = 60000000 end
 local cell = tat - tat % span
@@ -252,7 +266,31 @@ if newTat > now + tau then
 end
 redis.call('SET', KEYS[1], struct.pack('<i8', newTat), 'PXAT', math.ceil((newTat - newTat % span + 2 * span) / 1000))
 return newTat - now
-`)
+`
+
+// BenchmarkRedisLimiterSerialClientClock measures a second design Levqor
+// did not adopt, taking turns with Levqor and ulule: the client sends its
+// clock instead of the script reading Redis TIME (as a limiter would that
+// follows Redis's clock by an offset measured now and then), which lets
+// one command decide a request on an idle key: SET … GET KEEPTTL of the
+// TAT an idle key gets (PEXPIREAT for a new key or span; a second SET
+// when the key turns out busy): optimisticScript without TIME. Reports clientclock÷ulule and levqor÷ulule, ns
+// per decision: the most any script can gain serially by leaving TIME out.
+func BenchmarkRedisLimiterSerialClientClock(b *testing.B) {
+	rdb := startRedis(b)
+	peers := redisLimiters(b, rdb, generous)
+	arg := rateArg(generous)
+	clientClock := redisImpl{"clientclock", func(k string) (bool, error) {
+		now := binary.LittleEndian.AppendUint64(make([]byte, 0, 8), uint64(time.Now().UnixMicro()))
+		v, err := clientClockScript.Run(ctx, rdb, []string{"cc:" + k}, arg, string(now)).Int64()
+		return v > 0, err
+	}}
+	impls := []redisImpl{peers[0], peers[2], clientClock} // levqor, ulule, client clock
+	b.ResetTimer()
+	ns := serialTurns(b, rdb, impls, "serial", true)
+	b.ReportMetric(ns[0]/ns[1], "levqor÷ulule")
+	b.ReportMetric(ns[2]/ns[1], "clientclock÷ulule")
+}
 
 // BenchmarkRedisSerialAlone runs Levqor, ulule and each floor script
 // alone, serially, on a redis-server of its own, so that a profiler
