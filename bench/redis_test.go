@@ -233,19 +233,21 @@ func rateArg(r benchRate) string {
 // optimisticScript decides one request like Levqor's script (same key
 // format, spans and reply: reset µs if allowed, -reset-1 if not), but
 // writes before it reads. ARGV[1]: rateArg.
-var optimisticScript = redis.NewScript(optimisticBody)
+var optimisticScript = redis.NewScript(`
+local interval, tau = struct.unpack('<i8i8', ARGV[1])
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+` + optimisticDecision)
 
 // clientClockScript is optimisticScript on the client's clock: ARGV[2] is
 // now, Unix µs, 8 bytes little-endian, and no TIME is called.
-var clientClockScript = redis.NewScript(strings.Replace(optimisticBody, optimisticClock, "local now = struct.unpack('<i8', ARGV[2])\n", 1))
-
-const optimisticClock = `local t = redis.call('TIME')
-local now = t[1] * 1000000 + t[2]
-`
-
-const optimisticBody = `
+var clientClockScript = redis.NewScript(`
 local interval, tau = struct.unpack('<i8i8', ARGV[1])
-` + optimisticClock + `local tat = now + interval
+local now = struct.unpack('<i8', ARGV[2])
+` + optimisticDecision)
+
+// optimisticDecision is both scripts' decision, once now is known.
+const optimisticDecision = `local tat = now + interval
 local span = tau
 if span > 60000000 then span = 60000000 end
 local cell = tat - tat % span
@@ -274,8 +276,9 @@ return newTat - now
 // follows Redis's clock by an offset measured now and then), which lets
 // one command decide a request on an idle key: SET … GET KEEPTTL of the
 // TAT an idle key gets (PEXPIREAT for a new key or span; a second SET
-// when the key turns out busy): optimisticScript without TIME. Reports clientclock÷ulule and levqor÷ulule, ns
-// per decision: the most any script can gain serially by leaving TIME out.
+// when the key turns out busy): optimisticScript without TIME. Reports
+// clientclock÷ulule and levqor÷ulule, ns per decision: the most any
+// script can gain serially by leaving TIME out.
 func BenchmarkRedisLimiterSerialClientClock(b *testing.B) {
 	rdb := startRedis(b)
 	peers := redisLimiters(b, rdb, generous)
