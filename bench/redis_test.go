@@ -52,10 +52,6 @@ func startRedis(b *testing.B) *redis.Client {
 // with its own key prefix, allowing r.limit decisions per r.period per key
 // (as the burst too).
 func redisLimiters(b *testing.B, rdb *redis.Client, r benchRate) []redisImpl {
-	lv, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: rdb, Rate: ratelimit.Rate{Limit: r.limit, Period: r.period, Burst: r.limit}, Prefix: "lv:"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	rr := redis_rate.NewLimiter(rdb)
 	rrLimit := redis_rate.Limit{Rate: r.limit, Burst: r.limit, Period: r.period}
 	ulStore, err := ulredis.NewStoreWithOptions(rdb, ulule.StoreOptions{Prefix: "ul"})
@@ -72,7 +68,7 @@ func redisLimiters(b *testing.B, rdb *redis.Client, r benchRate) []redisImpl {
 		b.Fatal(err)
 	}
 	return []redisImpl{
-		{"levqor", func(k string) (bool, error) { res, err := lv.Allow(ctx, k); return res.Allowed, err }},
+		levqorLimiter(b, rdb, r, 0),
 		{"redis_rate", func(k string) (bool, error) {
 			res, err := rr.Allow(ctx, k, rrLimit)
 			return err == nil && res.Allowed > 0, err
@@ -80,6 +76,16 @@ func redisLimiters(b *testing.B, rdb *redis.Client, r benchRate) []redisImpl {
 		{"ulule", func(k string) (bool, error) { res, err := ul.Get(ctx, k); return err == nil && !res.Reached, err }},
 		{"throttled", func(k string) (bool, error) { limited, _, err := th.RateLimitCtx(ctx, k, 1); return !limited, err }},
 	}
+}
+
+// levqorLimiter is Levqor's Redis limiter on rdb as redisLimiters builds
+// it, remembering deniedKeys denied keys (0: the default).
+func levqorLimiter(b *testing.B, rdb *redis.Client, r benchRate, deniedKeys int) redisImpl {
+	lv, err := ratelimit.NewRedis(ratelimit.RedisConfig{Client: rdb, Rate: ratelimit.Rate{Limit: r.limit, Period: r.period, Burst: r.limit}, Prefix: "lv:", DeniedKeys: deniedKeys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return redisImpl{"levqor", func(k string) (bool, error) { res, err := lv.Allow(ctx, k); return res.Allowed, err }}
 }
 
 // BenchmarkRedisLimiter compares Redis-backed limiters against one real
@@ -154,19 +160,27 @@ func BenchmarkRedisLimiter(b *testing.B) {
 // the ratio is steadier than between BenchmarkRedisLimiter's sub-benchmarks
 // run one after another. "allowed" decides on a key with budget to spare;
 // "denied" on a key whose budget is spent (the path abusive traffic
-// takes). Reports each limiter's ns and CPU time (client and
+// takes), where Levqor answers every denial after the first without a
+// round trip; "denied-asking-redis" the same with Levqor remembering no
+// denied key (DeniedKeys -1), so that each denial runs its script. Reports each limiter's ns and CPU time (client and
 // redis-server) per decision, and levqor÷best (Levqor's ns per decision
 // over the faster peer's; below 1 is faster). The ns/op the framework
 // prints covers all three and the INFO calls between turns.
 func BenchmarkRedisLimiterSerialTurns(b *testing.B) {
-	for _, allowed := range []bool{true, false} {
-		name, r := "allowed", generous
-		if !allowed {
-			name, r = "denied", stingy
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name       string
+		rate       benchRate
+		deniedKeys int // Levqor's RedisConfig.DeniedKeys
+	}{
+		{"allowed", generous, 0},
+		{"denied", stingy, 0},
+		{"denied-asking-redis", stingy, -1},
+	} {
+		allowed := c.rate == generous
+		b.Run(c.name, func(b *testing.B) {
 			rdb := startRedis(b)
-			impls := redisLimiters(b, rdb, r)[:3] // levqor, redis_rate, ulule
+			impls := redisLimiters(b, rdb, c.rate)[:3] // levqor, redis_rate, ulule
+			impls[0] = levqorLimiter(b, rdb, c.rate, c.deniedKeys)
 			const key = "serial"
 			if !allowed {
 				for _, im := range impls { // spend the budget

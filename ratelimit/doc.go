@@ -27,7 +27,10 @@
 //     the refused calls are sent again, so none decides twice),
 //     atomic, on one key (Redis Cluster safe), timed by Redis TIME so
 //     skewed app clocks agree; a key expires at most two burst windows,
-//     and at most two minutes, after its burst is full again.
+//     and at most two minutes, after its burst is full again. A key found
+//     denied is remembered (RedisConfig.DeniedKeys of them) until it
+//     allows again, and denied meanwhile without a round trip: under GCRA
+//     a denied key's budget only shrinks, so that is Redis's answer too.
 //   - Fallback: Redis first, Memory while Redis errors or times out, with a
 //     circuit breaker that probes Redis again after a cool-down. While it
 //     falls back each replica limits on its own, so N replicas admit up to N

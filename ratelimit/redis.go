@@ -44,6 +44,15 @@ type RedisConfig struct {
 	// MaxBatch caps the decisions sent in one round trip. Default
 	// DefaultRedisMaxBatch (256).
 	MaxBatch int
+	// DeniedKeys is how many keys found denied the limiter remembers,
+	// with the time each allows again: until then their requests are
+	// denied without a round trip, the answer Redis would give (a key's
+	// budget only shrinks while it is denied, whatever other replicas
+	// decide). An operator who deletes a key in Redis to lift its limit
+	// early lifts it for replicas that have not remembered it only. Keys
+	// are held as 64-bit hashes, a fixed size whatever their length.
+	// Default DefaultRedisDeniedKeys (10,000); negative: none.
+	DeniedKeys int
 }
 
 // Redis is a GCRA limiter whose state lives in Redis, shared by every
@@ -52,6 +61,13 @@ type RedisConfig struct {
 // burst windows (and at most two minutes) after the key's burst is full
 // again, and the limiter takes exactly the decisions Memory takes for the
 // same requests at the same times.
+//
+// A key found denied is remembered until it allows again (up to
+// DeniedKeys keys), and its requests meanwhile are denied here, with the
+// figures Redis would give, without a round trip: traffic that keeps
+// hitting a spent limit costs Redis nothing. The wait is timed on this
+// process's monotonic clock from before the request that found the key
+// denied was sent, so it never outlasts Redis's.
 //
 // Requests are batched without goroutines of their own: a caller that
 // finds fewer than Pipelines round trips in flight sends its request at
@@ -74,6 +90,9 @@ type Redis struct {
 	// script reads the Redis server's clock, so replicas with skewed clocks
 	// agree.
 	now func() time.Time
+	// denied remembers keys found denied (nil: none), on clock's time.
+	denied *deniedKeys
+	epoch  time.Time
 
 	queue  chan *redisReq // requests waiting for a round trip
 	slots  chan struct{}  // one token per round trip in flight
@@ -191,6 +210,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Pipelines < 0 || cfg.MaxBatch < 0 {
 		return nil, fmt.Errorf("ratelimit: RedisConfig.Pipelines and MaxBatch must not be negative")
 	}
+	if cfg.DeniedKeys == 0 {
+		cfg.DeniedKeys = DefaultRedisDeniedKeys
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
 	}
@@ -207,6 +229,10 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		interval: interval, tau: tau,
 		queue: make(chan *redisReq, 4096),
 		slots: make(chan struct{}, cfg.Pipelines),
+		epoch: time.Now(),
+	}
+	if cfg.DeniedKeys > 0 {
+		l.denied = newDeniedKeys(cfg.DeniedKeys)
 	}
 	l.rateArg = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(interval)), uint64(tau))
 	l.oneArgs = l.scriptArgs(1, "")
@@ -230,6 +256,16 @@ func (l *Redis) Close() error {
 func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
 	if l.closed.Load() {
 		return Result{}, ErrClosed
+	}
+	if l.denied != nil {
+		now := l.clock()
+		if k, ok := l.denied.lookup(key, now); ok {
+			return Result{
+				Limit:      l.rate.Burst,
+				RetryAfter: time.Duration(k.until-now) * time.Microsecond,
+				ResetAfter: time.Duration(k.tat-now) * time.Microsecond,
+			}, nil
+		}
 	}
 	select {
 	case l.slots <- struct{}{}: // a round trip is free: send now
@@ -280,10 +316,24 @@ func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
 		return r.res, r.err
 	}
 	var v [1]int64
-	if err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.scriptArgs(1, l.nowArg())...), v[:]); err != nil {
+	sent := l.clock()
+	if err := replyValues(gcraScript.Run(ctx, l.c, []string{l.prefix + key}, l.scriptArgs(1, l.nowArg(sent))...), v[:]); err != nil {
 		return Result{}, err
 	}
-	return l.result(v[0]), nil
+	return l.decided(key, v[0], sent), nil
+}
+
+// decided is the Result of one decision on key, sent at sent (clock); a
+// denial is remembered until the key allows again.
+func (l *Redis) decided(key string, v, sent int64) Result {
+	res := l.result(v)
+	if !res.Allowed && l.denied != nil {
+		l.denied.add(key, deniedKey{
+			until: sent + res.RetryAfter.Microseconds(),
+			tat:   sent + res.ResetAfter.Microseconds(),
+		}, sent)
+	}
+	return res
 }
 
 // replyValues reads a script reply deciding len(dst) requests into dst:
@@ -346,12 +396,23 @@ func (l *Redis) scriptArgs(n int, now string) []any {
 	return []any{string(a), now}
 }
 
-// nowArg is the script's clock argument: "" for Redis TIME.
-func (l *Redis) nowArg() string {
+// clock is the limiter's own time in µs: the injected clock's Unix time
+// in tests, else the monotonic time since NewRedis. It times remembered
+// denials; the decisions themselves use Redis TIME.
+func (l *Redis) clock() int64 {
+	if l.now != nil {
+		return l.now().UnixMicro()
+	}
+	return time.Since(l.epoch).Microseconds()
+}
+
+// nowArg is the script's clock argument for a request sent at sent: ""
+// for Redis TIME, the injected clock's time in tests.
+func (l *Redis) nowArg(sent int64) string {
 	if l.now == nil {
 		return ""
 	}
-	return string(binary.LittleEndian.AppendUint64(nil, uint64(l.now().UnixMicro())))
+	return string(binary.LittleEndian.AppendUint64(nil, uint64(sent)))
 }
 
 // fill adds queued requests to batch, up to MaxBatch.
@@ -394,7 +455,8 @@ func (l *Redis) send(batch []*redisReq) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	replies := l.exec(ctx, keys, byKey, l.nowArg())
+	sent := l.clock()
+	replies := l.exec(ctx, keys, byKey, l.nowArg(sent))
 	for i, k := range keys {
 		reqs := byKey[k]
 		v := make([]int64, len(reqs))
@@ -403,7 +465,7 @@ func (l *Redis) send(batch []*redisReq) {
 			if err != nil {
 				r.err = err
 			} else {
-				r.res = l.result(v[j])
+				r.res = l.decided(k, v[j], sent)
 			}
 			close(r.done)
 		}
