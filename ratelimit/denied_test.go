@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,5 +165,50 @@ func TestRedisDeniedKeysSwept(t *testing.T) {
 		if called := decide(step.key, step.allowed); called != step.called {
 			t.Fatalf("%s at %v: script called %v, want %v", step.key, now, called, step.called)
 		}
+	}
+}
+
+// TestFallbackRememberedDenials: a denial the Redis limiter answers from
+// memory says nothing of whether Redis is up. Such answers must neither
+// close an open circuit (as a probe that "succeeded") nor keep a failing
+// Redis's circuit from opening by breaking its run of failures.
+func TestFallbackRememberedDenials(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redisClient(t, srv)
+	ctx := context.Background()
+	rate := ratelimit.Rate{Limit: 1, Period: time.Hour, Burst: 1}
+	red := newRedis(t, ratelimit.RedisConfig{Client: c, Rate: rate})
+	clk := &manualClock{t: time.Now()}
+	f := newFallback(t, ratelimit.FallbackConfig{
+		Primary:          red,
+		Secondary:        newMemory(t, ratelimit.MemoryConfig{Rate: rate}),
+		FailureThreshold: 3,
+		Cooldown:         10 * time.Second,
+		Now:              clk.Now,
+	})
+	for _, want := range []bool{true, false} { // "spent" is denied, and remembered
+		if r, err := f.Allow(ctx, "spent"); err != nil || r.Allowed != want {
+			t.Fatalf("spent: %+v, %v; want allowed %v", r, err, want)
+		}
+	}
+
+	srv.Stop()
+	for i := range 3 { // each failure followed by a remembered denial
+		if _, err := f.Allow(ctx, fmt.Sprint("fresh", i)); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := f.Allow(ctx, "spent"); err != nil || r.Allowed || r.RetryAfter <= 0 {
+			t.Fatalf("spent while Redis is down: %+v, %v", r, err)
+		}
+	}
+	if !f.Open() {
+		t.Fatal("circuit not open after 3 failures of Redis, interleaved with remembered denials")
+	}
+	clk.Advance(11 * time.Second)
+	if r, err := f.Allow(ctx, "spent"); err != nil || r.Allowed {
+		t.Fatalf("spent after the cool-down: %+v, %v", r, err)
+	}
+	if !f.Open() {
+		t.Fatal("a remembered denial closed the circuit with Redis still down")
 	}
 }

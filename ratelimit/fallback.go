@@ -45,13 +45,18 @@ type FallbackConfig struct {
 // Fallback decides with Primary and falls back to Secondary when Primary
 // errors or times out. A circuit breaker stops calling a dead Primary after
 // FailureThreshold consecutive failures and lets one request probe it after
-// each Cooldown; the first success closes the circuit again.
+// each Cooldown; the first success closes the circuit again. Requests a
+// Redis primary answers from its remembered denials are answered so even
+// while the circuit is open, and count as neither success nor failure.
 //
 // While it falls back, each replica limits on its own: N replicas admit up to
 // N times the Rate in total. Every failed-over decision is counted
 // (Fallbacks) so it can be alerted on.
 type Fallback struct {
 	cfg FallbackConfig
+	// remembered is Primary when it answers some requests without its
+	// store (a Redis limiter's remembered denials): nil otherwise.
+	remembered rememberer
 
 	mu       sync.Mutex
 	failures int
@@ -93,7 +98,18 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Fallback{cfg: cfg}, nil
+	f := &Fallback{cfg: cfg}
+	f.remembered, _ = cfg.Primary.(rememberer)
+	return f, nil
+}
+
+// rememberer is a limiter that answers some requests without asking its
+// store, as Redis answers keys it remembers as denied. Fallback takes
+// those answers first, whether or not the circuit is open: they tell
+// nothing of the store's health, so they must neither close the circuit
+// nor break a run of failures that should open it.
+type rememberer interface {
+	remembered(key string) (Result, bool)
 }
 
 // Rate implements Limiter.
@@ -113,6 +129,11 @@ func (f *Fallback) Close() error {
 
 // Allow implements Limiter.
 func (f *Fallback) Allow(ctx context.Context, key string) (Result, error) {
+	if f.remembered != nil {
+		if res, ok := f.remembered.remembered(key); ok {
+			return res, nil
+		}
+	}
 	if f.usePrimary() {
 		res, err := f.callPrimary(ctx, key)
 		if err == nil {

@@ -109,8 +109,9 @@ type redisReq struct {
 }
 
 var (
-	_ Limiter   = (*Redis)(nil)
-	_ io.Closer = (*Redis)(nil)
+	_ Limiter    = (*Redis)(nil)
+	_ io.Closer  = (*Redis)(nil)
+	_ rememberer = (*Redis)(nil)
 )
 
 // gcraScript mirrors gcra() for n requests on one key at one instant, in
@@ -257,15 +258,8 @@ func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
 	if l.closed.Load() {
 		return Result{}, ErrClosed
 	}
-	if l.denied != nil {
-		now := l.clock()
-		if k, ok := l.denied.lookup(key, now); ok {
-			return Result{
-				Limit:      l.rate.Burst,
-				RetryAfter: time.Duration(k.until-now) * time.Microsecond,
-				ResetAfter: time.Duration(k.tat-now) * time.Microsecond,
-			}, nil
-		}
+	if res, ok := l.remembered(key); ok {
+		return res, nil
 	}
 	select {
 	case l.slots <- struct{}{}: // a round trip is free: send now
@@ -303,6 +297,24 @@ func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
 			}
 		}
 	}
+}
+
+// remembered answers a request on a key remembered as denied, without a
+// round trip, with the figures Redis would give; ok is false otherwise.
+func (l *Redis) remembered(key string) (res Result, ok bool) {
+	if l.denied == nil {
+		return Result{}, false
+	}
+	now := l.clock()
+	k, ok := l.denied.lookup(key, now)
+	if !ok {
+		return Result{}, false
+	}
+	return Result{
+		Limit:      l.rate.Burst,
+		RetryAfter: time.Duration(k.until-now) * time.Microsecond,
+		ResetAfter: time.Duration(k.tat-now) * time.Microsecond,
+	}, true
 }
 
 // lead decides key with the requests queued meanwhile, holding a round
