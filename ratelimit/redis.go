@@ -65,7 +65,8 @@ type RedisConfig struct {
 // A key found denied is remembered until it allows again (up to
 // DeniedKeys keys), and its requests meanwhile are denied here, with the
 // figures Redis would give, without a round trip: traffic that keeps
-// hitting a spent limit costs Redis nothing. The wait is timed on this
+// hitting a spent limit costs Redis one request per key and wait on each
+// replica, not one per request. The wait is timed on this
 // process's monotonic clock from before the request that found the key
 // denied was sent, so it never outlasts Redis's.
 //
