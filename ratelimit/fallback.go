@@ -57,6 +57,9 @@ type Fallback struct {
 	// remembered is Primary when it answers some requests without its
 	// store (a Redis limiter's remembered denials): nil otherwise.
 	remembered rememberer
+	// askPrimary decides with Primary once remembered has not answered:
+	// Primary.Allow, or rememberer.ask, which does not look again.
+	askPrimary func(context.Context, string) (Result, error)
 
 	mu       sync.Mutex
 	failures int
@@ -98,8 +101,10 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Fallback{cfg: cfg}
-	f.remembered, _ = cfg.Primary.(rememberer)
+	f := &Fallback{cfg: cfg, askPrimary: cfg.Primary.Allow}
+	if r, ok := cfg.Primary.(rememberer); ok {
+		f.remembered, f.askPrimary = r, r.ask
+	}
 	return f, nil
 }
 
@@ -110,6 +115,7 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 // nor break a run of failures that should open it.
 type rememberer interface {
 	remembered(key string) (Result, bool)
+	ask(ctx context.Context, key string) (Result, error)
 }
 
 // Rate implements Limiter.
@@ -162,11 +168,11 @@ func (f *Fallback) Allow(ctx context.Context, key string) (Result, error) {
 
 func (f *Fallback) callPrimary(ctx context.Context, key string) (Result, error) {
 	if f.cfg.Timeout < 0 {
-		return f.cfg.Primary.Allow(ctx, key)
+		return f.askPrimary(ctx, key)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
-	res, err := f.cfg.Primary.Allow(ctx, key)
+	res, err := f.askPrimary(ctx, key)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("ratelimit: primary timed out after %v: %w", f.cfg.Timeout, err)
 	}

@@ -234,7 +234,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		epoch: time.Now(),
 	}
 	if cfg.DeniedKeys > 0 {
-		l.denied = newDeniedKeys(cfg.DeniedKeys)
+		l.denied = newDeniedKeys(cfg.DeniedKeys, tau-interval)
 	}
 	l.rateArg = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(interval)), uint64(tau))
 	l.oneArgs = l.scriptArgs(1, "")
@@ -256,11 +256,16 @@ func (l *Redis) Close() error {
 // queued or in flight gets ctx.Err(); the decision may still have been
 // taken in Redis.
 func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
-	if l.closed.Load() {
-		return Result{}, ErrClosed
-	}
 	if res, ok := l.remembered(key); ok {
 		return res, nil
+	}
+	return l.ask(ctx, key)
+}
+
+// ask is Allow without the remembered denials: it asks Redis.
+func (l *Redis) ask(ctx context.Context, key string) (Result, error) {
+	if l.closed.Load() {
+		return Result{}, ErrClosed
 	}
 	select {
 	case l.slots <- struct{}{}: // a round trip is free: send now
@@ -301,21 +306,18 @@ func (l *Redis) Allow(ctx context.Context, key string) (Result, error) {
 }
 
 // remembered answers a request on a key remembered as denied, without a
-// round trip, with the figures Redis would give; ok is false otherwise.
+// round trip, with the figures Redis would give; ok is false otherwise,
+// and once the limiter is closed.
 func (l *Redis) remembered(key string) (res Result, ok bool) {
-	if l.denied == nil {
+	if l.denied == nil || l.closed.Load() {
 		return Result{}, false
 	}
 	now := l.clock()
-	k, ok := l.denied.lookup(key, now)
+	tat, ok := l.denied.lookup(key, now)
 	if !ok {
 		return Result{}, false
 	}
-	return Result{
-		Limit:      l.rate.Burst,
-		RetryAfter: time.Duration(k.until-now) * time.Microsecond,
-		ResetAfter: time.Duration(k.tat-now) * time.Microsecond,
-	}, true
+	return l.result(now - tat - 1), true // a denial's reply (see gcraScript)
 }
 
 // lead decides key with the requests queued meanwhile, holding a round
@@ -339,14 +341,10 @@ func (l *Redis) lead(ctx context.Context, key string) (Result, error) {
 // decided is the Result of one decision on key, sent at sent (clock); a
 // denial is remembered until the key allows again.
 func (l *Redis) decided(key string, v, sent int64) Result {
-	res := l.result(v)
-	if !res.Allowed && l.denied != nil {
-		l.denied.add(key, deniedKey{
-			until: sent + res.RetryAfter.Microseconds(),
-			tat:   sent + res.ResetAfter.Microseconds(),
-		}, sent)
+	if v <= 0 && l.denied != nil {
+		l.denied.add(key, sent-v-1, sent) // the TAT: sent + reset
 	}
-	return res
+	return l.result(v)
 }
 
 // replyValues reads a script reply deciding len(dst) requests into dst:
