@@ -16,7 +16,8 @@
 // pending → sent → confirmed, or failed with a reason.
 //
 // A partner signing up through Stripe Connect onboarding is added with
-// AddOnboardingPartner and paid nothing until SetPayoutsEnabled (Stripe's
+// AddOnboardingPartner (or AddOnboardingPartnerTx, inside the caller's
+// transaction) and paid nothing until SetPayoutsEnabled (Stripe's
 // account.updated, payouts_enabled). A refund takes a commission back with
 // Reverse: an unpaid commission nets to nothing, a paid one leaves a
 // negative balance that the next payout in its currency absorbs.

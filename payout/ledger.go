@@ -113,7 +113,7 @@ func newID(prefix string) string {
 // account is ready to receive transfers (one an operator has checked).
 // A partner still onboarding is added with AddOnboardingPartner.
 func (l *Ledger) AddPartner(ctx context.Context, id, account string, now time.Time) error {
-	return l.addPartner(ctx, id, account, true, now)
+	return l.addPartner(ctx, l.db, id, account, true, now)
 }
 
 // AddOnboardingPartner registers a partner whose account cannot receive
@@ -121,7 +121,15 @@ func (l *Ledger) AddPartner(ctx context.Context, id, account string, now time.Ti
 // accrue, but Run pays nothing until SetPayoutsEnabled turns the account
 // on. Adding an existing partner again changes nothing but its account.
 func (l *Ledger) AddOnboardingPartner(ctx context.Context, id, account string, now time.Time) error {
-	return l.addPartner(ctx, id, account, false, now)
+	return l.addPartner(ctx, l.db, id, account, false, now)
+}
+
+// AddOnboardingPartnerTx is AddOnboardingPartner inside tx, the caller's
+// transaction: a sign-up that must land together with rows of its own (a
+// referral code), or not at all when the person's account went away
+// meanwhile.
+func (l *Ledger) AddOnboardingPartnerTx(ctx context.Context, tx *sql.Tx, id, account string, now time.Time) error {
+	return l.addPartner(ctx, tx, id, account, false, now)
 }
 
 // flag is a boolean column's value (INTEGER 0/1 on both engines).
@@ -132,11 +140,16 @@ func flag(b bool) int {
 	return 0
 }
 
-func (l *Ledger) addPartner(ctx context.Context, id, account string, ready bool, now time.Time) error {
+// execer is what addPartner writes through: the database or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (l *Ledger) addPartner(ctx context.Context, db execer, id, account string, ready bool, now time.Time) error {
 	if id == "" || account == "" {
 		return errors.New("payout: partner id and account are required")
 	}
-	_, err := l.db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled) VALUES (?, ?, ?, ?)
+	_, err := db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled) VALUES (?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET account = excluded.account`), id, account, stamp(now), flag(ready))
 	return err
 }

@@ -638,6 +638,39 @@ func TestPages(t *testing.T) {
 	})
 }
 
+// TestAddOnboardingPartnerTx: a partner added inside the caller's
+// transaction exists once it commits, not at all if it rolls back.
+func TestAddOnboardingPartnerTx(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 0)
+		add := func(id string, commit bool) {
+			tx, err := w.db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if err := w.ledger.AddOnboardingPartnerTx(ctx, tx, id, "acct_"+id, w.clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if commit {
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		add("rolled-back", false)
+		add("committed", true)
+		if _, err := w.ledger.Partner(ctx, "rolled-back"); !errors.Is(err, payout.ErrUnknownPartner) {
+			t.Fatalf("a rolled-back sign-up left a partner: %v", err)
+		}
+		p, err := w.ledger.Partner(ctx, "committed")
+		if err != nil || p.Account != "acct_committed" || p.PayoutsEnabled {
+			t.Fatalf("committed sign-up: %+v, %v", p, err)
+		}
+	})
+}
+
 // TestRekeyPartner: a partner with commissions, a reversal and a payout
 // moves to a new id in one transaction, foreign keys intact on both
 // engines; doing it again changes nothing.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,12 @@ type fakeStripe struct {
 	// before it is answered: the transfer is made, the answer delayed (or
 	// lost if the client dies).
 	hang chan struct{}
+	// holdAccounts, when non-nil, is waited on after a Connect account is
+	// recorded and before it is answered; accountMade is sent the
+	// account's id first.
+	holdAccounts chan struct{}
+	accountMade  chan string
+	deleted      []string // Connect accounts deleted
 }
 
 func newFakeStripe(t *testing.T) *fakeStripe {
@@ -38,6 +45,10 @@ func newFakeStripe(t *testing.T) *fakeStripe {
 		if f.hang != nil {
 			close(f.hang)
 			f.hang = nil
+		}
+		if f.holdAccounts != nil {
+			close(f.holdAccounts)
+			f.holdAccounts = nil
 		}
 		f.mu.Unlock()
 		f.Close()
@@ -122,13 +133,14 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "url": "/v1/balance_transactions", "has_more": false, "data": data})
 	case r.Method == "POST" && r.URL.Path == "/v1/accounts":
 		f.mu.Lock()
-		defer f.mu.Unlock()
 		key := r.Header.Get("Idempotency-Key")
 		if acct, ok := f.byKey[key]; ok && key != "" {
+			f.mu.Unlock()
 			_ = json.NewEncoder(w).Encode(acct)
 			return
 		}
 		if r.Form.Get("type") != "express" || r.Form.Get("capabilities[transfers][requested]") != "true" {
+			f.mu.Unlock()
 			stripeError(w, 400, "invalid_request_error", "type must be express with the transfers capability")
 			return
 		}
@@ -141,7 +153,31 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		if key != "" {
 			f.byKey[key] = acct
 		}
+		hold, made := f.holdAccounts, f.accountMade
+		f.mu.Unlock()
+		if hold != nil {
+			made <- acct["id"].(string)
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		_ = json.NewEncoder(w).Encode(acct)
+	case r.Method == "DELETE" && strings.HasPrefix(r.URL.Path, "/v1/accounts/"):
+		id := strings.TrimPrefix(r.URL.Path, "/v1/accounts/")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		known := false
+		for _, a := range f.accounts {
+			known = known || a["id"] == id
+		}
+		if !known || slices.Contains(f.deleted, id) {
+			stripeError(w, 404, "invalid_request_error", "No such account: '"+id+"'")
+			return
+		}
+		f.deleted = append(f.deleted, id)
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "object": "account", "deleted": true})
 	case r.Method == "POST" && r.URL.Path == "/v1/account_links":
 		f.mu.Lock()
 		defer f.mu.Unlock()

@@ -66,24 +66,48 @@ func (a *app) becomePartner(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "could not create the onboarding link; try again")
 		return
 	}
+	// The partner's rows land only while the account is live, in one
+	// transaction that locks the user row (as a login's session does), so
+	// an erasure that began during the Stripe calls above leaves no row
+	// of the person behind.
 	code := randomHex(5)
 	now := time.Now().UTC()
-	if err := a.ledger.AddOnboardingPartner(ctx, c.Subject, acct.ID, now); err != nil {
-		a.log.ErrorContext(ctx, "partners: ledger", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not create the partner")
-		return
-	}
-	if _, err := a.db.ExecContext(ctx, `INSERT INTO partner_codes (user_id, referral_code, created_at) VALUES (?, ?, ?)`,
-		c.Subject, code, now.Format(time.RFC3339)); err != nil {
-		if sqldialect.IsUniqueViolation(err) {
-			writeError(w, http.StatusConflict, "already a partner") // a concurrent request won
-			return
+	err = a.db.inTx(ctx, func(t tx) error {
+		res, err := t.ExecContext(ctx, `INSERT INTO partner_codes (user_id, referral_code, created_at)
+			SELECT id, CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), code, now.Format(time.RFC3339), c.Subject)
+		if err != nil {
+			return err
 		}
-		a.log.ErrorContext(ctx, "partners: record", "err", err)
-		writeError(w, http.StatusInternalServerError, "could not create the partner")
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errAccountGone
+		}
+		return a.ledger.AddOnboardingPartnerTx(ctx, t.Tx, c.Subject, acct.ID, now)
+	})
+	switch {
+	case errors.Is(err, errAccountGone):
+		a.dropStripeAccount(ctx, sc, acct.ID)
+		writeError(w, http.StatusUnauthorized, "account no longer exists")
+		return
+	case sqldialect.IsUniqueViolation(err):
+		writeError(w, http.StatusConflict, "already a partner") // a concurrent request won
+		return
+	case err != nil:
+		a.storeFailed(w, r, "partners: record", "could not create the partner", err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"partner_id": c.Subject, "referral_code": code, "onboarding_url": link})
+}
+
+// dropStripeAccount deletes the Connect account made for a person whose
+// account was erased while it was being made, so Stripe keeps no copy of
+// their email for us. A new Express account holds no balance, which Stripe
+// requires for deletion; a failure is logged, as nothing else depends on it.
+func (a *app) dropStripeAccount(ctx context.Context, sc *stripe.Client, account string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if _, err := sc.V1Accounts.Delete(ctx, account, nil); err != nil {
+		a.log.ErrorContext(ctx, "partners: delete the Stripe account of an erased person", "account", account, "err", stripeErrorText(err))
+	}
 }
 
 // onboardingLink creates a Stripe account link for onboarding; Stripe's

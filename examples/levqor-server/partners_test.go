@@ -3,15 +3,18 @@ package main_test
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/levqor/levqor/internal/pgtest"
+	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/levqor/levqor/internal/testhttp"
 )
 
@@ -300,5 +303,87 @@ func TestPartnerProgrammeUnconfigured(t *testing.T) {
 	body := stripeEvent("evt_1", "invoice.paid", invoice("in_1", "p@example.com", 100, "", ""))
 	if st, _ := postEvent(t, s, body, stripeSignature(body, time.Now(), webhookSecret)); st != 503 {
 		t.Fatalf("webhook without STRIPE_WEBHOOK_SECRET: %d", st)
+	}
+}
+
+// TestPartnerSignUpRacingErasure: the account is erased while its
+// partner sign-up waits for Stripe. The sign-up then fails (401), leaves
+// no partner row or referral code of the person, and deletes the Connect
+// account it made, so Stripe keeps no copy of the erased email for us.
+func TestPartnerSignUpRacingErasure(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		data := t.TempDir()
+		partnerSignUpRacingErasure(t, data, func() *sql.DB { return openDB(t, data) }, func(q string) string { return q })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.NewDatabase(t)
+		partnerSignUpRacingErasure(t, t.TempDir(), func() *sql.DB {
+			db, err := sql.Open("pgx", url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		}, sqldialect.Postgres.Rebind, "LEVQOR_DATABASE_URL="+url)
+	})
+}
+
+func partnerSignUpRacingErasure(t *testing.T, data string, openDB func() *sql.DB, q func(string) string, extraEnv ...string) {
+	fs := newFakeStripe(t)
+	env := append([]string{"STRIPE_SECRET_KEY=sk_test_race", "LEVQOR_STRIPE_API=" + fs.URL, "LEVQOR_DATA_DIR=" + data}, extraEnv...)
+	s := start(t, env...)
+	expect(t, s.do("POST", "/api/auth/register", "", creds("racer@example.com", "racer password")), 201, "register")
+	tok, _ := login(t, s, "racer@example.com", "racer password")
+	db := openDB()
+	defer db.Close()
+	var id string
+	if err := db.QueryRow(q(`SELECT id FROM users WHERE email = ?`), "racer@example.com").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+
+	fs.mu.Lock()
+	fs.holdAccounts, fs.accountMade = make(chan struct{}), make(chan string, 1)
+	hold, made := fs.holdAccounts, fs.accountMade
+	fs.mu.Unlock()
+	signUp := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", s.url+"/api/partners", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			signUp <- 0
+			return
+		}
+		res.Body.Close()
+		signUp <- res.StatusCode
+	}()
+	var account string
+	select {
+	case account = <-made:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sign-up never asked Stripe for an account")
+	}
+	expect(t, s.do("DELETE", "/api/user", tok, ""), 204, "erasure during the sign-up")
+	fs.mu.Lock()
+	close(hold)
+	fs.holdAccounts = nil
+	deletedBefore := len(fs.deleted)
+	fs.mu.Unlock()
+	if st := <-signUp; st != 401 {
+		t.Fatalf("sign-up of an erased account answered %d, want 401", st)
+	}
+	for _, table := range []string{"partner_codes WHERE user_id = ?", "levqor_partners WHERE id = ?", "users WHERE id = ?"} {
+		var n int
+		if err := db.QueryRow(q(`SELECT COUNT(*) FROM `+table), id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%d rows in %s after the erasure", n, table)
+		}
+	}
+	fs.mu.Lock()
+	deleted := slices.Clone(fs.deleted)
+	fs.mu.Unlock()
+	if deletedBefore != 0 || len(deleted) != 1 || deleted[0] != account {
+		t.Fatalf("Stripe accounts deleted: %v (%d before the sign-up's answer), want [%s]", deleted, deletedBefore, account)
 	}
 }
