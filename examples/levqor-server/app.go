@@ -295,6 +295,7 @@ func (a *app) newDSAR(ctx context.Context) (*dsar.Service, error) {
 			Strategy: dsar.EraseHash, KeyColumn: "id", EraseColumns: []string{"partner_id"}, HashKey: key},
 		{Name: "partner_account", Table: "levqor_partners", SubjectColumn: "id", Columns: []string{"account", "created_at", "payouts_enabled"},
 			Strategy: dsar.EraseHash, KeyColumn: "id", EraseColumns: []string{"id", "account"}, HashKey: key},
+		// The code goes before the referrals to the partner (recordReferral).
 		{Name: "referral_code", Table: "partner_codes", SubjectColumn: "user_id", Columns: []string{"referral_code", "created_at"}},
 		// A referred user sees when they were referred, never by whom; a
 		// partner sees when each referral happened, never who it was.

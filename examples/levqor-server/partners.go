@@ -253,12 +253,16 @@ func page(w http.ResponseWriter, r *http.Request) (limit, offset int, ok bool) {
 // recordReferral links a new user to the partner owning code, inside the
 // registration's transaction. An unknown code (or none) records nothing
 // and is not an error: registration must not reveal which codes exist.
+// The code's row stays locked until the registration commits, so a
+// partner's erasure (which deletes the code, then the referrals to the
+// partner) either waits for the referral and erases it, or comes first
+// and leaves no code to refer to.
 func recordReferral(ctx context.Context, t tx, userID, code string, now string) error {
 	if code == "" || len(code) > 64 {
 		return nil
 	}
 	var partner string
-	err := t.QueryRowContext(ctx, `SELECT user_id FROM partner_codes WHERE referral_code = ?`, code).Scan(&partner)
+	err := t.QueryRowContext(ctx, `SELECT user_id FROM partner_codes WHERE referral_code = ?`+t.dialect.ForShare(), code).Scan(&partner)
 	if errors.Is(err, sql.ErrNoRows) || partner == userID {
 		return nil
 	}

@@ -387,3 +387,92 @@ func partnerSignUpRacingErasure(t *testing.T, data string, openDB func() *sql.DB
 		t.Fatalf("Stripe accounts deleted: %v (%d before the sign-up's answer), want [%s]", deleted, deletedBefore, account)
 	}
 }
+
+// TestReferralRacingPartnerErasure: a write that links someone to a
+// partner commits while the partner erases their account — a
+// registration naming the partner's referral code, and the commissioned
+// invoice of a referred user. No row with the partner's own id may
+// outlive the erasure. PostgreSQL only: SQLite runs write transactions one
+// at a time, so the two cannot interleave there. A trigger holds the write
+// inside its statement, so the erasure runs in that gap.
+func TestReferralRacingPartnerErasure(t *testing.T) {
+	for _, tc := range []struct {
+		name, table string // the held insert
+		// write starts the racing write; code is the partner's referral code.
+		write func(s *server, code string) (*http.Response, error)
+	}{
+		{"registration", "referrals", func(s *server, code string) (*http.Response, error) {
+			return http.Post(s.url+"/api/auth/register", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"email":"late@example.com","password":"buyer password","ref":%q}`, code)))
+		}},
+		{"commissioned invoice", "referral_invoices", func(s *server, _ string) (*http.Response, error) {
+			body := stripeEvent("evt_paid_race", "invoice.paid", invoice("in_race", "buyer@example.com", 10000, "cus_buyer", "pi_race"))
+			req, _ := http.NewRequest("POST", s.url+"/webhooks/stripe", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Stripe-Signature", stripeSignature(body, time.Now(), webhookSecret))
+			return http.DefaultClient.Do(req)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := pgtest.NewDatabase(t)
+			fs := newFakeStripe(t)
+			s := start(t, "STRIPE_SECRET_KEY=sk_test_race", "LEVQOR_STRIPE_API="+fs.URL, "STRIPE_WEBHOOK_SECRET="+webhookSecret,
+				"LEVQOR_DATA_DIR="+t.TempDir(), "LEVQOR_DATABASE_URL="+url)
+			expect(t, s.do("POST", "/api/auth/register", "", creds("partner@example.com", "partner password")), 201, "register partner")
+			ptok, _ := login(t, s, "partner@example.com", "partner password")
+			r := s.do("POST", "/api/partners", ptok, "")
+			expect(t, r, 201, "POST /api/partners")
+			partnerID, code := r.json(t)["partner_id"].(string), r.json(t)["referral_code"].(string)
+			expect(t, s.do("POST", "/api/auth/register", "", fmt.Sprintf(`{"email":"buyer@example.com","password":"buyer password","ref":%q}`, code)), 201, "register buyer")
+
+			db, err := sql.Open("pgx", url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, q := range []string{
+				`CREATE FUNCTION hold_insert() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$ LANGUAGE plpgsql`,
+				`CREATE TRIGGER hold_insert BEFORE INSERT ON ` + tc.table + ` FOR EACH ROW EXECUTE FUNCTION hold_insert()`,
+			} {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			written := make(chan int, 1)
+			go func() {
+				res, err := tc.write(s, code)
+				if err != nil {
+					written <- 0
+					return
+				}
+				res.Body.Close()
+				written <- res.StatusCode
+			}()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO ' || $1 || ' %'`, tc.table).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the racing write never reached its insert into %s", tc.table)
+				}
+			}
+			expect(t, s.do("DELETE", "/api/user", ptok, ""), 204, "partner erasure during the write")
+			if st := <-written; st != 201 && st != 200 {
+				t.Fatalf("the racing write answered %d", st)
+			}
+			for _, table := range []string{"referrals", "referral_invoices"} {
+				var n int
+				if err := db.QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE partner_id = $1`, partnerID).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 0 {
+					t.Fatalf("%d rows of %s name the erased partner's id", n, table)
+				}
+			}
+		})
+	}
+}

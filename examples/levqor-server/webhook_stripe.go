@@ -165,9 +165,14 @@ func (a *app) invoicePaid(ctx context.Context, ev stripe.Event) error {
 			}
 		}
 	}
+	// Written only while the referral stands, its row locked until the
+	// insert commits: an erasure of either person deletes the referral
+	// before it pseudonymises their invoices, so it either waits and
+	// pseudonymises this one too, or comes first and nothing is written.
 	_, err = a.db.ExecContext(ctx, `INSERT INTO referral_invoices (invoice_id, partner_id, user_id, customer, payment_intent, amount_paid, currency, commission, paid_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (invoice_id) DO NOTHING`,
-		inv.ID, partner, user, customer, intent, inv.AmountPaid, string(inv.Currency), commission, at.UTC().Format(time.RFC3339))
+		SELECT CAST(? AS TEXT), partner_id, user_id, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT)
+		FROM referrals WHERE user_id = ? AND partner_id = ?`+a.db.forShare()+` ON CONFLICT (invoice_id) DO NOTHING`,
+		inv.ID, customer, intent, inv.AmountPaid, string(inv.Currency), commission, at.UTC().Format(time.RFC3339), user, partner)
 	return err
 }
 
