@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/levqor/levqor/internal/atomicfile"
@@ -110,11 +109,11 @@ type Info struct {
 	Authenticated bool `json:"-"`
 }
 
-// Store is a directory of backups. Its methods are safe for concurrent use
-// within one process.
+// Store is a directory of backups. Its methods are safe for concurrent use,
+// also by Stores on the same directory in other processes (a file lock,
+// .lock in Dir, serialises naming backups and updating the manifest).
 type Store struct {
 	cfg   Config
-	mu    sync.Mutex        // manifest
 	sleep backoff.SleepFunc // between upload attempts; tests record it (export_test.go)
 }
 
@@ -195,11 +194,7 @@ type Source interface {
 // manifest updated. A failure leaves nothing under a backup's name.
 func (s *Store) BackupSource(ctx context.Context, src Source) (Info, error) {
 	now := s.cfg.Now().UTC()
-	name := s.cfg.Prefix + "-" + now.Format(nameTime) + src.Ext()
-	if _, err := os.Lstat(s.path(name)); err == nil {
-		return Info{}, fmt.Errorf("backup: %s already exists", name)
-	}
-	tmp := atomicfile.TempName(s.path(name))
+	tmp := atomicfile.TempName(s.path(s.backupName(now, src)))
 	defer removeTemp(tmp)
 	pages, err := src.Dump(ctx, tmp)
 	if err != nil {
@@ -211,6 +206,17 @@ func (s *Store) BackupSource(ctx context.Context, src Source) (Info, error) {
 	sum, size, err := syncAndHash(tmp)
 	if err != nil {
 		return Info{}, fmt.Errorf("backup: %w", err)
+	}
+	// Naming, renaming and recording hold the directory lock, so a Store
+	// in another process never takes the same name or loses an entry.
+	unlock, err := s.lockDir(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	defer unlock()
+	name, now, err := s.freeName(now, src)
+	if err != nil {
+		return Info{}, err
 	}
 	info := Info{Name: name, Time: now, Size: size, SHA256: sum, Pages: pages}
 	// Sidecars first: a backup under its final name always has them.
@@ -230,11 +236,38 @@ func (s *Store) BackupSource(ctx context.Context, src Source) (Info, error) {
 	if err := atomicfile.SyncDir(s.cfg.Dir); err != nil {
 		return Info{}, fmt.Errorf("backup: %w", err)
 	}
-	if err := s.updateManifest(func(m []Info) []Info { return append(m, info) }); err != nil {
+	if err := s.updateManifestLocked(func(m []Info) []Info { return append(m, info) }); err != nil {
 		return Info{}, err
 	}
 	s.cfg.Logger.InfoContext(ctx, "backup: created", "name", name, "bytes", size, "pages", pages, "sha256", sum)
 	return info, nil
+}
+
+// backupName is the name of src's backup made at t.
+func (s *Store) backupName(t time.Time, src Source) string {
+	return s.cfg.Prefix + "-" + t.Format(nameTime) + src.Ext()
+}
+
+// maxNameTries bounds the milliseconds freeName moves forward.
+const maxNameTries = 1000
+
+// freeName names a backup started at t: by t, or, when a backup already
+// has that name (another made in the same millisecond), by the first free
+// millisecond after it, so names stay unique and in time order. It
+// returns the name and the time it stands for. The caller holds the lock.
+func (s *Store) freeName(t time.Time, src Source) (string, time.Time, error) {
+	for range maxNameTries {
+		name := s.backupName(t, src)
+		_, err := os.Lstat(s.path(name))
+		if errors.Is(err, os.ErrNotExist) {
+			return name, t, nil
+		}
+		if err != nil {
+			return "", t, fmt.Errorf("backup: %w", err)
+		}
+		t = t.Add(time.Millisecond)
+	}
+	return "", t, fmt.Errorf("backup: no free name within %d ms of %s", maxNameTries, s.backupName(t, src))
 }
 
 // sqliteSource dumps a live SQLite database with its online backup API.
@@ -347,9 +380,7 @@ func (s *Store) copyPages(ctx context.Context, b onlineBackup) (int, error) {
 
 // List returns the backups in the manifest, oldest first.
 func (s *Store) List() ([]Info, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.readManifest()
+	return s.readManifest() // replaced whole by each update: never read half-written
 }
 
 // Lookup returns one backup's manifest entry.

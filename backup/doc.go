@@ -24,7 +24,9 @@
 // sha256sum-compatible sidecar (<name>.sha256), renamed into place and the
 // directory fsynced: a crash or a full disk never leaves a partial file
 // under a backup's name. A manifest (manifest.json) records time, size,
-// checksum, page count and when it was last verified.
+// checksum, page count and when it was last verified. Naming a backup and
+// updating the manifest hold a file lock (.lock in the directory), so
+// Stores in several processes can share one directory.
 //
 // Verify checks the checksum and restores the backup to a scratch copy that
 // must pass PRAGMA integrity_check; a tampered or truncated backup is

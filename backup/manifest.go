@@ -1,12 +1,15 @@
 package backup
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/levqor/levqor/internal/atomicfile"
 )
@@ -23,7 +26,7 @@ func validName(name string) error {
 }
 
 // delete removes a backup, its sidecars and its manifest entry.
-func (s *Store) delete(name string) error {
+func (s *Store) delete(ctx context.Context, name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
@@ -32,7 +35,7 @@ func (s *Store) delete(name string) error {
 			return fmt.Errorf("backup: delete %s: %w", name, err)
 		}
 	}
-	return s.updateManifest(func(m []Info) []Info {
+	return s.updateManifest(ctx, func(m []Info) []Info {
 		return slices.DeleteFunc(m, func(i Info) bool { return i.Name == name })
 	})
 }
@@ -52,9 +55,18 @@ func (s *Store) readManifest() ([]Info, error) {
 	return m, nil
 }
 
-func (s *Store) updateManifest(f func([]Info) []Info) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// updateManifest applies f to the manifest under the directory lock.
+func (s *Store) updateManifest(ctx context.Context, f func([]Info) []Info) error {
+	unlock, err := s.lockDir(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.updateManifestLocked(f)
+}
+
+// updateManifestLocked is updateManifest for a caller holding the lock.
+func (s *Store) updateManifestLocked(f func([]Info) []Info) error {
 	m, err := s.readManifest()
 	if err != nil {
 		return err
@@ -69,4 +81,41 @@ func (s *Store) updateManifest(f func([]Info) []Info) error {
 		return fmt.Errorf("backup: write manifest: %w", err)
 	}
 	return nil
+}
+
+// lockFile is the file in Dir whose flock serialises the changes of
+// every Store on the directory, in this process or another: a cron job
+// and a server's scheduled backups, or replicas sharing a volume. The
+// manifest itself cannot carry the lock, as each update replaces it.
+const lockFile = ".lock"
+
+// lockRetry is how often lockDir tries again while another Store holds
+// the lock (each holds it only to name a backup and write the manifest).
+const lockRetry = 10 * time.Millisecond
+
+// lockDir takes the directory lock, waiting until it is free or ctx ends.
+func (s *Store) lockDir(ctx context.Context) (unlock func(), err error) {
+	f, err := os.OpenFile(s.path(lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("backup: lock file: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("backup: lock %s: %w", s.path(lockFile), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(lockRetry):
+		}
+	}
 }

@@ -94,7 +94,7 @@ func (s *Store) Prune(ctx context.Context, p Policy) ([]Info, error) {
 		if err := ctx.Err(); err != nil {
 			return deleted, err
 		}
-		if err := s.delete(b.Name); err != nil {
+		if err := s.delete(ctx, b.Name); err != nil {
 			errs = append(errs, err)
 			continue
 		}

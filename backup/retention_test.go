@@ -121,7 +121,7 @@ func TestPrune(t *testing.T) {
 	for _, f := range files {
 		onDisk = append(onDisk, f.Name())
 	}
-	if len(onDisk) != 7 { // 3 backups, 3 sidecars, the manifest
+	if len(onDisk) != 8 { // 3 backups, 3 sidecars, the manifest, the lock file
 		t.Fatalf("files left: %v", onDisk)
 	}
 	for _, d := range deleted {

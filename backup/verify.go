@@ -39,7 +39,7 @@ func (s *Store) Verify(ctx context.Context, name string) (Info, error) {
 		return info, fmt.Errorf("%w: %s: file %s, manifest %s", ErrChecksumMismatch, name, got.SHA256, info.SHA256)
 	}
 	info.VerifiedAt, info.Authenticated = got.VerifiedAt, got.Authenticated
-	err = s.updateManifest(func(m []Info) []Info {
+	err = s.updateManifest(ctx, func(m []Info) []Info {
 		for i := range m {
 			if m[i].Name == name {
 				m[i].VerifiedAt = info.VerifiedAt
