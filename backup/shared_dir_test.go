@@ -4,8 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/levqor/levqor/backup"
 )
