@@ -435,20 +435,27 @@ func loadKeys(c config) (*tokens.KeySet, error) {
 	return tokens.NewKeySet(k)
 }
 
+// readSecret reads a 32-byte secret file; a missing one is an error
+// matching os.ErrNotExist.
+func readSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("key file %s: %d bytes, want 32 (delete it to generate a new one)", path, len(b))
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	return b, nil
+}
+
 // loadSecret reads a 32-byte secret, creating it (mode 0600) on first use.
 func loadSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) != 32 {
-			return nil, fmt.Errorf("key file %s: %d bytes, want 32 (delete it to generate a new one)", path, len(b))
-		}
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("key file %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
-		}
-		return b, nil
-	}
+	b, err := readSecret(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return b, err
 	}
 	b = make([]byte, 32)
 	_, _ = rand.Read(b)

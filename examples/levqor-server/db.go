@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -61,6 +62,32 @@ func openDB(c config) (*database, error) {
 		return nil, err
 	}
 	return &database{DB: db, dialect: d, maxConns: c.DatabaseMaxConns}, nil
+}
+
+// openServerDB opens, for an ops command, the database the server made:
+// it never creates one. An ops command run with the wrong environment (a
+// cron job without the server's LEVQOR_DATA_DIR) would otherwise get a
+// new, empty database, where payouts finds nothing to pay and exits 0 and
+// partners are entered where the server never looks. A database of
+// another schema version is opened (a backup before an upgrade must
+// work); doctor reports the mismatch.
+func openServerDB(ctx context.Context, c config) (*database, error) {
+	if c.DatabaseURL == "" {
+		if _, err := os.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s: the server has not run with this data directory (check LEVQOR_DATA_DIR, or LEVQOR_DATABASE_URL for PostgreSQL)", c.dbPath())
+		} else if err != nil {
+			return nil, fmt.Errorf("database %s: %w", c.dbPath(), err)
+		}
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return nil, err
+	}
+	if v, err := appliedVersion(ctx, db); err != nil || v < 1 {
+		db.Close()
+		return nil, fmt.Errorf("database %s has no levqor-server schema: the server has not run on it (check LEVQOR_DATA_DIR or LEVQOR_DATABASE_URL)", c.databaseName())
+	}
+	return db, nil
 }
 
 // redactURL keeps a database URL's password out of an error.

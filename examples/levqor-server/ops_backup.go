@@ -108,7 +108,7 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "backup: unexpected %q\n", fs.Arg(0))
 		return 2
 	}
-	db, err := openDB(env.cfg)
+	db, err := openServerDB(ctx, env.cfg)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 1

@@ -146,7 +146,7 @@ func cmdCosts(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "costs: --days must be between 1 and %d\n", maxCostDays)
 		return 2
 	}
-	db, err := openDB(env.cfg)
+	db, err := openServerDB(ctx, env.cfg)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 1

@@ -93,7 +93,7 @@ func (d *doctor) warn(format string, a ...any) {
 func (d *doctor) info(format string, a ...any) { fmt.Fprintf(d.out, "INFO  "+format+"\n", a...) }
 
 func (d *doctor) database(ctx context.Context) {
-	db, err := openDB(d.cfg)
+	db, err := openServerDB(ctx, d.cfg)
 	d.check("database", err)
 	if err != nil {
 		return
@@ -112,9 +112,24 @@ func (d *doctor) database(ctx context.Context) {
 		err = fmt.Errorf("schema version %d, this binary expects %d (start the server once to migrate)", v, schemaVersion())
 	}
 	d.check("schema version", err)
-	if err == nil {
-		d.check("keys shared with other replicas", checkKeys(ctx, db, d.cfg))
+	if dsarKey, signing := d.readKeys(); err == nil && dsarKey != nil && signing != nil {
+		d.check("keys shared with other replicas", checkKeys(ctx, db, dsarKey, signing))
 	}
+}
+
+// readKeys reads the DSAR and signing secrets as the server would use
+// them, without creating a missing key file (which the server would do):
+// a check must not write, and a key made now would hide that one was lost.
+// A key it cannot read is nil; keys reports why.
+func (d *doctor) readKeys() (dsarKey, signing []byte) {
+	dsarKey, signing = d.cfg.DSARKey, []byte(d.cfg.JWTSecret)
+	if dsarKey == nil {
+		dsarKey, _ = readSecret(filepath.Join(d.cfg.DataDir, dsarKeyFile))
+	}
+	if d.cfg.JWTSecret == "" {
+		signing, _ = readSecret(filepath.Join(d.cfg.DataDir, signingKeyFile))
+	}
+	return dsarKey, signing
 }
 
 func (d *doctor) redis(ctx context.Context) {
@@ -148,13 +163,27 @@ func (d *doctor) keys() {
 		d.check("backup key", fmt.Errorf("%d backups carry HMAC tags but LEVQOR_BACKUP_KEY is not set: their authenticity cannot be checked", len(tags)))
 	}
 	if d.cfg.JWTSecret == "" {
-		_, err := loadSecret(filepath.Join(d.cfg.DataDir, "jwt-ed25519.key"))
-		d.check("signing key file", err)
+		_, err := readSecret(filepath.Join(d.cfg.DataDir, signingKeyFile))
+		d.check("signing key file", keyFileError(err, "the tokens it signed no longer verify, so every user must log in again"))
 	}
 	if d.cfg.DSARKey == nil {
-		_, err := loadSecret(filepath.Join(d.cfg.DataDir, "dsar.key"))
-		d.check("dsar key file", err)
+		_, err := readSecret(filepath.Join(d.cfg.DataDir, dsarKeyFile))
+		d.check("dsar key file", keyFileError(err, "erased people's pseudonyms in the kept records can no longer be matched, and the server refuses to start with a new key"))
 	}
+}
+
+// keyFileError explains a missing key file: on a data directory the
+// server has run with, the key is lost, with the given consequence.
+func keyFileError(err error, lost string) error {
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var pe *os.PathError
+	path := "key file"
+	if errors.As(err, &pe) {
+		path = pe.Path
+	}
+	return fmt.Errorf("%s is missing: the server makes it on first start; if the server has run with this data directory, the key is lost: %s (restore it from your copy)", path, lost)
 }
 
 // backups checks that the newest backup is under 26 hours old and verifies.

@@ -81,7 +81,7 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 func openLedger(ctx context.Context, cfg config) (*database, *payout.Ledger, error) {
-	db, err := openDB(cfg)
+	db, err := openServerDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

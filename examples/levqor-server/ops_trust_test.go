@@ -397,6 +397,22 @@ func TestDoctorChecks(t *testing.T) {
 	if out, _ = cliEnv(t, data, []string{key, "LEVQOR_BACKUP_UPLOAD_DIR=" + t.TempDir()}, "doctor"); strings.Contains(out, same) {
 		t.Fatalf("doctor with a separate upload directory:\n%s", out)
 	}
+	// Lost key files are reported, not replaced: a key doctor made would
+	// pass its own check and hide the loss.
+	for _, f := range []string{"dsar.key", "jwt-ed25519.key"} {
+		if err := os.Remove(filepath.Join(data, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code = cliEnv(t, data, []string{key}, "doctor")
+	if code != 1 || !strings.Contains(out, "FAIL  signing key file") || !strings.Contains(out, "FAIL  dsar key file") || !strings.Contains(out, "the key is lost") {
+		t.Fatalf("doctor with the key files gone: exit %d\n%s", code, out)
+	}
+	for _, f := range []string{"dsar.key", "jwt-ed25519.key"} {
+		if _, err := os.Stat(filepath.Join(data, f)); !os.IsNotExist(err) {
+			t.Fatalf("doctor made %s: %v", f, err)
+		}
+	}
 }
 
 // TestOpsOnPostgres: with LEVQOR_DATABASE_URL, backup uses pg_dump under
@@ -448,4 +464,67 @@ func TestOpsOnPostgres(t *testing.T) {
 	if !strings.Contains(out, "PASS  database") || !strings.Contains(out, "PASS  schema version") || strings.Contains(out, "FAIL  database") {
 		t.Fatalf("doctor on PostgreSQL:\n%s", out)
 	}
+}
+
+// TestOpsCommandsNeedTheServersDatabase: an ops command pointed at a
+// database the server never made (a cron job without the server's
+// environment) fails and names the cause. It creates nothing there: no
+// new SQLite file, no table in another application's database. Before,
+// `payouts` made a new, empty database, found nothing to pay and exited 0.
+func TestOpsCommandsNeedTheServersDatabase(t *testing.T) {
+	commands := [][]string{
+		{"doctor"}, {"backup"}, {"costs"}, {"payouts"}, {"payouts", "--dry-run"},
+		{"payouts", "partners", "list"}, {"payouts", "partners", "add", "--id", "p1", "--account", "acct_1"},
+		{"payouts", "commissions", "list"},
+	}
+	run := func(t *testing.T, data string, env []string, want string) {
+		// Stripe configured (never reached), so payouts gets as far as the database.
+		env = append(env, "STRIPE_SECRET_KEY=sk_test_unused", "LEVQOR_STRIPE_API=http://127.0.0.1:1")
+		for _, args := range commands {
+			out, code := cliEnv(t, data, env, args...)
+			if code == 0 || !strings.Contains(out, want) {
+				t.Errorf("%s: exit %d, want non-zero and %q:\n%s", strings.Join(args, " "), code, want, out)
+			}
+		}
+	}
+	t.Run("no database", func(t *testing.T) {
+		data := t.TempDir()
+		run(t, data, nil, "no database at "+filepath.Join(data, "levqor.db"))
+		for _, f := range []string{"levqor.db", "dsar.key", "jwt-ed25519.key"} {
+			if _, err := os.Stat(filepath.Join(data, f)); !os.IsNotExist(err) {
+				t.Fatalf("%s was created: %v", f, err)
+			}
+		}
+	})
+	tables := func(t *testing.T, db *sql.DB, q string) int {
+		var n int
+		if err := db.QueryRow(q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Run("another application's SQLite file", func(t *testing.T) {
+		data := t.TempDir()
+		db := openDB(t, data)
+		defer db.Close()
+		if _, err := db.Exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)`); err != nil {
+			t.Fatal(err)
+		}
+		run(t, data, nil, "has no levqor-server schema")
+		if n := tables(t, db, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`); n != 1 {
+			t.Fatalf("%d tables in the other application's database, want its 1", n)
+		}
+	})
+	t.Run("an empty PostgreSQL database", func(t *testing.T) {
+		url := pgtest.NewDatabase(t)
+		run(t, t.TempDir(), []string{"LEVQOR_DATABASE_URL=" + url}, "has no levqor-server schema")
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if n := tables(t, db, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'`); n != 0 {
+			t.Fatalf("%d tables created in the empty database", n)
+		}
+	})
 }

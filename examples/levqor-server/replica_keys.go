@@ -62,16 +62,9 @@ func recordKey(ctx context.Context, db *database, name string, secret []byte) (g
 }
 
 // checkKeys is doctor's view of agreeOnKeys: FAIL when this replica's keys
-// differ from the recorded ones.
-func checkKeys(ctx context.Context, db *database, c config) error {
-	dsarKey, err := loadDSARKey(c)
-	if err != nil {
-		return err
-	}
-	signing, err := signingSecret(c)
-	if err != nil {
-		return err
-	}
+// (dsarKey, and signing as signingSecret gives it) differ from the
+// recorded ones.
+func checkKeys(ctx context.Context, db *database, dsarKey, signing []byte) error {
 	for _, k := range []struct {
 		name   string
 		secret []byte
@@ -89,13 +82,20 @@ func checkKeys(ctx context.Context, db *database, c config) error {
 	return nil
 }
 
+// Key files in the data directory, made by the server on first start
+// unless LEVQOR_DSAR_KEY or LEVQOR_JWT_SECRET is set.
+const (
+	dsarKeyFile    = "dsar.key"
+	signingKeyFile = "jwt-ed25519.key"
+)
+
 // loadDSARKey is LEVQOR_DSAR_KEY, else a key generated once in the data
 // directory.
 func loadDSARKey(c config) ([]byte, error) {
 	if c.DSARKey != nil {
 		return c.DSARKey, nil
 	}
-	return loadSecret(filepath.Join(c.DataDir, "dsar.key"))
+	return loadSecret(filepath.Join(c.DataDir, dsarKeyFile))
 }
 
 // signingSecret is the secret behind the signing key: LEVQOR_JWT_SECRET,
@@ -104,5 +104,5 @@ func signingSecret(c config) ([]byte, error) {
 	if c.JWTSecret != "" {
 		return []byte(c.JWTSecret), nil
 	}
-	return loadSecret(filepath.Join(c.DataDir, "jwt-ed25519.key"))
+	return loadSecret(filepath.Join(c.DataDir, signingKeyFile))
 }
