@@ -528,3 +528,39 @@ func TestOpsCommandsNeedTheServersDatabase(t *testing.T) {
 		}
 	})
 }
+
+// TestScheduledBackupsSurviveRestarts: LEVQOR_BACKUP_INTERVAL counts from
+// the newest backup, not from the start of the process. A server started
+// with no backup makes one at once; restarted, it schedules the next one
+// an interval after that backup. Before, every start waited a whole
+// interval, so a server deployed more often than the interval never made
+// a backup at all.
+func TestScheduledBackupsSurviveRestarts(t *testing.T) {
+	data := t.TempDir()
+	env := []string{"LEVQOR_DATA_DIR=" + data, "LEVQOR_BACKUP_INTERVAL=1h"}
+	s := start(t, env...)
+	manifest := filepath.Join(data, "backups", "manifest.json")
+	var list []struct {
+		Name string    `json:"name"`
+		Time time.Time `json:"time"`
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(list) == 0; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(manifest); err == nil {
+			_ = json.Unmarshal(b, &list)
+		}
+		if len(list) == 0 && time.Now().After(deadline) {
+			t.Fatalf("no backup 30 s after a start without one (interval 1h):\n%s", s.logs.String())
+		}
+	}
+	s.stop()
+	s = start(t, env...)
+	want := "msg=\"scheduled backups: next\" at=" + list[0].Time.Add(time.Hour).UTC().Format(time.RFC3339)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.logs.String(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted server did not schedule %q:\n%s", want, s.logs.String())
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(data, "backups", "*.db")); len(m) != 1 {
+		t.Fatalf("%d backups after the restart, want the first one only: %v", len(m), m)
+	}
+}

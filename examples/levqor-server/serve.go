@@ -206,13 +206,7 @@ func (a *app) backgroundJobs(ctx context.Context) {
 		every(ctx, housekeepingInterval, a.runHousekeeping)
 	})
 	if a.cfg.BackupInterval > 0 {
-		wg.Go(func() {
-			every(ctx, a.cfg.BackupInterval, func(ctx context.Context) {
-				if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
-					a.log.Error("scheduled backup failed", "err", err)
-				}
-			})
-		})
+		wg.Go(func() { a.scheduledBackups(ctx) })
 	}
 	if a.redisTok != nil {
 		w := &redisWatch{store: a.redisTok, cache: a.cache, alerts: a.alerts, log: a.log, lost: &a.redisLost}
@@ -223,6 +217,45 @@ func (a *app) backgroundJobs(ctx context.Context) {
 	}
 	<-ctx.Done()
 	wg.Wait()
+}
+
+// maxBackupRetry bounds how long a failed scheduled backup waits before
+// it is tried again (the interval, if shorter).
+const maxBackupRetry = 10 * time.Minute
+
+// scheduledBackups backs up every LEVQOR_BACKUP_INTERVAL, counted from the
+// newest backup in the store rather than from the start of this process:
+// a server restarted more often than the interval (each deploy) would
+// otherwise never reach its first backup. So the first one runs at start
+// when there is none or the newest is older than the interval; a failed
+// one is tried again after the interval or maxBackupRetry, the shorter.
+func (a *app) scheduledBackups(ctx context.Context) {
+	interval := a.cfg.BackupInterval
+	next := time.Now()
+	if store, err := backupStore(a.cfg, a.log, nil); err != nil {
+		a.log.Error("scheduled backups: open the backup directory", "err", err)
+	} else if list, err := store.List(); err != nil {
+		a.log.Error("scheduled backups: read the manifest", "err", err)
+	} else if len(list) > 0 {
+		next = list[len(list)-1].Time.Add(interval)
+	}
+	for {
+		a.log.Info("scheduled backups: next", "at", next.UTC().Format(time.RFC3339))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Error("scheduled backup failed", "err", err)
+			next = time.Now().Add(min(interval, maxBackupRetry))
+			continue
+		}
+		next = time.Now().Add(interval)
+	}
 }
 
 // every calls fn every interval until ctx ends.
