@@ -563,4 +563,28 @@ func TestScheduledBackupsSurviveRestarts(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(data, "backups", "*.db")); len(m) != 1 {
 		t.Fatalf("%d backups after the restart, want the first one only: %v", len(m), m)
 	}
+	// A backup that never passed its check does not count: with the
+	// only one unverified, the next start backs up at once.
+	s.stop()
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []map[string]any
+	if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 1 || entries[0]["verified_at"] == nil {
+		t.Fatalf("manifest %s: %v", b, err)
+	}
+	delete(entries[0], "verified_at")
+	if b, err = json.Marshal(entries); err != nil || os.WriteFile(manifest, b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	s = start(t, env...)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(data, "backups", "*.db")); len(m) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new backup 30 s after a start whose only backup is unverified:\n%s", s.logs.String())
+		}
+	}
 }

@@ -224,7 +224,7 @@ func (a *app) backgroundJobs(ctx context.Context) {
 const maxBackupRetry = 10 * time.Minute
 
 // scheduledBackups backs up every LEVQOR_BACKUP_INTERVAL, counted from the
-// newest backup in the store rather than from the start of this process:
+// newest verified backup in the store rather than from the start of this process:
 // a server restarted more often than the interval (each deploy) would
 // otherwise never reach its first backup. So the first one runs at start
 // when there is none or the newest is older than the interval; a failed
@@ -236,8 +236,12 @@ func (a *app) scheduledBackups(ctx context.Context) {
 		a.log.Error("scheduled backups: open the backup directory", "err", err)
 	} else if list, err := store.List(); err != nil {
 		a.log.Error("scheduled backups: read the manifest", "err", err)
-	} else if len(list) > 0 {
-		next = list[len(list)-1].Time.Add(interval)
+	} else {
+		for _, b := range list { // oldest first; a backup that failed its check does not count
+			if !b.VerifiedAt.IsZero() {
+				next = b.Time.Add(interval)
+			}
+		}
 	}
 	for {
 		a.log.Info("scheduled backups: next", "at", next.UTC().Format(time.RFC3339))
