@@ -24,7 +24,9 @@
 // act; the Guard never resumes. A failing source makes the spend unknown,
 // not zero: the check is incomplete, names the failed sources and reports
 // uncrossed thresholds as UNKNOWN. BlockWhilePaused answers billable routes
-// with 503 while billing is paused.
+// with 503 while billing is paused. A Guard made anew by every run of a
+// cron job keeps its record of alerts and pauses in a Memory (MemoryFile:
+// a JSON file written atomically), so it too alerts once per crossing.
 //
 // BuildReport aggregates sources into a cost report with totals and net per
 // currency, printable as an aligned table (WriteText) or as JSON.

@@ -46,6 +46,10 @@ type GuardConfig struct {
 	Pauser Pauser
 	// Notifier receives threshold, forecast and source-failure alerts. Optional.
 	Notifier alert.Notifier
+	// Memory keeps which alerts went out and whether billing was paused
+	// across processes, for a Guard made anew by each run (a cron job).
+	// Optional: nil keeps them in the Guard.
+	Memory Memory
 	// Location sets where a day begins. Default UTC.
 	Location *time.Location
 	// MinForecastElapsed delays forecasting. Default DefaultMinForecastElapsed.
@@ -173,8 +177,20 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 			c.Forecast = f
 		}
 	}
-	alerts, needPause := g.evaluate(&c)
 	var errs []error
+	if g.cfg.Memory != nil {
+		// Loaded before deciding, saved after: a run that fails to save
+		// alerts again next time rather than never.
+		m, err := g.cfg.Memory.Load(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			g.mu.Lock()
+			g.restore(m)
+			g.mu.Unlock()
+		}
+	}
+	alerts, needPause := g.evaluate(&c)
 	if needPause {
 		a, err := g.pause(ctx, &c)
 		if err != nil {
@@ -188,6 +204,14 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 			if err := g.cfg.Notifier.Notify(ctx, a); err != nil {
 				errs = append(errs, fmt.Errorf("spendguard: alert: %w", err))
 			}
+		}
+	}
+	if g.cfg.Memory != nil {
+		g.mu.Lock()
+		m := g.memo()
+		g.mu.Unlock()
+		if err := g.cfg.Memory.Save(ctx, m); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	g.cfg.Logger.InfoContext(ctx, "spendguard: check", "day", c.Day, "spent", c.Spent.String(), "limit", g.cfg.Limit.String(),

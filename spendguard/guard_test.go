@@ -5,6 +5,8 @@ import (
 
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +222,93 @@ func TestFixedProrates(t *testing.T) {
 	lines, _ = f.Lines(context.Background(), spendguard.Period{Start: day, End: day.Add(6 * time.Hour)})
 	if lines[0].Amount.Amount != 250 {
 		t.Fatalf("6h = %v", lines[0].Amount)
+	}
+}
+
+// TestMemoryAcrossRuns: a Guard made anew for every check (a cron job),
+// remembering through a MemoryFile, alerts and pauses exactly as one
+// long-lived Guard does: once per crossing, one pause, again the next day.
+func TestMemoryAcrossRuns(t *testing.T) {
+	src := &fixedSource{name: "api"}
+	clk := testclock.New(day.Add(20 * time.Hour))
+	al := &alerts{}
+	pauses := 0
+	path := filepath.Join(t.TempDir(), "spend-guard.json")
+	run := func() spendguard.Check {
+		t.Helper()
+		mem, err := spendguard.NewMemoryFile(spendguard.MemoryFileConfig{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := spendguard.NewGuard(spendguard.GuardConfig{
+			Sources: []spendguard.Source{src}, Notifier: al, Now: clk.Now, Memory: mem,
+			Pauser: spendguard.PauseFunc(func(context.Context, string) error { pauses++; return nil }),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := g.Check(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	total := 0
+	for i, s := range []struct {
+		cents     int64
+		newAlerts int
+	}{{1500, 0}, {2600, 1}, {3000, 0}, {4100, 1}, {5000, 1}, {6500, 0}, {6500, 0}} {
+		src.set(s.cents, nil)
+		c := run()
+		total += s.newAlerts
+		if len(al.titles()) != total {
+			t.Fatalf("run %d ($%d.%02d): %d alerts %v, want %d", i, s.cents/100, s.cents%100, len(al.titles()), al.titles(), total)
+		}
+		if s.cents >= 5000 && !c.Paused {
+			t.Fatalf("run %d: not reported paused", i)
+		}
+	}
+	if pauses != 1 {
+		t.Fatalf("paused %d times, want once", pauses)
+	}
+	clk.Set(day.Add(24*time.Hour + 20*time.Hour))
+	src.set(2600, nil)
+	if run(); len(al.titles()) != total+1 {
+		t.Fatalf("next day: alerts %v", al.titles())
+	}
+}
+
+// TestMemoryFileDamaged: a record that is not a Memo is reported, the
+// check still alerts (repeating an alert beats missing one), and the file
+// is written whole again.
+func TestMemoryFileDamaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spend-guard.json")
+	if err := os.WriteFile(path, []byte(`["not", "a memo"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := spendguard.NewMemoryFile(spendguard.MemoryFileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fixedSource{name: "api"}
+	src.set(2600, nil)
+	al := &alerts{}
+	g, err := spendguard.NewGuard(spendguard.GuardConfig{Sources: []spendguard.Source{src}, Notifier: al, Memory: mem,
+		Now: testclock.New(day.Add(20 * time.Hour)).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "memory file") {
+		t.Fatalf("check with a damaged memory: %v", err)
+	}
+	if len(al.titles()) != 1 {
+		t.Fatalf("alerts %v, want the 50%% one", al.titles())
+	}
+	m, err := mem.Load(context.Background())
+	if err != nil || m.Day != "2026-11-25" || len(m.Alarmed) != 1 || m.Alarmed[0] != 50 {
+		t.Fatalf("memory after the check: %+v, %v", m, err)
+	}
+	if _, err := spendguard.NewMemoryFile(spendguard.MemoryFileConfig{}); err == nil {
+		t.Fatal("a MemoryFile without a path was accepted")
 	}
 }

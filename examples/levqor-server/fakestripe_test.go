@@ -23,8 +23,10 @@ type fakeStripe struct {
 	accounts  []map[string]any // Connect accounts created
 	links     int              // account links created
 	// sales makes the balance endpoints answer: one $100 charge (a $3.20
-	// fee) at noon UTC of every day; failCosts makes them answer 500.
-	sales, failCosts bool
+	// fee) at noon UTC of every day (one second after midnight with
+	// earlySales, so that today's spend is never empty); failCosts makes
+	// them answer 500.
+	sales, earlySales, failCosts bool
 	// hang, when non-nil, is waited on after a transfer is recorded and
 	// before it is answered: the transfer is made, the answer delayed (or
 	// lost if the client dies).
@@ -125,7 +127,11 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		lt, _ := strconv.ParseInt(r.Form.Get("created[lt]"), 10, 64)
 		data := []map[string]any{}
 		for day := gte - gte%86400; day < lt; day += 86400 {
-			if at := day + 43200; at >= gte && at < lt {
+			at := day + 43200
+			if f.earlySales {
+				at = day + 1
+			}
+			if at >= gte && at < lt {
 				data = append(data, map[string]any{"id": fmt.Sprintf("txn_%d", at), "object": "balance_transaction", "amount": 10000, "fee": 320,
 					"net": 9680, "currency": "usd", "type": "charge", "created": at})
 			}

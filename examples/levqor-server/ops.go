@@ -2,7 +2,10 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"os"
+
+	"github.com/levqor/levqor/alert"
 )
 
 // isTTY reports whether w is a terminal, for progress output.
@@ -13,4 +16,15 @@ func isTTY(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// opsNotifier is where the ops commands (spend, slo) send alerts:
+// Telegram when configured, else the log, as the server does. It is
+// synchronous, unlike the server's queue: a command learns whether its
+// alert went out before it exits.
+func opsNotifier(cfg config, log *slog.Logger) (alert.Notifier, error) {
+	if cfg.TelegramToken == "" {
+		return alert.NewSlog(log), nil
+	}
+	return alert.NewTelegram(alert.TelegramConfig{Token: cfg.TelegramToken, ChatID: cfg.TelegramChat, BaseURL: cfg.TelegramAPI})
 }

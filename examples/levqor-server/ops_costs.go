@@ -87,6 +87,11 @@ func newBillingFlags(cfg config) (*spendguard.FlagsFile, error) {
 	return spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: filepath.Join(cfg.DataDir, "billing_flags.json")})
 }
 
+// spendMemoryFile, in the data directory, is where `spend` remembers the
+// alerts it sent and the pause it made today: each cron run is a new
+// process, and without it every run would alert again.
+const spendMemoryFile = "spend_guard.json"
+
 func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "spend")
 	if code, ok := parse(fs, args); !ok {
@@ -106,8 +111,19 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
+	notifier, err := opsNotifier(env.cfg, env.log)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	memory, err := spendguard.NewMemoryFile(spendguard.MemoryFileConfig{Path: filepath.Join(env.cfg.DataDir, spendMemoryFile)})
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
 	g, err := spendguard.NewGuard(spendguard.GuardConfig{
 		Sources: sources, Limit: env.cfg.DailyLimit, Logger: env.log, Pauser: flags,
+		Notifier: notifier, Memory: memory,
 	})
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,9 +29,15 @@ func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "slo: --count must be at least 1 and --interval positive")
 		return 2
 	}
+	notifier, err := opsNotifier(env.cfg, env.log)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
 	cfg := slo.WatchdogConfig{
 		Name: *url, URL: *url, Count: *count, Interval: *interval,
 		LatencyThreshold: env.cfg.SLOLatency, FailureLimit: env.cfg.SLOFailures, Logger: env.log,
+		Notifier: notifier,
 	}
 	if *rollback != "" {
 		cmd, err := slo.NewCommand(slo.CommandConfig{Argv: strings.Fields(*rollback)})
@@ -51,10 +58,18 @@ func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	fmt.Fprintf(env.stdout, "verdict: %s (failures %d, errors %d, rolled back %v)\n", rep.Verdict, rep.Failures, rep.Errors, rep.RolledBack)
 	if err != nil {
-		fmt.Fprintln(env.stderr, "slo:", err)
+		fmt.Fprintln(env.stderr, err) // the library's errors name it already
 	}
-	if rep.Verdict == slo.VerdictSuccess {
+	switch {
+	case rep.Verdict == slo.VerdictSuccess:
 		return 0
+	case errors.Is(err, slo.ErrRollback):
+		return sloRollbackFailed
 	}
 	return 1
 }
+
+// sloRollbackFailed is slo's exit code when the deployment failed and so
+// did its rollback: the one outcome that leaves a broken deployment
+// serving, so a pipeline can tell it from a failure rolled back.
+const sloRollbackFailed = 3
