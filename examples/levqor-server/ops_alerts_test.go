@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const fakeBotToken = "123456789:AAFakeTokenForLevqorServerTests_x"
@@ -152,5 +153,25 @@ func TestSLOAlerts(t *testing.T) {
 		if strings.Contains(out, "slo: slo:") {
 			t.Fatalf("stuttering error:\n%s", out)
 		}
+	}
+}
+
+// TestScheduledBackupFailureAlerts: a scheduled backup that fails (here
+// its off-site copy: the upload directory is a file) sends a critical
+// alert; before, it only wrote a log line nobody might read.
+func TestScheduledBackupFailureAlerts(t *testing.T) {
+	tg := newFakeTelegram(t)
+	notDir := filepath.Join(t.TempDir(), "offsite")
+	if err := os.WriteFile(notDir, []byte("a file, not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, append(tg.env(), "LEVQOR_BACKUP_INTERVAL=1h", "LEVQOR_BACKUP_UPLOAD_DIR="+notDir)...)
+	for deadline := time.Now().Add(30 * time.Second); countContaining(tg.sent(), "Scheduled backup failed") == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no alert 30 s after a failed scheduled backup; sent %q\n%s", tg.sent(), s.logs.String())
+		}
+	}
+	if sent := tg.sent(); !strings.Contains(sent[len(sent)-1], "upload failed") {
+		t.Fatalf("the alert does not say what failed: %q", sent)
 	}
 }

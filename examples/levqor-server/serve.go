@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/levqor/levqor/alert"
 )
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -228,7 +230,8 @@ const maxBackupRetry = 10 * time.Minute
 // a server restarted more often than the interval (each deploy) would
 // otherwise never reach its first backup. So the first one runs at start
 // when there is none or the newest is older than the interval; a failed
-// one is tried again after the interval or maxBackupRetry, the shorter.
+// one is alerted (critical) and tried again after the interval or
+// maxBackupRetry, the shorter.
 func (a *app) scheduledBackups(ctx context.Context) {
 	interval := a.cfg.BackupInterval
 	next := time.Now()
@@ -255,6 +258,9 @@ func (a *app) scheduledBackups(ctx context.Context) {
 				return
 			}
 			a.log.Error("scheduled backup failed", "err", err)
+			_ = a.alerts.Notify(ctx, alert.Alert{Severity: alert.SeverityCritical, Title: "Scheduled backup failed",
+				Message: err.Error(), Key: "backup-failed",
+				Fields: []alert.Field{{Key: "Retry", Value: "in " + min(interval, maxBackupRetry).String()}}})
 			next = time.Now().Add(min(interval, maxBackupRetry))
 			continue
 		}
