@@ -64,7 +64,7 @@ func opsGet(t *testing.T, ops, path string) (int, string) {
 func TestDashboard(t *testing.T) {
 	bin := chromium(t)
 	fs := newFakeStripe(t)
-	fs.sales = true
+	fs.setCosts(true, false, false)
 	ops, data := freeAddr(t), t.TempDir()
 	env := []string{"LEVQOR_OPS_ADDR=" + ops, "LEVQOR_DATA_DIR=" + data, "LEVQOR_INFRA_MONTHLY=300",
 		"STRIPE_SECRET_KEY=sk_test_dash", "LEVQOR_STRIPE_API=" + fs.URL, "STRIPE_WEBHOOK_SECRET=" + webhookSecret}
@@ -162,7 +162,7 @@ func TestDashboard(t *testing.T) {
 // zero.
 func TestDashboardUnknown(t *testing.T) {
 	fs := newFakeStripe(t)
-	fs.failCosts = true
+	fs.setCosts(false, false, true)
 	ops, data := freeAddr(t), t.TempDir()
 	notDir := filepath.Join(data, "not-a-directory")
 	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {

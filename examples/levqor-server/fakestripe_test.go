@@ -71,6 +71,9 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = r.ParseForm()
 	w.Header().Set("Content-Type", "application/json")
+	f.mu.Lock()
+	sales, earlySales, failCosts := f.sales, f.earlySales, f.failCosts
+	f.mu.Unlock()
 	switch {
 	case r.Method == "POST" && r.URL.Path == "/v1/transfers":
 		f.mu.Lock()
@@ -113,8 +116,8 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 			data = []map[string]any{}
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "url": "/v1/transfers", "has_more": false, "data": data})
-	case r.Method == "GET" && (r.URL.Path == "/v1/balance" || r.URL.Path == "/v1/balance_transactions") && (f.sales || f.failCosts):
-		if f.failCosts {
+	case r.Method == "GET" && (r.URL.Path == "/v1/balance" || r.URL.Path == "/v1/balance_transactions") && (sales || failCosts):
+		if failCosts {
 			stripeError(w, 500, "api_error", "An unknown error occurred")
 			return
 		}
@@ -128,7 +131,7 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		data := []map[string]any{}
 		for day := gte - gte%86400; day < lt; day += 86400 {
 			at := day + 43200
-			if f.earlySales {
+			if earlySales {
 				at = day + 1
 			}
 			if at >= gte && at < lt {
@@ -202,6 +205,14 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		stripeError(w, 404, "invalid_request_error", "Unrecognized request URL ("+r.Method+": "+r.URL.Path+")")
 	}
+}
+
+// setCosts sets sales, earlySales and failCosts (under the lock: the
+// handler reads them on its own goroutines).
+func (f *fakeStripe) setCosts(sales, earlySales, failCosts bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sales, f.earlySales, f.failCosts = sales, earlySales, failCosts
 }
 
 // paid sums the transfers per destination.

@@ -95,9 +95,11 @@ func TestSpendAlertsOncePerCrossing(t *testing.T) {
 	data := t.TempDir()
 	start(t, "LEVQOR_DATA_DIR="+data)
 	fs := newFakeStripe(t)
-	fs.sales, fs.earlySales = true, true // $3.20 of fees today
+	fs.setCosts(true, true, false) // $3.20 of fees today
 	tg := newFakeTelegram(t)
+	tg.mu.Lock()
 	tg.tooMany = true // the first delivery waits out a 429
+	tg.mu.Unlock()
 	env := append(tg.env(), "STRIPE_SECRET_KEY=sk_test_spend", "LEVQOR_STRIPE_API="+fs.URL)
 	spend := func(limit string, wantCode int) []string {
 		t.Helper()
