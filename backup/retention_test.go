@@ -167,7 +167,7 @@ func (f *flakyUploader) Put(ctx context.Context, name string, r io.Reader) error
 func TestUpload(t *testing.T) {
 	ctx := context.Background()
 	db, _ := liveDB(t, 200, 100)
-	s := newStore(t, backup.Config{})
+	s := newStore(t, backup.Config{Key: []byte("an off-site key of at least 32 bytes")})
 	info, err := s.Backup(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -181,11 +181,25 @@ func TestUpload(t *testing.T) {
 	if err := s.Upload(ctx, info.Name, ok, backup.UploadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok.puts != 3 || len(waits) != 2 || waits[0] != 2*time.Second || waits[1] != 4*time.Second {
+	// Two failed puts of the backup, then the backup, its checksum and its tag.
+	if ok.puts != 5 || len(waits) != 2 || waits[0] != 2*time.Second || waits[1] != 4*time.Second {
 		t.Fatalf("puts %d waits %v", ok.puts, waits)
 	}
 	if sum, _ := ok.SHA256(ctx, info.Name); sum != info.SHA256 {
 		t.Fatal("remote copy differs")
+	}
+	// The remote copy stands on its own: verified, authenticated and
+	// restored with nothing from the local directory.
+	got, err := s.VerifyFile(ctx, filepath.Join(remote, info.Name))
+	if err != nil || !got.Authenticated {
+		t.Fatalf("remote copy: %+v, %v", got, err)
+	}
+	target := filepath.Join(t.TempDir(), "restored.db")
+	if err := s.RestoreFile(ctx, filepath.Join(remote, info.Name), target, backup.RestoreOptions{}); err != nil {
+		t.Fatalf("restore from the remote copy: %v", err)
+	}
+	if a, _ := counts(t, target); a != 200 {
+		t.Fatalf("restored %d rows, want 200", a)
 	}
 
 	bad := &flakyUploader{DirUploader: dirUploader(t, t.TempDir()), corrupt: true}

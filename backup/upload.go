@@ -1,10 +1,7 @@
 package backup
 
 import (
-	"github.com/levqor/levqor/internal/backoff"
-
-	"github.com/levqor/levqor/internal/atomicfile"
-
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/levqor/levqor/internal/atomicfile"
+	"github.com/levqor/levqor/internal/backoff"
 )
 
 // Uploader stores off-site copies of backups.
@@ -41,9 +41,11 @@ type UploadOptions struct {
 }
 
 // Upload copies a backup (after checking it against its sidecar) through u
-// and verifies the remote checksum, retrying failed or mismatched uploads.
-// The local backup is kept whatever happens; the error names the last
-// failure.
+// and verifies the remote checksum, then copies its sidecars (the checksum,
+// and the tag with a Key) the same way, so the remote copy can be verified
+// and restored on its own (VerifyFile, RestoreFile) when the local one is
+// gone. Failed or mismatched uploads are retried. The local backup is kept
+// whatever happens; the error names the last failure.
 func (s *Store) Upload(ctx context.Context, name string, u Uploader, opts UploadOptions) error {
 	info, err := s.Lookup(name)
 	if err != nil {
@@ -94,6 +96,28 @@ func (s *Store) uploadOnce(ctx context.Context, info Info, u Uploader) error {
 	}
 	if remote != info.SHA256 {
 		return fmt.Errorf("%w: remote %s, local %s", ErrUploadMismatch, remote, info.SHA256)
+	}
+	// The sidecars go after the backup they describe: a remote copy with
+	// its checksum beside it is complete.
+	for _, ext := range []string{".sha256", ".hmac"} {
+		b, err := os.ReadFile(s.path(info.Name + ext))
+		if ext == ".hmac" && errors.Is(err, os.ErrNotExist) {
+			continue // no Key when it was made
+		}
+		if err != nil {
+			return fmt.Errorf("read sidecar: %w", err)
+		}
+		if err := u.Put(ctx, info.Name+ext, bytes.NewReader(b)); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		remote, err := u.SHA256(ctx, info.Name+ext)
+		if err != nil {
+			return fmt.Errorf("read back remote checksum of %s: %w", info.Name+ext, err)
+		}
+		if want := hex.EncodeToString(sum[:]); remote != want {
+			return fmt.Errorf("%w: %s: remote %s, local %s", ErrUploadMismatch, info.Name+ext, remote, want)
+		}
 	}
 	return nil
 }

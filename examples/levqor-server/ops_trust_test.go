@@ -588,3 +588,40 @@ func TestScheduledBackupsSurviveRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsiteCopyRestores: the copy `backup` uploads to
+// LEVQOR_BACKUP_UPLOAD_DIR verifies (authenticity included) and restores
+// on its own, as it must when the local disk is gone. Before, only the
+// database file was uploaded: verify and restore refused the copy for its
+// missing checksum sidecar.
+func TestOffsiteCopyRestores(t *testing.T) {
+	data := newData(t)
+	offsite := t.TempDir()
+	env := []string{"LEVQOR_BACKUP_UPLOAD_DIR=" + offsite, "LEVQOR_BACKUP_KEY=an operator secret of 32+ bytes!!"}
+	if out, code := cliEnv(t, data, env, "backup"); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	copies, _ := filepath.Glob(filepath.Join(offsite, "*.db"))
+	if len(copies) != 1 {
+		t.Fatalf("off-site copies: %v", copies)
+	}
+	if err := os.RemoveAll(filepath.Join(data, "backups")); err != nil { // the local disk is gone
+		t.Fatal(err)
+	}
+	if out, code := cliEnv(t, data, env, "backup", "verify", copies[0]); code != 0 || !strings.Contains(out, "authenticity: OK") {
+		t.Fatalf("verify of the off-site copy: exit %d\n%s", code, out)
+	}
+	target := filepath.Join(t.TempDir(), "restored.db")
+	if out, code := cliEnv(t, data, env, "restore", copies[0], target); code != 0 {
+		t.Fatalf("restore from the off-site copy: exit %d\n%s", code, out)
+	}
+	db, err := sql.Open("sqlite", "file:"+target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var email string
+	if err := db.QueryRow(`SELECT email FROM users`).Scan(&email); err != nil || email != "ops@example.com" {
+		t.Fatalf("restored users: %q, %v", email, err)
+	}
+}
