@@ -540,18 +540,7 @@ func TestScheduledBackupsSurviveRestarts(t *testing.T) {
 	env := []string{"LEVQOR_DATA_DIR=" + data, "LEVQOR_BACKUP_INTERVAL=1h"}
 	s := start(t, env...)
 	manifest := filepath.Join(data, "backups", "manifest.json")
-	var list []struct {
-		Name string    `json:"name"`
-		Time time.Time `json:"time"`
-	}
-	for deadline := time.Now().Add(30 * time.Second); len(list) == 0; time.Sleep(50 * time.Millisecond) {
-		if b, err := os.ReadFile(manifest); err == nil {
-			_ = json.Unmarshal(b, &list)
-		}
-		if len(list) == 0 && time.Now().After(deadline) {
-			t.Fatalf("no backup 30 s after a start without one (interval 1h):\n%s", s.logs.String())
-		}
-	}
+	list := waitVerifiedBackup(t, s, manifest)
 	s.stop()
 	s = start(t, env...)
 	want := "msg=\"scheduled backups: next\" at=" + list[0].Time.Add(time.Hour).UTC().Format(time.RFC3339)
@@ -624,4 +613,50 @@ func TestOffsiteCopyRestores(t *testing.T) {
 	if err := db.QueryRow(`SELECT email FROM users`).Scan(&email); err != nil || email != "ops@example.com" {
 		t.Fatalf("restored users: %q, %v", email, err)
 	}
+}
+
+// TestScheduledBackupsSharedDirectory: replicas on one PostgreSQL sharing
+// one LEVQOR_BACKUP_DIR count from each other's backups: the second
+// replica to start finds the first one's fresh backup there, makes none
+// and schedules the next an interval after it.
+func TestScheduledBackupsSharedDirectory(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	shared := t.TempDir()
+	env := []string{"LEVQOR_DATABASE_URL=" + url, "LEVQOR_BACKUP_DIR=" + shared, "LEVQOR_BACKUP_INTERVAL=1h",
+		"LEVQOR_JWT_SECRET=replica test secret of at least 32 bytes", "LEVQOR_DSAR_KEY=replica test pseudonymisation key, 32+ bytes"}
+	first := start(t, append(env, "LEVQOR_DATA_DIR="+t.TempDir())...)
+	list := waitVerifiedBackup(t, first, filepath.Join(shared, "manifest.json"))
+	second := start(t, append(env, "LEVQOR_DATA_DIR="+t.TempDir())...)
+	want := "msg=\"scheduled backups: next\" at=" + list[0].Time.Add(time.Hour).UTC().Format(time.RFC3339)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(second.logs.String(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("second replica did not schedule %q:\n%s", want, second.logs.String())
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(shared, "*.dump")); len(m) != 1 {
+		t.Fatalf("%d backups in the shared directory, want the first replica's only: %v", len(m), m)
+	}
+}
+
+// backupEntry is a backup's manifest entry, as far as these tests read it.
+type backupEntry struct {
+	Time     time.Time `json:"time"`
+	Verified time.Time `json:"verified_at"`
+}
+
+// waitVerifiedBackup waits until the manifest at path lists a verified
+// backup (one whose check finished: an unverified one does not count for
+// the schedule) and returns the manifest's entries.
+func waitVerifiedBackup(t *testing.T, s *server, path string) []backupEntry {
+	t.Helper()
+	var list []backupEntry
+	for deadline := time.Now().Add(30 * time.Second); len(list) == 0 || list[0].Verified.IsZero(); time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil {
+			_ = json.Unmarshal(b, &list)
+		}
+		if (len(list) == 0 || list[0].Verified.IsZero()) && time.Now().After(deadline) {
+			t.Fatalf("no verified backup 30 s after a start without one (interval 1h):\n%s", s.logs.String())
+		}
+	}
+	return list
 }
