@@ -133,6 +133,9 @@ func (a *app) openAlerts(context.Context) error {
 // openTokens: signing keys, and the revocation store in Redis when
 // configured (shared by replicas), else in the database.
 func (a *app) openTokens(ctx context.Context) error {
+	if err := dsarKeyLost(ctx, a.db, a.cfg); err != nil {
+		return err
+	}
 	var err error
 	if a.keys, err = loadKeys(a.cfg); err != nil {
 		return err

@@ -660,3 +660,47 @@ func waitVerifiedBackup(t *testing.T, s *server, path string) []backupEntry {
 	}
 	return list
 }
+
+// TestRecoveryOnANewMachine: the database restored from a backup into a
+// new data directory, without the old key files. doctor says the keys
+// are missing; the server refuses to start without the DSAR key the data
+// was pseudonymised with, and makes no key file of its own; with the old
+// key files copied over it starts, and tokens issued before still work.
+func TestRecoveryOnANewMachine(t *testing.T) {
+	old := t.TempDir()
+	s := start(t, "LEVQOR_DATA_DIR="+old)
+	expect(t, s.do("POST", "/api/auth/register", "", creds("survivor@example.com", "recovery password")), 201, "register")
+	access, _ := login(t, s, "survivor@example.com", "recovery password")
+	s.stop()
+	path := backupOnce(t, old)
+
+	fresh := t.TempDir()
+	if out, code := cli(t, fresh, "", "restore", path, filepath.Join(fresh, "levqor.db")); code != 0 {
+		t.Fatalf("restore into a new data directory: exit %d\n%s", code, out)
+	}
+	if out, code := cli(t, fresh, "", "doctor"); code != 1 || !strings.Contains(out, "FAIL  dsar key file") || !strings.Contains(out, "FAIL  signing key file") {
+		t.Fatalf("doctor without the key files: exit %d\n%s", code, out)
+	}
+	refused := launch(t, "LEVQOR_DATA_DIR="+fresh)
+	select {
+	case err := <-refused.done:
+		refused.done <- err
+		if err == nil || !strings.Contains(refused.logs.String(), "dsar.key is missing") {
+			t.Fatalf("start without the DSAR key: exit %v\n%s", err, refused.logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the server started without the DSAR key the data was pseudonymised with")
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "dsar.key")); !os.IsNotExist(err) {
+		t.Fatalf("the refused start left a key file: %v", err)
+	}
+	for _, f := range []string{"dsar.key", "jwt-ed25519.key"} {
+		b, err := os.ReadFile(filepath.Join(old, f))
+		if err != nil || os.WriteFile(filepath.Join(fresh, f), b, 0o600) != nil {
+			t.Fatal(err)
+		}
+	}
+	s = start(t, "LEVQOR_DATA_DIR="+fresh)
+	expect(t, s.do("GET", "/api/me", access, ""), 200, "a token issued before the loss")
+	login(t, s, "survivor@example.com", "recovery password")
+}

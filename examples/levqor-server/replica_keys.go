@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 )
 
@@ -70,14 +72,39 @@ func checkKeys(ctx context.Context, db *database, dsarKey, signing []byte) error
 		secret []byte
 		env    string
 	}{{"dsar", dsarKey, "LEVQOR_DSAR_KEY"}, {"signing", signing, "LEVQOR_JWT_SECRET"}} {
-		var recorded string
-		err := db.QueryRowContext(ctx, `SELECT fingerprint FROM replica_keys WHERE name = ?`, k.name).Scan(&recorded)
-		if err != nil {
+		recorded, ok := recordedFingerprint(ctx, db, k.name)
+		if !ok {
 			continue // not recorded yet: the server records it at start
 		}
 		if got := keyFingerprint(k.name, k.secret); got != recorded {
 			return fmt.Errorf("the %s key differs from the one recorded in the database (fingerprint %s, this replica %s): set the same %s on every replica", k.name, recorded, got, k.env)
 		}
+	}
+	return nil
+}
+
+// recordedFingerprint is the fingerprint recorded for key name, if any.
+func recordedFingerprint(ctx context.Context, db *database, name string) (string, bool) {
+	var fp string
+	err := db.QueryRowContext(ctx, `SELECT fingerprint FROM replica_keys WHERE name = ?`, name).Scan(&fp)
+	return fp, err == nil
+}
+
+// dsarKeyLost refuses to start with a newly made DSAR key on a database
+// whose data was pseudonymised with another: when dsar.key is missing
+// (a database restored on a new machine, without its key file) and
+// LEVQOR_DSAR_KEY is unset, but the database records a DSAR key. Making a
+// key first would leave a wrong key file behind and a vaguer message.
+func dsarKeyLost(ctx context.Context, db *database, c config) error {
+	if c.DSARKey != nil {
+		return nil
+	}
+	path := filepath.Join(c.DataDir, dsarKeyFile)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if fp, ok := recordedFingerprint(ctx, db, "dsar"); ok {
+		return fmt.Errorf("%s is missing, and this database's data was pseudonymised with a DSAR key (fingerprint %s): copy dsar.key from the data directory the database came from, or set LEVQOR_DSAR_KEY to that key; a new key would not match", path, fp)
 	}
 	return nil
 }
