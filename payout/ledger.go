@@ -215,14 +215,18 @@ func (l *Ledger) Accrue(ctx context.Context, partnerID, sourceRef string, amount
 // data-subject erasure replacing the person's id by a pseudonym). The
 // partner row under the new id is written before the rows that refer to
 // it and the old one deleted after, so foreign keys hold at every
-// statement on both engines. It returns the rows changed (0 when oldID is
-// not a partner: erasing twice changes nothing).
+// statement on both engines. The partner under newID is not ready for
+// payouts until SetPayoutsEnabled says its account is: a new account is
+// unconfirmed, and an erasure's pseudonym is no account at all (a Run
+// would otherwise try, and fail, to pay it every time). It returns the
+// rows changed (0 when oldID is not a partner: erasing twice changes
+// nothing).
 func (l *Ledger) RekeyPartnerTx(ctx context.Context, tx *sql.Tx, oldID, newID, newAccount string) (int64, error) {
 	if oldID == "" || newID == "" || oldID == newID {
 		return 0, errors.New("payout: re-key needs two different partner ids")
 	}
 	res, err := tx.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled, payouts_updated_at)
-		SELECT ?, ?, created_at, payouts_enabled, payouts_updated_at FROM levqor_partners WHERE id = ?`), newID, newAccount, oldID)
+		SELECT ?, ?, created_at, 0, payouts_updated_at FROM levqor_partners WHERE id = ?`), newID, newAccount, oldID)
 	if err != nil {
 		return 0, err
 	}

@@ -714,8 +714,8 @@ func TestRekeyPartner(t *testing.T) {
 			t.Fatalf("old id still a partner: %v", err)
 		}
 		p, err := w.ledger.Partner(ctx, "hmac:p1")
-		if err != nil || p.Account != "hmac:acct_1" {
-			t.Fatalf("new partner: %+v, %v", p, err)
+		if err != nil || p.Account != "hmac:acct_1" || p.PayoutsEnabled {
+			t.Fatalf("new partner (not ready until its account is confirmed): %+v, %v", p, err)
 		}
 		bals, _ := w.ledger.PartnerBalances(ctx, "hmac:p1")
 		if len(bals) != 1 || bals[0].Paid != 6000 || bals[0].Unpaid != -1000 {
@@ -726,6 +726,12 @@ func TestRekeyPartner(t *testing.T) {
 		}
 		if bals, _ := w.ledger.PartnerBalances(ctx, "p2"); len(bals) != 1 || bals[0].Unpaid != 100 {
 			t.Fatalf("another partner changed: %+v", bals)
+		}
+		// A balance over the minimum is not paid to the pseudonym: listed
+		// as not ready, never a failed transfer.
+		w.accrue(t, "hmac:p1", "inv-3", 9000, "USD")
+		if rep, err := w.runner(t, payout.RunnerConfig{}).Run(ctx); err != nil || len(rep.Sent) != 0 || len(rep.Failed) != 0 || len(rep.NotReady) != 1 {
+			t.Fatalf("run after the re-key: %+v, %v", rep, err)
 		}
 	})
 }

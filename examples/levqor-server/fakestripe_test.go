@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,10 @@ func newFakeStripe(t *testing.T) *fakeStripe {
 	return f
 }
 
+// stripeAccountID is the shape of a Connect account id; Stripe answers
+// any other transfer destination with "No such destination".
+var stripeAccountID = regexp.MustCompile(`^acct_[A-Za-z0-9]+$`)
+
 func stripeError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -81,6 +86,11 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		if tr, ok := f.byKey[key]; ok && key != "" {
 			f.mu.Unlock()
 			_ = json.NewEncoder(w).Encode(tr)
+			return
+		}
+		if dest := r.Form.Get("destination"); !stripeAccountID.MatchString(dest) {
+			f.mu.Unlock()
+			stripeError(w, 400, "invalid_request_error", "No such destination: '"+dest+"'")
 			return
 		}
 		amount, _ := strconv.ParseInt(r.Form.Get("amount"), 10, 64)

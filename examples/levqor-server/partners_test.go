@@ -476,3 +476,37 @@ func TestReferralRacingPartnerErasure(t *testing.T) {
 		})
 	}
 }
+
+// TestErasedPartnerIsNotPaid: a partner erased with an unpaid balance
+// over the minimum. The ledger keeps the balance under a pseudonym, whose
+// "account" is no Stripe account: payouts must not try to pay it (Stripe
+// would refuse every attempt, and every weekly run would fail).
+func TestErasedPartnerIsNotPaid(t *testing.T) {
+	fs := newFakeStripe(t)
+	data := t.TempDir()
+	env := []string{"STRIPE_SECRET_KEY=sk_test_erased", "LEVQOR_STRIPE_API=" + fs.URL, "STRIPE_WEBHOOK_SECRET=" + webhookSecret, "LEVQOR_DATA_DIR=" + data}
+	s := start(t, env...)
+	expect(t, s.do("POST", "/api/auth/register", "", creds("partner@example.com", "partner password")), 201, "register partner")
+	ptok, _ := login(t, s, "partner@example.com", "partner password")
+	r := s.do("POST", "/api/partners", ptok, "")
+	expect(t, r, 201, "POST /api/partners")
+	code := r.json(t)["referral_code"].(string)
+	account := fs.accounts[0]["id"].(string)
+	if st, body := signedEvent(t, s, stripeEvent("evt_ready", "account.updated", map[string]any{"id": account, "object": "account", "payouts_enabled": true})); st != 200 {
+		t.Fatalf("account.updated: %d %s", st, body)
+	}
+	expect(t, s.do("POST", "/api/auth/register", "", fmt.Sprintf(`{"email":"buyer@example.com","password":"buyer password","ref":%q}`, code)), 201, "register buyer")
+	if st, body := signedEvent(t, s, stripeEvent("evt_paid", "invoice.paid", invoice("in_1", "buyer@example.com", 30000, "cus_buyer", "pi_1"))); st != 200 {
+		t.Fatalf("invoice.paid: %d %s", st, body)
+	}
+	if got := unpaidUSD(t, partnerMe(t, s, ptok)); got != 6000 {
+		t.Fatalf("unpaid before the erasure: %v", got)
+	}
+	expect(t, s.do("DELETE", "/api/user", ptok, ""), 204, "partner erasure")
+	for range 2 { // every later run alike
+		out, exit := cliEnv(t, data, env, "payouts")
+		if exit != 0 || strings.Contains(out, "failed") || len(fs.paid()) != 0 {
+			t.Fatalf("payouts after the partner's erasure: exit %d\n%s\npaid %v", exit, out, fs.paid())
+		}
+	}
+}
