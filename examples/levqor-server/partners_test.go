@@ -450,7 +450,7 @@ func TestReferralRacingPartnerErasure(t *testing.T) {
 			}()
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 				var n int
-				if err := db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO ' || $1 || ' %'`, tc.table).Scan(&n); err != nil {
+				if err := db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'INSERT INTO ' || $1 || ' %'`, tc.table).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				if n == 1 {
