@@ -110,8 +110,9 @@ func newID(prefix string) string {
 }
 
 // AddPartner registers (or updates the account of) a partner whose
-// account is ready to receive transfers (one an operator has checked).
-// A partner still onboarding is added with AddOnboardingPartner.
+// account is ready to receive transfers (one an operator has checked); an
+// existing partner, onboarding or not, is ready afterwards. A partner
+// still onboarding is added with AddOnboardingPartner.
 func (l *Ledger) AddPartner(ctx context.Context, id, account string, now time.Time) error {
 	return l.addPartner(ctx, l.db, id, account, true, now)
 }
@@ -119,7 +120,9 @@ func (l *Ledger) AddPartner(ctx context.Context, id, account string, now time.Ti
 // AddOnboardingPartner registers a partner whose account cannot receive
 // transfers yet (Stripe Connect onboarding not finished): commissions
 // accrue, but Run pays nothing until SetPayoutsEnabled turns the account
-// on. Adding an existing partner again changes nothing but its account.
+// on. Adding an existing partner again with the same account changes
+// nothing; with another account, the partner is not ready until
+// SetPayoutsEnabled confirms it.
 func (l *Ledger) AddOnboardingPartner(ctx context.Context, id, account string, now time.Time) error {
 	return l.addPartner(ctx, l.db, id, account, false, now)
 }
@@ -149,8 +152,14 @@ func (l *Ledger) addPartner(ctx context.Context, db execer, id, account string, 
 	if id == "" || account == "" {
 		return errors.New("payout: partner id and account are required")
 	}
+	// Again for an existing partner: AddPartner's account is ready (the
+	// operator checked it); AddOnboardingPartner keeps the readiness of
+	// the same account (a retried sign-up) and drops it for another one,
+	// which is unconfirmed.
 	_, err := db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET account = excluded.account`), id, account, stamp(now), flag(ready))
+		ON CONFLICT (id) DO UPDATE SET account = excluded.account,
+			payouts_enabled = CASE WHEN excluded.payouts_enabled = 1 OR levqor_partners.account = excluded.account
+				THEN levqor_partners.payouts_enabled | excluded.payouts_enabled ELSE 0 END`), id, account, stamp(now), flag(ready))
 	return err
 }
 

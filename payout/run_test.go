@@ -767,3 +767,41 @@ func TestNewRunnerConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestAddPartnerAgain: AddPartner marks the partner ready whether or not
+// it existed (the operator checked the account it names); adding an
+// onboarding partner again keeps its readiness only for the same account,
+// as a different one is unconfirmed.
+func TestAddPartnerAgain(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		w := newWorld(t, e, 0)
+		ready := func(id string) bool {
+			t.Helper()
+			p, err := w.ledger.Partner(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.PayoutsEnabled
+		}
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(w.ledger.AddOnboardingPartner(ctx, "p", "acct_1", w.clk.Now()))
+		must(w.ledger.AddPartner(ctx, "p", "acct_1", w.clk.Now()))
+		if !ready("p") {
+			t.Fatal("an onboarding partner added again by AddPartner is not ready")
+		}
+		must(w.ledger.AddOnboardingPartner(ctx, "p", "acct_1", w.clk.Now())) // a retried sign-up
+		if !ready("p") {
+			t.Fatal("the same account added again lost its readiness")
+		}
+		must(w.ledger.AddOnboardingPartner(ctx, "p", "acct_2", w.clk.Now()))
+		if p, _ := w.ledger.Partner(ctx, "p"); p.Account != "acct_2" || p.PayoutsEnabled {
+			t.Fatalf("another account, unconfirmed: %+v", p)
+		}
+	})
+}
