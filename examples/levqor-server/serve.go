@@ -226,11 +226,11 @@ func (a *app) backgroundJobs(ctx context.Context) {
 const maxBackupRetry = 10 * time.Minute
 
 // scheduledBackups backs up every LEVQOR_BACKUP_INTERVAL, counted from the
-// newest verified backup in the store rather than from the start of this process:
-// a server restarted more often than the interval (each deploy) would
-// otherwise never reach its first backup. So the first one runs at start
-// when there is none or the newest is older than the interval; a failed
-// one is alerted (critical) and tried again after the interval or
+// newest verified backup in the store rather than from the start of this
+// process: a server restarted more often than the interval (each deploy)
+// would otherwise never reach its first backup. So the first one runs at
+// start when there is none or the newest is older than the interval; a
+// failed one is alerted (critical) and tried again after the interval or
 // maxBackupRetry, the shorter.
 func (a *app) scheduledBackups(ctx context.Context) {
 	interval := a.cfg.BackupInterval
