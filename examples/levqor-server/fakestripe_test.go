@@ -24,9 +24,8 @@ type fakeStripe struct {
 	accounts  []map[string]any // Connect accounts created
 	links     int              // account links created
 	// sales makes the balance endpoints answer: one $100 charge (a $3.20
-	// fee) at noon UTC of every day (one second after midnight with
-	// earlySales, so that today's spend is never empty); failCosts makes
-	// them answer 500.
+	// fee) at noon UTC of every day (at midnight with earlySales, so that
+	// today's spend is never empty); failCosts makes them answer 500.
 	sales, earlySales, failCosts bool
 	// hang, when non-nil, is waited on after a transfer is recorded and
 	// before it is answered: the transfer is made, the answer delayed (or
@@ -142,7 +141,7 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		for day := gte - gte%86400; day < lt; day += 86400 {
 			at := day + 43200
 			if earlySales {
-				at = day + 1
+				at = day // midnight: inside every period that starts the day
 			}
 			if at >= gte && at < lt {
 				data = append(data, map[string]any{"id": fmt.Sprintf("txn_%d", at), "object": "balance_transaction", "amount": 10000, "fee": 320,
