@@ -186,7 +186,15 @@ func keyFileError(err error, lost string) error {
 	return fmt.Errorf("%s is missing: the server makes it on first start; if the server has run with this data directory, the key is lost: %s (restore it from your copy)", path, lost)
 }
 
-// backups checks that the newest backup is under 26 hours old and verifies.
+// maxBackupAge is how old the newest backup may be: a day and two hours
+// (daily backups), or LEVQOR_BACKUP_INTERVAL and two hours when that is
+// longer, so a weekly schedule is not a daily failure.
+func maxBackupAge(c config) time.Duration {
+	return max(24*time.Hour, c.BackupInterval) + 2*time.Hour
+}
+
+// backups checks that the newest backup is not older than maxBackupAge
+// and verifies.
 func (d *doctor) backups(ctx context.Context) {
 	store, err := backupStore(d.cfg, slog.New(slog.DiscardHandler), nil)
 	if err == nil {
@@ -196,8 +204,8 @@ func (d *doctor) backups(ctx context.Context) {
 		case err != nil:
 		case len(list) == 0:
 			err = errors.New("no backups yet (run: levqor-server backup)")
-		case time.Since(list[len(list)-1].Time) > 26*time.Hour:
-			err = fmt.Errorf("newest backup is %v old", time.Since(list[len(list)-1].Time).Round(time.Hour))
+		case time.Since(list[len(list)-1].Time) > maxBackupAge(d.cfg):
+			err = fmt.Errorf("newest backup is %v old (at most %v expected)", time.Since(list[len(list)-1].Time).Round(time.Hour), maxBackupAge(d.cfg))
 		default:
 			_, err = store.Verify(ctx, list[len(list)-1].Name)
 		}

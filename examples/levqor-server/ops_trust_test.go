@@ -704,3 +704,33 @@ func TestRecoveryOnANewMachine(t *testing.T) {
 	expect(t, s.do("GET", "/api/me", access, ""), 200, "a token issued before the loss")
 	login(t, s, "survivor@example.com", "recovery password")
 }
+
+// TestDoctorBackupAge: the newest backup may be a day old (and two hours),
+// or LEVQOR_BACKUP_INTERVAL old when backups are scheduled less often: a
+// weekly schedule is not a failure three days in.
+func TestDoctorBackupAge(t *testing.T) {
+	data := newData(t)
+	backupOnce(t, data)
+	manifest := filepath.Join(data, "backups", "manifest.json")
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []map[string]any
+	if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("manifest %s: %v", b, err)
+	}
+	entries[0]["time"] = time.Now().Add(-72 * time.Hour).UTC().Format(time.RFC3339Nano)
+	if b, err = json.Marshal(entries); err != nil || os.WriteFile(manifest, b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	if out, _ := cli(t, data, "", "doctor"); !strings.Contains(out, "FAIL  backup freshness") || !strings.Contains(out, "newest backup is 72h0m0s old") {
+		t.Fatalf("doctor with a 3-day-old backup, daily backups:\n%s", out)
+	}
+	if out, _ := cliEnv(t, data, []string{"LEVQOR_BACKUP_INTERVAL=168h"}, "doctor"); !strings.Contains(out, "PASS  backup freshness") {
+		t.Fatalf("doctor with a 3-day-old backup, weekly backups:\n%s", out)
+	}
+	if out, _ := cliEnv(t, data, []string{"LEVQOR_BACKUP_INTERVAL=48h"}, "doctor"); !strings.Contains(out, "FAIL  backup freshness") {
+		t.Fatalf("doctor with a 3-day-old backup, backups every two days:\n%s", out)
+	}
+}
