@@ -429,3 +429,24 @@ func TestHandlerWithoutClaims(t *testing.T) {
 		}
 	}
 }
+
+func TestIsPseudonym(t *testing.T) {
+	p := dsar.Pseudonym([]byte("a pseudonymisation key of 32 bytes"), "u_123")
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{p, true},
+		{"u_123", false},
+		{"hmac:", false},
+		{p[:len(p)-1], false},
+		{p + "0", false},
+		{strings.ToUpper(p[:5]) + p[5:], false},
+		{p[:len(p)-1] + "g", false},
+		{"acct_1Nv0FGQ9RKHgCVdK", false},
+	} {
+		if got := dsar.IsPseudonym(tc.s); got != tc.want {
+			t.Errorf("IsPseudonym(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}

@@ -299,6 +299,22 @@ func (s *SQLSource) hash(v any) any {
 // pseudonym the other sources write.
 func Pseudonym(key []byte, value string) string { return pseudonym(key, []byte(value)) }
 
+// IsPseudonym reports whether s has the form Pseudonym gives: "hmac:" and
+// 64 lowercase hex digits. Views can tell an erased subject's kept rows
+// from a live subject's by it.
+func IsPseudonym(s string) bool {
+	h, ok := strings.CutPrefix(s, "hmac:")
+	if !ok || len(h) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func pseudonym(key, value []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write(value)

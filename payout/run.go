@@ -125,7 +125,8 @@ type Report struct {
 	// by this Run, retried once LeaseUntil has passed.
 	InFlight []Payout
 	// NotReady lists balances that reached the minimum but whose partner's
-	// account cannot receive transfers yet (onboarding not finished).
+	// account is not confirmed ready for transfers (onboarding not
+	// finished, or re-keyed: see Ledger.RekeyPartnerTx).
 	NotReady []Planned
 	// NoMinimum lists currencies with unpaid commissions but no minimum configured.
 	NoMinimum []string
@@ -164,7 +165,7 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 	}
 	for _, p := range r.NotReady {
-		fmt.Fprintf(tw, "not ready\t%s\t%s\t\taccount cannot receive transfers yet (onboarding)\n", p.PartnerID, money.New(p.Amount, p.Currency))
+		fmt.Fprintf(tw, "not ready\t%s\t%s\t\taccount not confirmed ready for transfers (onboarding, or re-keyed)\n", p.PartnerID, money.New(p.Amount, p.Currency))
 	}
 	for _, cur := range r.NoMinimum {
 		fmt.Fprintf(tw, "no minimum\t\t%s\t\t\n", cur)

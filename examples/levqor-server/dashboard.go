@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/payout"
 	"github.com/levqor/levqor/slo"
@@ -366,12 +367,16 @@ func (d *dashboard) payoutsPanel(ctx context.Context) payoutsPanel {
 	for _, b := range bals {
 		get(b.Currency).Unpaid += b.Unpaid
 	}
-	out := payoutsPanel{panelState: known(), Totals: []payoutTotals{}, Onboarding: []string{}, Partners: len(partners)}
+	out := payoutsPanel{panelState: known(), Totals: []payoutTotals{}, Onboarding: []string{}}
 	for _, t := range by {
 		out.Totals = append(out.Totals, *t)
 	}
 	sort.Slice(out.Totals, func(i, j int) bool { return out.Totals[i].Currency < out.Totals[j].Currency })
 	for _, p := range partners {
+		if dsar.IsPseudonym(p.ID) {
+			continue // an erased partner, kept for accounting: never paid, not onboarding
+		}
+		out.Partners++
 		if !p.PayoutsEnabled {
 			out.Onboarding = append(out.Onboarding, p.ID)
 		}

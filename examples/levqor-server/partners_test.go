@@ -484,7 +484,9 @@ func TestReferralRacingPartnerErasure(t *testing.T) {
 func TestErasedPartnerIsNotPaid(t *testing.T) {
 	fs := newFakeStripe(t)
 	data := t.TempDir()
-	env := []string{"STRIPE_SECRET_KEY=sk_test_erased", "LEVQOR_STRIPE_API=" + fs.URL, "STRIPE_WEBHOOK_SECRET=" + webhookSecret, "LEVQOR_DATA_DIR=" + data}
+	ops := freeAddr(t)
+	env := []string{"STRIPE_SECRET_KEY=sk_test_erased", "LEVQOR_STRIPE_API=" + fs.URL, "STRIPE_WEBHOOK_SECRET=" + webhookSecret, "LEVQOR_DATA_DIR=" + data,
+		"LEVQOR_OPS_ADDR=" + ops}
 	s := start(t, env...)
 	expect(t, s.do("POST", "/api/auth/register", "", creds("partner@example.com", "partner password")), 201, "register partner")
 	ptok, _ := login(t, s, "partner@example.com", "partner password")
@@ -505,8 +507,19 @@ func TestErasedPartnerIsNotPaid(t *testing.T) {
 	expect(t, s.do("DELETE", "/api/user", ptok, ""), 204, "partner erasure")
 	for range 2 { // every later run alike
 		out, exit := cliEnv(t, data, env, "payouts")
-		if exit != 0 || strings.Contains(out, "failed") || len(fs.paid()) != 0 {
+		if exit != 0 || strings.Contains(out, "failed") || !strings.Contains(out, "not ready") || len(fs.paid()) != 0 {
 			t.Fatalf("payouts after the partner's erasure: exit %d\n%s\npaid %v", exit, out, fs.paid())
 		}
+	}
+	// The dashboard counts no erased partner as a partner, nor as onboarding.
+	st, body := opsGet(t, ops, "/dashboard.json")
+	var d struct {
+		Payouts struct {
+			Partners   int      `json:"partners"`
+			Onboarding []string `json:"partners_awaiting_onboarding"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &d); st != 200 || err != nil || d.Payouts.Partners != 0 || len(d.Payouts.Onboarding) != 0 {
+		t.Fatalf("dashboard after the partner's erasure: %d %+v %v", st, d.Payouts, err)
 	}
 }
