@@ -197,8 +197,8 @@ func maxBackupAge(c config) time.Duration {
 // and verifies.
 func (d *doctor) backups(ctx context.Context) {
 	store, err := backupStore(d.cfg, slog.New(slog.DiscardHandler), nil)
+	var list []backup.Info
 	if err == nil {
-		var list []backup.Info
 		list, err = store.List()
 		switch {
 		case err != nil:
@@ -211,6 +211,9 @@ func (d *doctor) backups(ctx context.Context) {
 		}
 	}
 	d.check("backup freshness", err)
+	if d.cfg.BackupUpload != "" && len(list) > 0 {
+		d.check("off-site copy", offsiteCopy(ctx, d.cfg.BackupUpload, list[len(list)-1]))
+	}
 	if d.cfg.BackupUpload != "" {
 		up, uerr := os.Stat(d.cfg.BackupUpload)
 		dir, derr := os.Stat(d.cfg.BackupDir)
@@ -218,4 +221,25 @@ func (d *doctor) backups(ctx context.Context) {
 			d.warn("LEVQOR_BACKUP_UPLOAD_DIR is the backup directory itself: uploads make no second copy")
 		}
 	}
+}
+
+// offsiteCopy checks that the upload directory holds newest, byte for
+// byte (its SHA-256 against the manifest's), with the checksum sidecar
+// that lets it be verified and restored on its own.
+func offsiteCopy(ctx context.Context, dir string, newest backup.Info) error {
+	up, err := backup.NewDirUploader(backup.DirUploaderConfig{Dir: dir})
+	if err != nil {
+		return err
+	}
+	sum, err := up.SHA256(ctx, newest.Name)
+	if err != nil {
+		return fmt.Errorf("no off-site copy of the newest backup %s: %w", newest.Name, err)
+	}
+	if sum != newest.SHA256 {
+		return fmt.Errorf("the off-site copy of %s differs from the backup (sha256 %s, manifest %s)", newest.Name, sum, newest.SHA256)
+	}
+	if _, err := os.Stat(filepath.Join(dir, newest.Name+".sha256")); err != nil {
+		return fmt.Errorf("the off-site copy of %s has no checksum sidecar, so it cannot be verified or restored on its own: %w", newest.Name, err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -594,6 +595,25 @@ func TestOffsiteCopyRestores(t *testing.T) {
 	if len(copies) != 1 {
 		t.Fatalf("off-site copies: %v", copies)
 	}
+	// doctor checks the off-site copy of the newest backup, and says so
+	// when it is missing its sidecar or differs.
+	if out, _ := cliEnv(t, data, env, "doctor"); !strings.Contains(out, "PASS  off-site copy") {
+		t.Fatalf("doctor with the off-site copy in place:\n%s", out)
+	}
+	sidecar, _ := os.ReadFile(copies[0] + ".sha256")
+	_ = os.Remove(copies[0] + ".sha256")
+	if out, code := cliEnv(t, data, env, "doctor"); code != 1 || !strings.Contains(out, "FAIL  off-site copy") || !strings.Contains(out, "no checksum sidecar") {
+		t.Fatalf("doctor with the off-site sidecar gone: exit %d\n%s", code, out)
+	}
+	_ = os.WriteFile(copies[0]+".sha256", sidecar, 0o600)
+	good, _ := os.ReadFile(copies[0])
+	bad := slices.Clone(good)
+	bad[len(bad)/2] ^= 1
+	_ = os.WriteFile(copies[0], bad, 0o600)
+	if out, code := cliEnv(t, data, env, "doctor"); code != 1 || !strings.Contains(out, "differs from the backup") {
+		t.Fatalf("doctor with a damaged off-site copy: exit %d\n%s", code, out)
+	}
+	_ = os.WriteFile(copies[0], good, 0o600)
 	if err := os.RemoveAll(filepath.Join(data, "backups")); err != nil { // the local disk is gone
 		t.Fatal(err)
 	}
