@@ -147,8 +147,12 @@ func TestSLOAlerts(t *testing.T) {
 		{"false", 3, "FAILED"},
 	} {
 		before := len(tg.sent())
-		out, code := cliEnv(t, data, tg.env(), "slo", "--url", bad.URL, "--interval", "1ms", "--rollback-cmd", tc.rollback)
+		withPassword := strings.Replace(bad.URL, "http://", "http://probe:s3cret-probe-password@", 1)
+		out, code := cliEnv(t, data, tg.env(), "slo", "--url", withPassword, "--interval", "1ms", "--rollback-cmd", tc.rollback)
 		sent := tg.sent()[before:]
+		if strings.Contains(out, "s3cret") || strings.Contains(strings.Join(sent, ""), "s3cret") {
+			t.Fatalf("the URL's password reached the output or an alert:\n%s\n%q", out, sent)
+		}
 		if code != tc.code || len(sent) != 1 || !strings.Contains(sent[0], "failed its SLO watchdog") || !strings.Contains(sent[0], tc.says) {
 			t.Fatalf("slo --rollback-cmd %q: exit %d (want %d), alerts %q\n%s", tc.rollback, code, tc.code, sent, out)
 		}

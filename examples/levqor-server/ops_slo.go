@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -34,8 +35,13 @@ func cmdSLO(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
+	// The name goes into logs and alerts: without the URL's password.
+	name := *url
+	if u, err := neturl.Parse(*url); err == nil {
+		name = u.Redacted()
+	}
 	cfg := slo.WatchdogConfig{
-		Name: *url, URL: *url, Count: *count, Interval: *interval,
+		Name: name, URL: *url, Count: *count, Interval: *interval,
 		LatencyThreshold: env.cfg.SLOLatency, FailureLimit: env.cfg.SLOFailures, Logger: env.log,
 		Notifier: notifier,
 	}
