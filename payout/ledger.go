@@ -153,13 +153,21 @@ func (l *Ledger) addPartner(ctx context.Context, db execer, id, account string, 
 		return errors.New("payout: partner id and account are required")
 	}
 	// Again for an existing partner: AddPartner's account is ready (the
-	// operator checked it); AddOnboardingPartner keeps the readiness of
-	// the same account (a retried sign-up) and drops it for another one,
-	// which is unconfirmed.
-	_, err := db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled) VALUES (?, ?, ?, ?)
+	// operator checked it now, so news older than now changes nothing);
+	// AddOnboardingPartner keeps the readiness of the same account (a
+	// retried sign-up) and drops it, with the news about the old account,
+	// for another one, which is unconfirmed.
+	checked := ""
+	if ready {
+		checked = stamp(now)
+	}
+	_, err := db.ExecContext(ctx, l.q(`INSERT INTO levqor_partners (id, account, created_at, payouts_enabled, payouts_updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET account = excluded.account,
 			payouts_enabled = CASE WHEN excluded.payouts_enabled = 1 OR levqor_partners.account = excluded.account
-				THEN levqor_partners.payouts_enabled | excluded.payouts_enabled ELSE 0 END`), id, account, stamp(now), flag(ready))
+				THEN levqor_partners.payouts_enabled | excluded.payouts_enabled ELSE 0 END,
+			payouts_updated_at = CASE WHEN excluded.payouts_enabled = 1 THEN excluded.payouts_updated_at
+				WHEN levqor_partners.account = excluded.account THEN levqor_partners.payouts_updated_at ELSE '' END`),
+		id, account, stamp(now), flag(ready), checked)
 	return err
 }
 

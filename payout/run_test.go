@@ -795,6 +795,17 @@ func TestAddPartnerAgain(t *testing.T) {
 		if !ready("p") {
 			t.Fatal("an onboarding partner added again by AddPartner is not ready")
 		}
+		// The operator's check is news as of then: a provider event from
+		// before it, delivered late, changes nothing; a later one does.
+		must(w.ledger.SetPayoutsEnabled(ctx, "acct_1", false, w.clk.Now().Add(-time.Minute)))
+		if !ready("p") {
+			t.Fatal("an event older than the operator's check undid it")
+		}
+		must(w.ledger.SetPayoutsEnabled(ctx, "acct_1", false, w.clk.Now().Add(time.Minute)))
+		if ready("p") {
+			t.Fatal("a newer event was ignored")
+		}
+		must(w.ledger.AddPartner(ctx, "p", "acct_1", w.clk.Now().Add(2*time.Minute)))
 		must(w.ledger.AddOnboardingPartner(ctx, "p", "acct_1", w.clk.Now())) // a retried sign-up
 		if !ready("p") {
 			t.Fatal("the same account added again lost its readiness")
