@@ -181,3 +181,27 @@ func TestScheduledBackupFailureAlerts(t *testing.T) {
 		t.Fatalf("the alert does not say what failed: %q", sent)
 	}
 }
+
+// TestHousekeepingFailureAlerts: housekeeping that fails (here a table it
+// prunes is gone) sends a warning; before, it only wrote a log line, and
+// the tables it keeps small would grow unnoticed.
+func TestHousekeepingFailureAlerts(t *testing.T) {
+	data := t.TempDir()
+	s := start(t, "LEVQOR_DATA_DIR="+data)
+	s.stop()
+	db := openDB(t, data)
+	if _, err := db.Exec(`DROP TABLE stripe_events`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	tg := newFakeTelegram(t)
+	s = start(t, append(tg.env(), "LEVQOR_DATA_DIR="+data)...) // housekeeping runs at start
+	for deadline := time.Now().Add(30 * time.Second); countContaining(tg.sent(), "Housekeeping failed") == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no alert 30 s after a failed housekeeping; sent %q\n%s", tg.sent(), s.logs.String())
+		}
+	}
+	if sent := tg.sent(); !strings.Contains(sent[len(sent)-1], "stripe") {
+		t.Fatalf("the alert does not say what failed: %q", sent)
+	}
+}
