@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/levqor/levqor/internal/atomicfile"
@@ -95,25 +94,13 @@ const lockRetry = 10 * time.Millisecond
 
 // lockDir takes the directory lock, waiting until it is free or ctx ends.
 func (s *Store) lockDir(ctx context.Context) (unlock func(), err error) {
-	f, err := os.OpenFile(s.path(lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("backup: lock file: %w", err)
-	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("backup: lock %s: %w", s.path(lockFile), err)
+		unlock, err := lockExclusive(s.path(lockFile))
+		if !errors.Is(err, ErrInUse) {
+			return unlock, err
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			return nil, ctx.Err()
 		case <-time.After(lockRetry):
 		}

@@ -556,18 +556,12 @@ func TestScheduledBackupsSurviveRestarts(t *testing.T) {
 	// A backup that never passed its check does not count: with the
 	// only one unverified, the next start backs up at once.
 	s.stop()
-	b, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []map[string]any
-	if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 1 || entries[0]["verified_at"] == nil {
-		t.Fatalf("manifest %s: %v", b, err)
-	}
-	delete(entries[0], "verified_at")
-	if b, err = json.Marshal(entries); err != nil || os.WriteFile(manifest, b, 0o600) != nil {
-		t.Fatal(err)
-	}
+	editOnlyBackup(t, manifest, func(e map[string]any) {
+		if e["verified_at"] == nil {
+			t.Fatalf("the backup was not verified: %v", e)
+		}
+		delete(e, "verified_at")
+	})
 	s = start(t, env...)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if m, _ := filepath.Glob(filepath.Join(data, "backups", "*.db")); len(m) == 2 {
@@ -732,18 +726,9 @@ func TestDoctorBackupAge(t *testing.T) {
 	data := newData(t)
 	backupOnce(t, data)
 	manifest := filepath.Join(data, "backups", "manifest.json")
-	b, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []map[string]any
-	if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 1 {
-		t.Fatalf("manifest %s: %v", b, err)
-	}
-	entries[0]["time"] = time.Now().Add(-72 * time.Hour).UTC().Format(time.RFC3339Nano)
-	if b, err = json.Marshal(entries); err != nil || os.WriteFile(manifest, b, 0o600) != nil {
-		t.Fatal(err)
-	}
+	editOnlyBackup(t, manifest, func(e map[string]any) {
+		e["time"] = time.Now().Add(-72 * time.Hour).UTC().Format(time.RFC3339Nano)
+	})
 	if out, _ := cli(t, data, "", "doctor"); !strings.Contains(out, "FAIL  backup freshness") || !strings.Contains(out, "newest backup is 72h0m0s old") {
 		t.Fatalf("doctor with a 3-day-old backup, daily backups:\n%s", out)
 	}
@@ -752,5 +737,23 @@ func TestDoctorBackupAge(t *testing.T) {
 	}
 	if out, _ := cliEnv(t, data, []string{"LEVQOR_BACKUP_INTERVAL=48h"}, "doctor"); !strings.Contains(out, "FAIL  backup freshness") {
 		t.Fatalf("doctor with a 3-day-old backup, backups every two days:\n%s", out)
+	}
+}
+
+// editOnlyBackup rewrites the manifest at path, which must list exactly
+// one backup, after edit changed that backup's entry.
+func editOnlyBackup(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []map[string]any
+	if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("manifest %s: %v", b, err)
+	}
+	edit(entries[0])
+	if b, err = json.Marshal(entries); err != nil || os.WriteFile(path, b, 0o600) != nil {
+		t.Fatal(err)
 	}
 }
