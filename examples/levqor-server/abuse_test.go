@@ -260,6 +260,50 @@ func TestLoginThrottlePerAccount(t *testing.T) {
 	login(t, s, "other@example.com", "other password")
 }
 
+// TestLoginThrottleConcurrent: guesses for one account sent all at once
+// (from many addresses, as a botnet would) check at most loginFailures
+// passwords; the rest get 429. Before, each checked the throttle before
+// any had failed, and a burst of 200 checked 143 passwords. With Redis
+// the replicas share the count: guesses spread over two replicas check
+// the same ten in total.
+func TestLoginThrottleConcurrent(t *testing.T) {
+	rs := redistest.Start(t)
+	redisEnv := []string{"LEVQOR_REDIS_URL=" + rs.URL(), "LEVQOR_HASH_CONCURRENCY=4"}
+	for _, tc := range []struct {
+		name     string
+		replicas func(t *testing.T) []*server
+	}{
+		{"memory", func(t *testing.T) []*server { return []*server{start(t, "LEVQOR_HASH_CONCURRENCY=4")} }},
+		{"redis, two replicas", func(t *testing.T) []*server { return []*server{start(t, redisEnv...), start(t, redisEnv...)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.replicas(t)
+			email := "burst-" + strconv.Itoa(len(r)) + "@example.com"
+			expect(t, r[0].do("POST", "/api/auth/register", "", creds(email, "right password")), 201, "register")
+			const n = 80
+			codes := make([]int, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					res, _ := doRaw(t, r[i%len(r)].url, "POST", "/api/auth/login", creds(email, fmt.Sprintf("wrong guess %d", i)))
+					codes[i] = res.StatusCode
+				})
+			}
+			wg.Wait()
+			count := map[int]int{}
+			for _, c := range codes {
+				count[c]++
+			}
+			if count[401] != 10 || count[429] != n-10 {
+				t.Fatalf("%d guesses at once: %v; want 10 checked (401) and %d refused (429)", n, count, n-10)
+			}
+			for _, s := range r {
+				expect(t, s.do("POST", "/api/auth/login", "", creds(email, "right password")), 429, "the right password after the burst")
+			}
+		})
+	}
+}
+
 // TestDeleteAccountRace: logins racing with DELETE /api/user never yield
 // a working session after the 204, and no row of the user reappears.
 func TestDeleteAccountRace(t *testing.T) {

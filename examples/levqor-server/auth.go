@@ -166,6 +166,10 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	id, ok := a.checkCredentials(w, r, email, c.Password)
 	if !ok {
+		// The password was never checked: the attempt does not count.
+		if err := a.logins.Release(context.WithoutCancel(r.Context()), key); err != nil {
+			a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		}
 		return
 	}
 	if !a.loginGood(w, r, key, id) {
@@ -192,10 +196,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	writePair(w, pair)
 }
 
-// loginLocked answers 429 (or 503 when the throttle cannot be asked) and
-// reports true when the account is locked after too many failures.
+// loginLocked counts the attempt with the throttle before any password is
+// checked; it answers 429 (or 503 when the throttle cannot be asked) and
+// reports true when the account is locked after too many attempts.
 func (a *app) loginLocked(w http.ResponseWriter, r *http.Request, key string) bool {
-	locked, err := a.logins.Locked(r.Context(), key)
+	locked, err := a.logins.Attempt(r.Context(), key)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "login unavailable")
@@ -233,13 +238,11 @@ func (a *app) checkCredentials(w http.ResponseWriter, r *http.Request, email, pa
 	return id, true
 }
 
-// loginGood records the outcome with the throttle; on a failure (id "")
-// it answers 401 and returns false.
+// loginGood records a success with the throttle (a failure was counted
+// as an attempt already); on a failure (id "") it answers 401 and returns
+// false.
 func (a *app) loginGood(w http.ResponseWriter, r *http.Request, key, id string) bool {
 	if id == "" {
-		if err := a.logins.Failed(r.Context(), key); err != nil {
-			a.log.ErrorContext(r.Context(), "login throttle", "err", err)
-		}
 		writeError(w, http.StatusUnauthorized, "invalid email or password")
 		return false
 	}

@@ -127,33 +127,6 @@ func TestCheckPasswordLength(t *testing.T) {
 	}
 }
 
-func TestMemoryGuardBounded(t *testing.T) {
-	g := newMemoryGuard(100)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	g.now = func() time.Time { return now }
-	ctx := t.Context()
-	for i := range 10_000 {
-		_ = g.Failed(ctx, accountKey(strconv.Itoa(i)))
-	}
-	if len(g.keys) > 100 {
-		t.Fatalf("%d keys held, cap 100", len(g.keys))
-	}
-	k := accountKey("victim")
-	for range loginFailures {
-		if d, _ := g.Locked(ctx, k); d != 0 {
-			t.Fatal("locked too early")
-		}
-		_ = g.Failed(ctx, k)
-	}
-	if d, _ := g.Locked(ctx, k); d != loginWindow {
-		t.Fatalf("locked for %v", d)
-	}
-	now = now.Add(loginWindow)
-	if d, _ := g.Locked(ctx, k); d != 0 {
-		t.Fatalf("still locked after the window: %v", d)
-	}
-}
-
 func TestMethodLabel(t *testing.T) {
 	for in, want := range map[string]string{"GET": "GET", "DELETE": "DELETE", "get": "other", "XYZ": "other", strings.Repeat("Q", 4096): "other"} {
 		if got := methodLabel(in); got != want {

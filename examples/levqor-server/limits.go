@@ -43,21 +43,31 @@ func (g *hashGate) do(ctx context.Context, fn func()) error {
 	return nil
 }
 
-// Per-account login throttle (OWASP Authentication Cheat Sheet): after
-// loginFailures failed logins for one email within loginWindow, further
-// attempts get 429 until the window ends; a successful login resets it. It
-// applies the same way to emails with and without an account, so it
-// reveals nothing about which exist.
+// Per-account login throttle (OWASP Authentication Cheat Sheet): at most
+// loginFailures password checks for one email within loginWindow, failed
+// or still running; further attempts get 429 until the window ends, and a
+// successful login resets it. It applies the same way to emails with and
+// without an account, so it reveals nothing about which exist.
 const (
 	loginFailures = 10
 	loginWindow   = 15 * time.Minute
 )
 
-// loginGuard counts failed logins per account key (a hash of the email).
+// loginGuard counts login attempts per account key (a hash of the email).
+// An attempt is counted before its password is checked, not after it
+// failed: otherwise every attempt sent at once passes the check before
+// the first failure is recorded, and a burst from many addresses checks
+// as many passwords as the hashing slots get through (143 against a limit
+// of 10, measured with the real binary before this design).
 type loginGuard interface {
-	// Locked returns how long the key stays locked (0 when it is not).
-	Locked(ctx context.Context, key string) (time.Duration, error)
-	Failed(ctx context.Context, key string) error
+	// Attempt counts one attempt and returns 0, or, when the key already
+	// holds loginFailures attempts in its window, how long it stays locked
+	// (the refused attempt is not counted).
+	Attempt(ctx context.Context, key string) (time.Duration, error)
+	// Release gives back an attempt whose password was never checked
+	// (no hashing slot, the database failed).
+	Release(ctx context.Context, key string) error
+	// Succeeded resets the key.
 	Succeeded(ctx context.Context, key string) error
 }
 
@@ -82,22 +92,16 @@ type failWindow struct {
 	ends  time.Time
 }
 
+var (
+	_ loginGuard = (*memoryGuard)(nil)
+	_ loginGuard = redisGuard{}
+)
+
 func newMemoryGuard(max int) *memoryGuard {
 	return &memoryGuard{max: max, now: time.Now, keys: map[string]*failWindow{}}
 }
 
-func (g *memoryGuard) Locked(_ context.Context, key string) (time.Duration, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	w, ok := g.keys[key]
-	now := g.now()
-	if !ok || !now.Before(w.ends) || w.count < loginFailures {
-		return 0, nil
-	}
-	return w.ends.Sub(now), nil
-}
-
-func (g *memoryGuard) Failed(_ context.Context, key string) error {
+func (g *memoryGuard) Attempt(_ context.Context, key string) (time.Duration, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -109,7 +113,19 @@ func (g *memoryGuard) Failed(_ context.Context, key string) error {
 		w = &failWindow{ends: now.Add(loginWindow)}
 		g.keys[key] = w
 	}
+	if w.count >= loginFailures {
+		return w.ends.Sub(now), nil
+	}
 	w.count++
+	return 0, nil
+}
+
+func (g *memoryGuard) Release(_ context.Context, key string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w, ok := g.keys[key]; ok && g.now().Before(w.ends) && w.count > 0 {
+		w.count--
+	}
 	return nil
 }
 
@@ -138,41 +154,48 @@ func (g *memoryGuard) Succeeded(_ context.Context, key string) error {
 }
 
 // redisGuard shares the throttle between replicas: one counter key per
-// account that expires with its window.
+// account that expires with its window, counted and checked in one script
+// so attempts on several replicas at once are counted exactly.
 type redisGuard struct{ c redis.UniversalClient }
 
 const loginGuardPrefix = "levqor:lf:"
 
-func (g redisGuard) Locked(ctx context.Context, key string) (time.Duration, error) {
-	k := loginGuardPrefix + key
-	var get *redis.StringCmd
-	var ttl *redis.DurationCmd
-	_, err := g.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, k)
-		ttl = p.PTTL(ctx, k)
-		return nil
-	})
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
+// attemptScript: KEYS[1] the counter, ARGV[1] loginFailures, ARGV[2] the
+// window in ms. Returns 0 (counted) or the lock's remaining ms.
+var attemptScript = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2])
+  end
+  return ttl
+end
+if redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+// releaseScript takes one attempt back, keeping the window's expiry, and
+// never below zero (the window may have ended meanwhile).
+var releaseScript = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`)
+
+func (g redisGuard) Attempt(ctx context.Context, key string) (time.Duration, error) {
+	ms, err := attemptScript.Run(ctx, g.c, []string{loginGuardPrefix + key}, loginFailures, loginWindow.Milliseconds()).Int64()
 	if err != nil {
 		return 0, err
 	}
-	n, err := get.Int()
-	if err != nil || n < loginFailures || ttl.Val() <= 0 {
-		return 0, nil
-	}
-	return ttl.Val(), nil
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
-func (g redisGuard) Failed(ctx context.Context, key string) error {
-	k := loginGuardPrefix + key
-	_, err := g.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Incr(ctx, k)
-		p.ExpireNX(ctx, k, loginWindow)
-		return nil
-	})
-	return err
+func (g redisGuard) Release(ctx context.Context, key string) error {
+	return releaseScript.Run(ctx, g.c, []string{loginGuardPrefix + key}).Err()
 }
 
 func (g redisGuard) Succeeded(ctx context.Context, key string) error {
