@@ -40,13 +40,18 @@ func runChromium(t *testing.T, bin string, args ...string) string {
 }
 
 // TestLandingPageInBrowser loads / in headless Chromium: the inline script
-// runs only through the response's CSP nonce, and no violation is reported.
+// runs only through the response's CSP nonce, and no violation is reported,
+// there or on the page Stripe sends partners back to.
 func TestLandingPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	s := start(t)
 	dom := runChromium(t, bin, "--virtual-time-budget=3000", "--dump-dom", s.url+"/")
 	if !strings.Contains(dom, `data-script-ran="yes"`) || !strings.Contains(dom, "Page script ran under a strict CSP.") {
 		t.Fatalf("the nonce'd script did not run:\n%s", dom)
+	}
+	dom = runChromium(t, bin, "--virtual-time-budget=3000", "--dump-dom", s.url+"/partners/onboarding?expired=1")
+	if !strings.Contains(dom, `id="onboarding-expired"`) {
+		t.Fatalf("onboarding page:\n%s", dom)
 	}
 	artifacts := os.Getenv("LEVQOR_ARTIFACTS")
 	if artifacts == "" {

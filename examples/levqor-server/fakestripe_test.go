@@ -37,6 +37,8 @@ type fakeStripe struct {
 	holdAccounts chan struct{}
 	accountMade  chan string
 	deleted      []string // Connect accounts deleted
+	// returnURL and refreshURL are the last account link's.
+	returnURL, refreshURL string
 }
 
 func newFakeStripe(t *testing.T) *fakeStripe {
@@ -209,11 +211,19 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.links++
+		f.returnURL, f.refreshURL = r.Form.Get("return_url"), r.Form.Get("refresh_url")
 		_ = json.NewEncoder(w).Encode(map[string]any{"object": "account_link", "created": 1, "expires_at": 2,
 			"url": "https://connect.stripe.com/setup/e/" + acct + "/" + strconv.Itoa(f.links)})
 	default:
 		stripeError(w, 404, "invalid_request_error", "Unrecognized request URL ("+r.Method+": "+r.URL.Path+")")
 	}
+}
+
+// linkURLs returns the last account link's return and refresh URLs.
+func (f *fakeStripe) linkURLs() (string, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.returnURL, f.refreshURL
 }
 
 // setCosts sets sales, earlySales and failCosts (under the lock: the

@@ -11,6 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v85"
 
 	"github.com/levqor/levqor/internal/sqldialect"
+	"github.com/levqor/levqor/payout"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -110,13 +111,46 @@ func (a *app) dropStripeAccount(ctx context.Context, sc *stripe.Client, account 
 	}
 }
 
+// partnerOnboarding is POST /api/partners/onboarding: a new Stripe
+// onboarding link for a partner whose payout account is not ready yet.
+// Links work once and expire within minutes, so a partner who left the
+// form, or whose link expired, needs another; POST /api/partners answers
+// 409 once they are a partner.
+func (a *app) partnerOnboarding(w http.ResponseWriter, r *http.Request) {
+	c, _ := tokens.FromContext(r.Context())
+	ctx := r.Context()
+	if a.cfg.StripeKey == "" {
+		writeError(w, http.StatusServiceUnavailable, "the partner programme is not configured")
+		return
+	}
+	partner, err := a.ledger.Partner(ctx, c.Subject)
+	switch {
+	case errors.Is(err, payout.ErrUnknownPartner):
+		writeError(w, http.StatusNotFound, "not a partner")
+		return
+	case err != nil:
+		a.storeFailed(w, r, "partners: onboarding", "could not load the partner", err)
+		return
+	case partner.PayoutsEnabled:
+		writeError(w, http.StatusConflict, "onboarding is complete: payouts are enabled")
+		return
+	}
+	link, err := a.onboardingLink(ctx, stripeClient(a.cfg), partner.Account)
+	if err != nil {
+		a.log.ErrorContext(ctx, "partners: create onboarding link", "err", stripeErrorText(err))
+		writeError(w, http.StatusBadGateway, "could not create the onboarding link; try again")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"onboarding_url": link})
+}
+
 // onboardingLink creates a Stripe account link for onboarding; Stripe's
 // links expire within minutes, so it is made per request, never stored.
 func (a *app) onboardingLink(ctx context.Context, sc *stripe.Client, account string) (string, error) {
 	link, err := sc.V1AccountLinks.Create(ctx, &stripe.AccountLinkCreateParams{
 		Account:    stripe.String(account),
-		RefreshURL: stripe.String(a.baseURL + "/partners/onboarding"),
-		ReturnURL:  stripe.String(a.baseURL + "/partners/onboarding"),
+		RefreshURL: stripe.String(a.baseURL + onboardingRefreshPath),
+		ReturnURL:  stripe.String(a.baseURL + onboardingReturnPath),
 		Type:       stripe.String("account_onboarding"),
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -124,6 +125,7 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	}
 	account := fs.accounts[0]["id"].(string)
 	expect(t, s.do("POST", "/api/partners", "", ""), 401, "sign-up without a token")
+	partnerOnboarding(t, s, fs, ptok, p["onboarding_url"].(string))
 
 	// A referred user, and one with an unknown code (answered alike).
 	ref := func(email, code string) string {
@@ -207,6 +209,7 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	if got := unpaidUSD(t, me); got != 0 || me["payouts_enabled"] != true {
 		t.Fatalf("after the refund: %v", me)
 	}
+	expect(t, s.do("POST", "/api/partners/onboarding", ptok, ""), 409, "a new onboarding link once payouts are enabled")
 	if out, exit := cliEnv(t, data, env, "payouts"); exit != 0 || len(fs.paid()) != 0 {
 		t.Fatalf("payouts after the refund paid: exit %d\n%s\npaid %v", exit, out, fs.paid())
 	}
@@ -245,6 +248,7 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	// A user who is not a partner.
 	btok, _ := login(t, s, "buyer@example.com", "buyer password")
 	expect(t, s.do("GET", "/api/partners/me", btok, ""), 404, "not a partner")
+	expect(t, s.do("POST", "/api/partners/onboarding", btok, ""), 404, "an onboarding link for someone not a partner")
 
 	// Data-subject exports: the partner sees their code, commissions and
 	// when referrals happened; the buyer sees that they were referred and
@@ -293,6 +297,32 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	}
 }
 
+// partnerOnboarding: a partner who left Stripe's form, or whose link
+// expired (links work once, for minutes), gets a new link, and the pages
+// Stripe sends them back to are served. Before, both pages were 404 and
+// nothing made a second link (POST /api/partners answers 409): such a
+// partner could never finish onboarding, so was never paid.
+func partnerOnboarding(t *testing.T, s *server, fs *fakeStripe, token, first string) {
+	t.Helper()
+	r := s.do("POST", "/api/partners/onboarding", token, "")
+	expect(t, r, 200, "a new onboarding link")
+	if u, _ := r.json(t)["onboarding_url"].(string); u == first || !strings.HasPrefix(u, "https://connect.stripe.com/") {
+		t.Fatalf("new onboarding link %q (the first was %q)", u, first)
+	}
+	expect(t, s.do("POST", "/api/partners/onboarding", "", ""), 401, "an onboarding link without a token")
+	back, expired := fs.linkURLs()
+	for _, tc := range []struct{ url, id string }{{back, "onboarding-returned"}, {expired, "onboarding-expired"}} {
+		u, err := url.Parse(tc.url)
+		if err != nil || u.Host == "" {
+			t.Fatalf("Stripe was given %q", tc.url)
+		}
+		page := s.do("GET", u.RequestURI(), "", "")
+		if page.status != 200 || !strings.Contains(page.body, `id="`+tc.id+`"`) || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("GET %s (given to Stripe as %s): %d %.300s", u.RequestURI(), tc.url, page.status, page.body)
+		}
+	}
+}
+
 // TestPartnerProgrammeUnconfigured: without Stripe keys the endpoints say
 // so (503), and a webhook is never accepted unverified.
 func TestPartnerProgrammeUnconfigured(t *testing.T) {
@@ -300,6 +330,7 @@ func TestPartnerProgrammeUnconfigured(t *testing.T) {
 	expect(t, s.do("POST", "/api/auth/register", "", creds("p@example.com", "partner password")), 201, "register")
 	tok, _ := login(t, s, "p@example.com", "partner password")
 	expect(t, s.do("POST", "/api/partners", tok, ""), 503, "sign-up without STRIPE_SECRET_KEY")
+	expect(t, s.do("POST", "/api/partners/onboarding", tok, ""), 503, "an onboarding link without STRIPE_SECRET_KEY")
 	body := stripeEvent("evt_1", "invoice.paid", invoice("in_1", "p@example.com", 100, "", ""))
 	if st, _ := postEvent(t, s, body, stripeSignature(body, time.Now(), webhookSecret)); st != 503 {
 		t.Fatalf("webhook without STRIPE_WEBHOOK_SECRET: %d", st)

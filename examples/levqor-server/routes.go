@@ -124,6 +124,7 @@ func (a *app) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/user", auth(http.HandlerFunc(a.deleteUser)))
 	mux.Handle("POST /api/partners", auth(http.HandlerFunc(a.becomePartner)))
 	mux.Handle("GET /api/partners/me", auth(http.HandlerFunc(a.partnerMe)))
+	mux.Handle("POST /api/partners/onboarding", auth(http.HandlerFunc(a.partnerOnboarding)))
 	mux.HandleFunc("POST /webhooks/stripe", a.stripeWebhook)
 }
 
@@ -147,6 +148,11 @@ func (a *app) siteRoutes(mux *http.ServeMux) error {
 		return err
 	}
 	mux.Handle("GET /{$}", page)
+	onboarding, err := a.onboardingPage()
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET "+onboardingReturnPath, onboarding)
 	mux.HandleFunc("GET /sitemap.xml", a.sitemap)
 	mux.HandleFunc("GET /robots.txt", a.robots)
 	if a.cfg.IndexNowKey != "" {

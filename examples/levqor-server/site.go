@@ -26,14 +26,43 @@ var testimonials = []testimonial{
 }
 
 func (a *app) landing() (http.Handler, error) {
-	tmpl, err := template.ParseFS(templates, "templates/index.html")
+	return a.page("index.html", func(*http.Request) map[string]any {
+		return map[string]any{"Testimonials": testimonials}
+	})
+}
+
+// Where Stripe sends a partner back from Connect onboarding: the return
+// URL after they leave or finish, the refresh URL when the link expired or
+// was used already (it works once, for minutes).
+const (
+	onboardingReturnPath  = "/partners/onboarding"
+	onboardingRefreshPath = "/partners/onboarding?expired=1"
+)
+
+// onboardingPage is GET /partners/onboarding. The browser Stripe sends
+// back carries no access token, so the page cannot make a new link itself
+// (a link lets its holder enter the bank account payouts go to); it says
+// what happened and that the partner's app asks for a new link with
+// POST /api/partners/onboarding.
+func (a *app) onboardingPage() (http.Handler, error) {
+	return a.page("onboarding.html", func(r *http.Request) map[string]any {
+		return map[string]any{"Expired": r.URL.Query().Get("expired") != ""}
+	})
+}
+
+// page serves templates/name, executed with data(r) and the response's
+// CSP nonce.
+func (a *app) page(name string, data func(*http.Request) map[string]any) (http.Handler, error) {
+	tmpl, err := template.ParseFS(templates, "templates/"+name, "templates/theme.html")
 	if err != nil {
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := data(r)
+		d["Nonce"] = secheaders.Nonce(r.Context())
 		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, map[string]any{"Nonce": secheaders.Nonce(r.Context()), "Testimonials": testimonials}); err != nil {
-			a.log.ErrorContext(r.Context(), "render landing page", "err", err)
+		if err := tmpl.Execute(&buf, d); err != nil {
+			a.log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 			writeError(w, http.StatusInternalServerError, "internal error")
 			return
 		}
