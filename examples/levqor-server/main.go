@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -141,8 +142,27 @@ func newFlags(env *cliEnv, name string) *flag.FlagSet {
 	return fs
 }
 
-// parse handles --help (exit 0) and bad flags (exit 2).
+// parse handles --help (exit 0), bad flags and any argument left after
+// the flags (exit 2), for commands that take no positional argument: a
+// word a command does not take must not run it as if it were absent
+// (`payouts dry-run`, its dashes forgotten, made a real payout run).
 func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	code, ok := parseArgs(fs, args)
+	if ok && fs.NArg() > 0 {
+		arg := fs.Arg(0)
+		hint := ""
+		if f := fs.Lookup(strings.TrimLeft(arg, "-")); f != nil && !strings.HasPrefix(arg, "-") {
+			hint = "; did you mean --" + f.Name + "?"
+		}
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q (flags go before any other argument and start with -)%s\n", fs.Name(), arg, hint)
+		return 2, false
+	}
+	return code, ok
+}
+
+// parseArgs is parse for commands that take positional arguments, left
+// in fs.Args() for the command to check.
+func parseArgs(fs *flag.FlagSet, args []string) (int, bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false

@@ -77,7 +77,7 @@ func runBackup(ctx context.Context, cfg config, db *database, log *slog.Logger, 
 
 func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "backup")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() >= 1 && fs.Arg(0) == "verify" {
@@ -124,7 +124,7 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 func cmdRestore(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "restore")
 	force := fs.Bool("force", false, "replace an existing target file (never one in use: stop the server first)")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 2 {

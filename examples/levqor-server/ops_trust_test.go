@@ -330,6 +330,51 @@ func TestPayoutsLedgerCommandsValidate(t *testing.T) {
 	}
 }
 
+// TestOpsCommandsRefuseStrayArguments: a word a command does not take is
+// refused (exit 2, naming it) before the command does anything. Before,
+// it was ignored: `payouts dry-run`, its dashes forgotten, paid a partner
+// for real, and `costs 7` printed one day, not seven.
+func TestOpsCommandsRefuseStrayArguments(t *testing.T) {
+	data := newData(t)
+	fs := newFakeStripe(t)
+	env := []string{"STRIPE_SECRET_KEY=sk_test_args", "LEVQOR_STRIPE_API=" + fs.URL}
+	for _, args := range [][]string{
+		{"payouts", "partners", "add", "--id", "p1", "--account", "acct_1"},
+		{"payouts", "commissions", "add", "--partner", "p1", "--amount", "6000", "--currency", "USD", "--ref", "inv-1"},
+	} {
+		if out, code := cliEnv(t, data, env, args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"payouts", "dry-run"}, "did you mean --dry-run?"},
+		{[]string{"payouts", "--dry-run", "now"}, ""},
+		{[]string{"payouts", "partners", "list", "extra"}, ""},
+		{[]string{"costs", "7"}, ""},
+		{[]string{"spend", "resume"}, ""},
+		{[]string{"doctor", "backups"}, ""},
+		{[]string{"anomaly", "20"}, ""},
+		{[]string{"slo", "--url", "http://127.0.0.1:1/healthz", "5"}, ""},
+		{[]string{"sitemap", "submit", "now"}, ""},
+	} {
+		out, code := cliEnv(t, data, env, tc.args...)
+		stray := tc.args[len(tc.args)-1]
+		if code != 2 || !strings.Contains(out, fmt.Sprintf("unexpected argument %q", stray)) || !strings.Contains(out, tc.hint) {
+			t.Errorf("%v: exit %d, want 2 naming %q\n%.400s", tc.args, code, stray, out)
+		}
+	}
+	if paid := fs.paid(); len(paid) != 0 {
+		t.Fatalf("a refused command paid: %v", paid)
+	}
+	// The same partner is paid when asked properly.
+	if out, code := cliEnv(t, data, env, "payouts"); code != 0 || fs.paid()["acct_1"] != 6000 {
+		t.Fatalf("payouts: exit %d, paid %v\n%s", code, fs.paid(), out)
+	}
+}
+
 // TestAnomalyLongLines: a line over the limit is refused with its number
 // (exit 2), never a silent stop with exit 0; so is a window out of range.
 func TestAnomalyLongLines(t *testing.T) {
