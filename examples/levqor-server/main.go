@@ -52,7 +52,7 @@ func commands() []command {
 		{"serve", "serve [--addr ADDR] [--data DIR]", "run the HTTP service", cmdServe},
 		{"backup", "backup | backup verify <file>", "back up the database (verify, prune to LEVQOR_BACKUP_KEEP, upload), or verify one backup", cmdBackup},
 		{"restore", "restore [--force] <file> <target>", "restore a verified backup to target: a file (SQLite) or a database name (PostgreSQL); refuses an existing target without --force and one in use always", cmdRestore},
-		{"spend", "spend", "check today's spend against DAILY_SPEND_LIMIT, alerting once per threshold crossed (50, 80, 100%) and pausing billing at 100%; exit 0 within limit, 1 breached, 2 unknown", cmdSpend},
+		{"spend", "spend | spend resume --by NAME", "check today's spend against DAILY_SPEND_LIMIT, alerting once per threshold crossed (50, 80, 100%) and pausing billing at 100% until an operator runs spend resume; exit 0 within limit, 1 breached or billing still paused, 2 unknown", cmdSpend},
 		{"costs", "costs [--json] [--days N]", "print the cost report (today, or the last N days)", cmdCosts},
 		{"payouts", "payouts [--dry-run] [--lease D] | payouts partners add|list | payouts commissions add|list", "pay partners whose commissions reached the minimum (exit 0 all done, 1 a failure, 3 left pending); enter and list partners and commissions", cmdPayouts},
 		{"slo", "slo --url URL [--rollback-cmd CMD] [--count N] [--interval D]", "probe a deployment, alert and roll it back when it fails (exit 0 success, 1 failed, 3 failed and the rollback failed too)", cmdSLO},

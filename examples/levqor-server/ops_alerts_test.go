@@ -131,6 +131,66 @@ func TestSpendAlertsOncePerCrossing(t *testing.T) {
 	}
 }
 
+// TestSpendPauseAndResume: the pause at 100% stands on later runs within
+// the limit (exit 1, saying how to resume) and in doctor, until an
+// operator runs `spend resume --by NAME`, which is recorded and alerted.
+// Before, nothing could resume it but editing the flags file, and a run
+// within the limit exited 0 without a word about the pause.
+func TestSpendPauseAndResume(t *testing.T) {
+	data := t.TempDir()
+	start(t, "LEVQOR_DATA_DIR="+data)
+	fs := newFakeStripe(t)
+	fs.setCosts(true, true, false) // $3.20 of fees today
+	tg := newFakeTelegram(t)
+	env := append(tg.env(), "STRIPE_SECRET_KEY=sk_test_spend", "LEVQOR_STRIPE_API="+fs.URL)
+	run := func(limit string, wantCode int, args ...string) string {
+		t.Helper()
+		out, code := cliEnv(t, data, append(env, "DAILY_SPEND_LIMIT="+limit), args...)
+		if code != wantCode {
+			t.Fatalf("%v with limit $%s: exit %d, want %d\n%s", args, limit, code, wantCode, out)
+		}
+		return out
+	}
+	paused := func() map[string]any {
+		t.Helper()
+		var flags map[string]any
+		b, err := os.ReadFile(filepath.Join(data, "billing_flags.json"))
+		if err != nil || json.Unmarshal(b, &flags) != nil {
+			t.Fatalf("billing flags: %s, %v", b, err)
+		}
+		return flags
+	}
+	run("3", 1, "spend") // 107%: paused
+	if out := run("50", 1, "spend"); !strings.Contains(out, "billing PAUSED since") || !strings.Contains(out, "spend resume --by NAME") {
+		t.Fatalf("a run within the limit while paused:\n%s", out)
+	}
+	if out, _ := cliEnv(t, data, env, "doctor"); !strings.Contains(out, "WARN  billing paused since") {
+		t.Fatalf("doctor while paused:\n%s", out)
+	}
+	if out := run("50", 2, "spend", "resume"); !strings.Contains(out, "--by NAME is required") || paused()["billing_paused"] != true {
+		t.Fatalf("resume without --by:\n%s", out)
+	}
+	before := len(tg.sent())
+	if out := run("50", 0, "spend", "resume", "--by", "alice"); !strings.Contains(out, "billing resumed by alice") {
+		t.Fatalf("resume:\n%s", out)
+	}
+	if f := paused(); f["billing_paused"] != false || f["resumed_by"] != "alice" {
+		t.Fatalf("billing flags after resume: %v", f)
+	}
+	if sent := tg.sent()[before:]; len(sent) != 1 || !strings.Contains(sent[0], "Billing resumed") || !strings.Contains(sent[0], "alice") {
+		t.Fatalf("resume alerts: %q", sent)
+	}
+	if out := run("50", 0, "spend"); strings.Contains(out, "PAUSED") {
+		t.Fatalf("a run after the resume:\n%s", out)
+	}
+	if out := run("50", 0, "spend", "resume", "--by", "alice"); !strings.Contains(out, "not paused") {
+		t.Fatalf("resume when not paused:\n%s", out)
+	}
+	if out, _ := cliEnv(t, data, env, "doctor"); strings.Contains(out, "billing paused") {
+		t.Fatalf("doctor after the resume:\n%s", out)
+	}
+}
+
 // TestSLOAlerts: the deployment watchdog alerts on a failed deployment,
 // saying whether the rollback worked, and exits 3 when it did not.
 func TestSLOAlerts(t *testing.T) {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/levqor/levqor/spendguard"
 	"github.com/stripe/stripe-go/v85"
@@ -93,6 +95,9 @@ func newBillingFlags(cfg config) (*spendguard.FlagsFile, error) {
 const spendMemoryFile = "spend_guard.json"
 
 func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) > 0 && args[0] == "resume" {
+		return cmdSpendResume(ctx, env, args[1:])
+	}
 	fs := newFlags(env, "spend")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -137,11 +142,68 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	for _, f := range c.Failed {
 		fmt.Fprintf(env.stdout, "  source %s FAILED: %s\n", f.Source, f.Err)
 	}
+	// A pause outlives the day that caused it: resuming is a person's
+	// decision, so every run says so until someone makes it.
+	st, err := flags.State()
+	if err != nil {
+		fmt.Fprintln(env.stderr, "spend: billing flags:", err)
+		return 2
+	}
+	if st.Paused {
+		fmt.Fprintf(env.stdout, "billing PAUSED since %s: %s\nresume with: levqor-server spend resume --by NAME\n", st.Since.Format(time.RFC3339), st.Reason)
+	}
 	switch {
-	case c.Percent >= 100:
+	case c.Percent >= 100 || st.Paused:
 		return 1
 	case !c.Complete:
 		return 2
+	}
+	return 0
+}
+
+// cmdSpendResume is `spend resume --by NAME`: lifts the pause the spend
+// guard set at 100%, recording who and when in the billing flags file, and
+// alerts, so the team knows billing runs again.
+func cmdSpendResume(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "spend")
+	by := fs.String("by", "", "who resumes billing (recorded in the billing flags file and the alert)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if strings.TrimSpace(*by) == "" {
+		fmt.Fprintln(env.stderr, "spend resume: --by NAME is required: resuming billing is recorded with who did it")
+		return 2
+	}
+	flags, err := newBillingFlags(env.cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	before, err := flags.State()
+	if err != nil {
+		fmt.Fprintln(env.stderr, "spend resume: billing flags:", err)
+		return 1
+	}
+	if !before.Paused {
+		fmt.Fprintln(env.stdout, "billing is not paused; nothing to resume")
+		return 0
+	}
+	notifier, err := opsNotifier(env.cfg, env.log)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return 2
+	}
+	if err := flags.Resume(ctx, *by); err != nil {
+		fmt.Fprintln(env.stderr, "spend resume:", err)
+		return 1
+	}
+	fmt.Fprintf(env.stdout, "billing resumed by %s (paused since %s: %s)\n", *by, before.Since.Format(time.RFC3339), before.Reason)
+	a := alert.Alert{Severity: alert.SeverityInfo, Title: "Billing resumed", Key: "billing-resumed",
+		Message: "Billing was resumed after the spend guard paused it.",
+		Fields:  []alert.Field{{Key: "By", Value: *by}, {Key: "Paused since", Value: before.Since.Format(time.RFC3339)}, {Key: "Reason", Value: before.Reason}}}
+	if err := notifier.Notify(ctx, a); err != nil {
+		fmt.Fprintln(env.stderr, "spend resume: billing resumed, but the alert failed:", err)
+		return 1
 	}
 	return 0
 }

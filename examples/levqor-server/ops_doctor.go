@@ -15,6 +15,7 @@ import (
 
 	"github.com/levqor/levqor/backup"
 	"github.com/levqor/levqor/internal/sqldialect"
+	"github.com/levqor/levqor/spendguard"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -58,6 +59,7 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	d.opsListener()
 	d.keys()
 	d.backups(ctx)
+	d.billing()
 	if d.cfg.TelegramToken == "" {
 		d.info("alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
 	}
@@ -66,6 +68,21 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// billing warns while the spend guard's pause stands: it lasts until
+// someone runs `spend resume`, whatever later days spend.
+func (d *doctor) billing() {
+	flags, err := newBillingFlags(d.cfg)
+	if err == nil {
+		var st spendguard.PauseState
+		if st, err = flags.State(); err == nil && st.Paused {
+			d.warn("billing paused since %s: %s (resume with: levqor-server spend resume --by NAME)", st.Since.Format(time.RFC3339), st.Reason)
+		}
+	}
+	if err != nil {
+		d.check("billing flags", err)
+	}
 }
 
 // doctor prints one PASS, FAIL, WARN or INFO line per check and counts them.
