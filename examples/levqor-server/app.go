@@ -77,12 +77,16 @@ type app struct {
 	readyLog   map[string]*throttledLog
 	// unavailableLog: requests failed because a store was unreachable.
 	unavailableLog *throttledLog
+	// loginGuardLog: the login throttle could not be asked (Redis down):
+	// every login fails alike.
+	loginGuardLog *throttledLog
 }
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: c, log: log}
 	a.webhookLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.unavailableLog = newThrottledLog(log, clientLogInterval, time.Now)
+	a.loginGuardLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.readyLog = map[string]*throttledLog{
 		"database": newThrottledLog(log, clientLogInterval, time.Now),
 		"redis":    newThrottledLog(log, clientLogInterval, time.Now),

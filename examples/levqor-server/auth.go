@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -168,7 +169,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// The password was never checked: the attempt does not count.
 		if err := a.logins.Release(context.WithoutCancel(r.Context()), key); err != nil {
-			a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+			a.loginGuardLog.Log(r.Context(), slog.LevelError, "login throttle", "err", err)
 		}
 		return
 	}
@@ -202,7 +203,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 func (a *app) loginLocked(w http.ResponseWriter, r *http.Request, key string) bool {
 	locked, err := a.logins.Attempt(r.Context(), key)
 	if err != nil {
-		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		a.loginGuardLog.Log(r.Context(), slog.LevelError, "login throttle", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "login unavailable")
 		return true
 	}
@@ -247,7 +248,7 @@ func (a *app) loginGood(w http.ResponseWriter, r *http.Request, key, id string) 
 		return false
 	}
 	if err := a.logins.Succeeded(r.Context(), key); err != nil {
-		a.log.ErrorContext(r.Context(), "login throttle", "err", err)
+		a.loginGuardLog.Log(r.Context(), slog.LevelError, "login throttle", "err", err)
 	}
 	return true
 }

@@ -73,6 +73,14 @@ func TestRedisOutage(t *testing.T) {
 	if r.status != 503 {
 		t.Fatalf("revoked token while Redis is down: %d (must fail closed, 503)", r.status)
 	}
+	// Logins cannot ask the shared throttle: 503, logged once a minute,
+	// not once per login.
+	for range 20 {
+		expect(t, s.do("POST", "/api/auth/login", "", creds("fault@example.com", "fault tolerance")), 503, "login while Redis is down")
+	}
+	if n := strings.Count(s.logs.String(), `msg="login throttle"`); n != 1 {
+		t.Fatalf("20 logins during the outage logged the throttle's failure %d times; want once a minute", n)
+	}
 	rs.Restart()
 	// The breaker probes again after its 5s cool-down.
 	deadline := time.Now().Add(20 * time.Second)
