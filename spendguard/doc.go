@@ -20,7 +20,8 @@
 // thresholds at 50%, 80% and 100%: each threshold alerts once per day when
 // crossed (OK → ALARM), an end-of-day forecast from the rate so far is
 // flagged separately, and at 100% a Pauser stops billing (a billing-flags
-// JSON file written atomically, or a function). Resuming is an operator's
+// JSON file written atomically, SQLFlags, a database table every replica
+// reads, or a function). Resuming is an operator's
 // act; the Guard never resumes. A failing source makes the spend unknown,
 // not zero: the check is incomplete, names the failed sources and reports
 // uncrossed thresholds as UNKNOWN. BlockWhilePaused answers billable routes

@@ -180,7 +180,7 @@ func TestFlagsFileBadContent(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "flags.json")
 			_ = os.WriteFile(path, []byte(content), 0o600)
 			f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
-			if _, err := f.State(); err == nil {
+			if _, err := f.State(t.Context()); err == nil {
 				t.Fatal("State accepted it")
 			}
 			if err := f.Pause(context.Background(), "limit"); err == nil {
@@ -210,12 +210,12 @@ func TestFlagsFileSeesReplacement(t *testing.T) {
 	}
 	write(path, `{"billing_paused": false, "x": 1}`)
 	f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
-	if st, err := f.State(); err != nil || st.Paused {
+	if st, err := f.State(t.Context()); err != nil || st.Paused {
 		t.Fatal(st, err)
 	}
 	write(path+".new", `{"billing_paused": true , "x":1}`) // same length
 	_ = os.Rename(path+".new", path)
-	if st, err := f.State(); err != nil || !st.Paused {
+	if st, err := f.State(t.Context()); err != nil || !st.Paused {
 		t.Fatalf("replacement not seen: %+v %v", st, err)
 	}
 }
@@ -232,12 +232,12 @@ func FuzzFlagsFile(f *testing.F) {
 		path := filepath.Join(dir, "flags.json")
 		_ = os.WriteFile(path, content, 0o600)
 		ff, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
-		_, stateErr := ff.State()
+		_, stateErr := ff.State(t.Context())
 		if err := ff.Pause(context.Background(), "fuzz"); err == nil {
 			if stateErr != nil {
 				t.Fatalf("Pause succeeded on content State refused: %q", content)
 			}
-			st, err := ff.State()
+			st, err := ff.State(t.Context())
 			if err != nil || !st.Paused {
 				t.Fatalf("after Pause: %+v %v (content %q)", st, err, content)
 			}

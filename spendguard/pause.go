@@ -119,8 +119,9 @@ func (f *FlagsFile) Resume(_ context.Context, operator string) error {
 
 // State reads the file, re-parsing it only when it changed (inode, size,
 // modification or change time), so it is cheap enough for every request. A missing file
-// means not paused; an unreadable one is an error.
-func (f *FlagsFile) State() (PauseState, error) {
+// means not paused; an unreadable one is an error. ctx is not used: a
+// local file does not wait on anything a context could cancel.
+func (f *FlagsFile) State(_ context.Context) (PauseState, error) {
 	fi, err := os.Stat(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return PauseState{}, nil
@@ -189,9 +190,10 @@ func (f *FlagsFile) update(change func(*PauseState)) error {
 	return nil
 }
 
-// PauseChecker reports the pause state; *FlagsFile implements it.
+// PauseChecker reports the pause state; *FlagsFile and *SQLFlags
+// implement it.
 type PauseChecker interface {
-	State() (PauseState, error)
+	State(ctx context.Context) (PauseState, error)
 }
 
 // BlockWhilePaused returns middleware for billable routes: while billing
@@ -201,7 +203,7 @@ type PauseChecker interface {
 func BlockWhilePaused(p PauseChecker) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			st, err := p.State()
+			st, err := p.State(r.Context())
 			if err == nil && !st.Paused {
 				next.ServeHTTP(w, r)
 				return

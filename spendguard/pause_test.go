@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/spendguard"
 )
 
@@ -30,7 +31,9 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
 }
 
 func TestFlagsFile(t *testing.T) {
@@ -40,13 +43,13 @@ func TestFlagsFile(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
 	f, _ := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path, Now: func() time.Time { return now }})
-	if st, err := f.State(); err != nil || st.Paused {
+	if st, err := f.State(t.Context()); err != nil || st.Paused {
 		t.Fatalf("%+v %v", st, err)
 	}
 	if err := f.Pause(context.Background(), "daily spend $50.10 reached the limit $50.00"); err != nil {
 		t.Fatal(err)
 	}
-	st, err := f.State()
+	st, err := f.State(t.Context())
 	if err != nil || !st.Paused || !st.Since.Equal(now) || !strings.Contains(st.Reason, "$50.10") {
 		t.Fatalf("%+v %v", st, err)
 	}
@@ -59,14 +62,14 @@ func TestFlagsFile(t *testing.T) {
 	if err := f.Resume(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := f.State(); st.Paused || st.Operator != "alice" {
+	if st, _ := f.State(t.Context()); st.Paused || st.Operator != "alice" {
 		t.Fatalf("%+v", st)
 	}
 	// Another process edits the file: State notices.
 	_ = os.WriteFile(path, []byte(`{"billing_paused": true, "pause_reason": "manual"}`), 0o600)
 	future := time.Now().Add(time.Second)
 	_ = os.Chtimes(path, future, future)
-	if st, _ := f.State(); !st.Paused || st.Reason != "manual" {
+	if st, _ := f.State(t.Context()); !st.Paused || st.Reason != "manual" {
 		t.Fatalf("external change missed: %+v", st)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/levqor/levqor/ratelimit"
 	"github.com/levqor/levqor/secheaders"
 	"github.com/levqor/levqor/slo"
+	"github.com/levqor/levqor/spendguard"
 	"github.com/levqor/levqor/tokens"
 )
 
@@ -75,6 +76,8 @@ type app struct {
 	// readiness checks.
 	webhookLog *throttledLog
 	readyLog   map[string]*throttledLog
+	// billing is the spend guard's pause, shared by replicas.
+	billing *spendguard.SQLFlags
 	// unavailableLog: requests failed because a store was unreachable.
 	unavailableLog *throttledLog
 	// loginGuardLog: the login throttle could not be asked (Redis down):
@@ -246,6 +249,9 @@ func (a *app) openObservers(context.Context) error {
 func (a *app) openLedgerAndDSAR(ctx context.Context) error {
 	var err error
 	if a.ledger, err = payout.NewLedger(ctx, payout.LedgerConfig{DB: a.db.DB}); err != nil {
+		return err
+	}
+	if a.billing, err = openBilling(ctx, a.cfg, a.db.DB, a.log); err != nil {
 		return err
 	}
 	a.dsar, err = a.newDSAR(ctx)

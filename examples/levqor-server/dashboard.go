@@ -227,7 +227,7 @@ func sourceFailure(failed []spendguard.SourceError) string {
 
 // spendPanel checks today's spend, at most once a minute, without side
 // effects: the dashboard's guard neither alerts nor pauses (the `spend`
-// command does), and the pause state is read from the billing flags file.
+// command does), and the pause state is read from the database.
 func (d *dashboard) spendPanel(ctx context.Context) spendPanel {
 	d.mu.Lock()
 	if time.Now().Before(d.spendAt) {
@@ -245,13 +245,10 @@ func (d *dashboard) spendPanel(ctx context.Context) spendPanel {
 
 func (d *dashboard) checkSpend(ctx context.Context) spendPanel {
 	p := spendPanel{Paused: "unknown"}
-	flags, err := newBillingFlags(d.a.cfg)
+	st, err := d.a.billing.State(ctx)
 	if err == nil {
-		var st spendguard.PauseState
-		if st, err = flags.State(); err == nil {
-			p.Pause = &st
-			p.Paused = map[bool]string{true: "yes", false: "no"}[st.Paused]
-		}
+		p.Pause = &st
+		p.Paused = map[bool]string{true: "yes", false: "no"}[st.Paused]
 	}
 	pauseErr := err
 	sources, err := costSources(d.a.cfg, false)
@@ -286,7 +283,7 @@ func (d *dashboard) checkSpend(ctx context.Context) spendPanel {
 		p.panelState = known()
 	}
 	if pauseErr != nil && p.State == "ok" {
-		p.panelState = unknown("billing flags: " + pauseErr.Error())
+		p.panelState = unknown("billing pause: " + pauseErr.Error())
 	}
 	return p
 }

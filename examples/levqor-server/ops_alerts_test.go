@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/levqor/levqor/internal/pgtest"
 )
 
 const fakeBotToken = "123456789:AAFakeTokenForLevqorServerTests_x"
@@ -123,27 +126,28 @@ func TestSpendAlertsOncePerCrossing(t *testing.T) {
 	if again := spend("3", 1); len(again) != len(sent) {
 		t.Fatalf("the next run alerted again: %q", again[len(sent):])
 	}
-	var flags struct {
-		Paused bool `json:"billing_paused"`
-	}
-	if b, err := os.ReadFile(filepath.Join(data, "billing_flags.json")); err != nil || json.Unmarshal(b, &flags) != nil || !flags.Paused {
-		t.Fatalf("billing flags after 100%%: %s, %v", b, err)
+	if out, code := cliEnv(t, data, env, "spend", "resume", "--by", "test"); code != 0 || !strings.Contains(out, "billing resumed by test") {
+		t.Fatalf("billing not paused after 100%%: exit %d\n%s", code, out)
 	}
 }
 
-// TestSpendPauseAndResume: the pause at 100% stands on later runs within
-// the limit (exit 1, saying how to resume) and in doctor, until an
-// operator runs `spend resume --by NAME`, which is recorded and alerted.
-// Before, nothing could resume it but editing the flags file, and a run
-// within the limit exited 0 without a word about the pause.
+// TestSpendPauseAndResume: two machines share one PostgreSQL database;
+// `spend` runs from cron on the first. Its pause at 100% is seen on the
+// second (dashboard, doctor), stands on later runs within the limit (exit
+// 1, saying how to resume) until an operator runs `spend resume --by
+// NAME` on either machine, which is recorded and alerted. Before, the
+// pause lived in a file on the first machine only, nothing but editing it
+// resumed billing, and a run within the limit exited 0 without a word.
+// A flags file left by that version is imported once.
 func TestSpendPauseAndResume(t *testing.T) {
-	data := t.TempDir()
-	start(t, "LEVQOR_DATA_DIR="+data)
+	url := pgtest.NewDatabase(t)
+	cronData, otherData, ops := t.TempDir(), t.TempDir(), freeAddr(t)
 	fs := newFakeStripe(t)
 	fs.setCosts(true, true, false) // $3.20 of fees today
 	tg := newFakeTelegram(t)
-	env := append(tg.env(), "STRIPE_SECRET_KEY=sk_test_spend", "LEVQOR_STRIPE_API="+fs.URL)
-	run := func(limit string, wantCode int, args ...string) string {
+	env := append(tg.env(), "LEVQOR_DATABASE_URL="+url, "STRIPE_SECRET_KEY=sk_test_spend", "LEVQOR_STRIPE_API="+fs.URL)
+	other := start(t, append(env, "LEVQOR_DATA_DIR="+otherData, "LEVQOR_OPS_ADDR="+ops)...)
+	run := func(data, limit string, wantCode int, args ...string) string {
 		t.Helper()
 		out, code := cliEnv(t, data, append(env, "DAILY_SPEND_LIMIT="+limit), args...)
 		if code != wantCode {
@@ -151,44 +155,78 @@ func TestSpendPauseAndResume(t *testing.T) {
 		}
 		return out
 	}
-	paused := func() map[string]any {
-		t.Helper()
-		var flags map[string]any
-		b, err := os.ReadFile(filepath.Join(data, "billing_flags.json"))
-		if err != nil || json.Unmarshal(b, &flags) != nil {
-			t.Fatalf("billing flags: %s, %v", b, err)
-		}
-		return flags
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	run("3", 1, "spend") // 107%: paused
-	if out := run("50", 1, "spend"); !strings.Contains(out, "billing PAUSED since") || !strings.Contains(out, "spend resume --by NAME") {
+	t.Cleanup(func() { _ = db.Close() })
+	pause := func() (paused bool, reason, by string) {
+		t.Helper()
+		if err := db.QueryRow(`SELECT paused = 1, reason, resumed_by FROM levqor_billing_pause`).Scan(&paused, &reason, &by); err != nil {
+			t.Fatal(err)
+		}
+		return paused, reason, by
+	}
+
+	run(cronData, "3", 1, "spend") // 107%: paused
+	if out := run(cronData, "50", 1, "spend"); !strings.Contains(out, "billing PAUSED since") || !strings.Contains(out, "spend resume --by NAME") {
 		t.Fatalf("a run within the limit while paused:\n%s", out)
 	}
-	if out, _ := cliEnv(t, data, env, "doctor"); !strings.Contains(out, "WARN  billing paused since") {
-		t.Fatalf("doctor while paused:\n%s", out)
+	if out, _ := cliEnv(t, otherData, env, "doctor"); !strings.Contains(out, "WARN  billing paused since") {
+		t.Fatalf("doctor on the other machine while paused:\n%s", out)
 	}
-	if out := run("50", 2, "spend", "resume"); !strings.Contains(out, "--by NAME is required") || paused()["billing_paused"] != true {
+	var d dashboardJSON
+	if st, body := opsGet(t, ops, "/dashboard.json"); st != 200 || json.Unmarshal([]byte(body), &d) != nil || d.Spend.Paused != "yes" {
+		t.Fatalf("the other machine's dashboard while paused: %d %.500s", st, body)
+	}
+	if out := run(otherData, "50", 2, "spend", "resume"); !strings.Contains(out, "--by NAME is required") {
 		t.Fatalf("resume without --by:\n%s", out)
 	}
-	before := len(tg.sent())
-	if out := run("50", 0, "spend", "resume", "--by", "alice"); !strings.Contains(out, "billing resumed by alice") {
-		t.Fatalf("resume:\n%s", out)
+	if paused, _, _ := pause(); !paused {
+		t.Fatal("resume without --by resumed")
 	}
-	if f := paused(); f["billing_paused"] != false || f["resumed_by"] != "alice" {
-		t.Fatalf("billing flags after resume: %v", f)
+	before := len(tg.sent())
+	if out := run(otherData, "50", 0, "spend", "resume", "--by", "alice"); !strings.Contains(out, "billing resumed by alice") {
+		t.Fatalf("resume on the other machine:\n%s", out)
+	}
+	if paused, _, by := pause(); paused || by != "alice" {
+		t.Fatalf("after the resume: paused %v, resumed by %q", paused, by)
 	}
 	if sent := tg.sent()[before:]; len(sent) != 1 || !strings.Contains(sent[0], "Billing resumed") || !strings.Contains(sent[0], "alice") {
 		t.Fatalf("resume alerts: %q", sent)
 	}
-	if out := run("50", 0, "spend"); strings.Contains(out, "PAUSED") {
+	if out := run(cronData, "50", 0, "spend"); strings.Contains(out, "PAUSED") {
 		t.Fatalf("a run after the resume:\n%s", out)
 	}
-	if out := run("50", 0, "spend", "resume", "--by", "alice"); !strings.Contains(out, "not paused") {
+	if out := run(cronData, "50", 0, "spend", "resume", "--by", "alice"); !strings.Contains(out, "not paused") {
 		t.Fatalf("resume when not paused:\n%s", out)
 	}
-	if out, _ := cliEnv(t, data, env, "doctor"); strings.Contains(out, "billing paused") {
+	if out, _ := cliEnv(t, otherData, env, "doctor"); strings.Contains(out, "billing paused") {
 		t.Fatalf("doctor after the resume:\n%s", out)
 	}
+
+	// A paused flags file of the earlier version: doctor reports it and
+	// writes nothing; the next spend imports it once.
+	legacy := filepath.Join(cronData, "billing_flags.json")
+	if err := os.WriteFile(legacy, []byte(`{"billing_paused": true, "pause_reason": "daily spend at 100% (old)"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := cliEnv(t, cronData, env, "doctor"); !strings.Contains(out, "billing_flags.json is from an earlier version") {
+		t.Fatalf("doctor with a legacy flags file:\n%s", out)
+	}
+	if paused, _, _ := pause(); paused {
+		t.Fatal("doctor imported the legacy flags file")
+	}
+	run(cronData, "50", 1, "spend")
+	if paused, reason, _ := pause(); !paused || reason != "daily spend at 100% (old)" {
+		t.Fatalf("after importing the legacy file: paused %v, reason %q", paused, reason)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Fatalf("the legacy file is still in place: %v", err)
+	}
+	run(cronData, "50", 0, "spend", "resume", "--by", "alice")
+	run(cronData, "50", 0, "spend") // imported once: the resume stands
+	other.stop()
 }
 
 // TestSLOAlerts: the deployment watchdog alerts on a failed deployment,

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -83,10 +87,57 @@ func costReportSources(cfg config, db *database) ([]spendguard.Source, error) {
 	}}), nil
 }
 
-// newBillingFlags is the billing-flags file of the data directory, which
-// the spend guard pauses and the dashboard reads.
-func newBillingFlags(cfg config) (*spendguard.FlagsFile, error) {
-	return spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: filepath.Join(cfg.DataDir, "billing_flags.json")})
+// legacyBillingFlags, in the data directory, is where billing was paused
+// before the pause moved into the database: a file is seen only on its own
+// machine, so replicas disagreed about it.
+const legacyBillingFlags = "billing_flags.json"
+
+// openBilling is the billing pause the spend guard sets and `spend resume`
+// lifts, in the server's database: every replica's dashboard and billable
+// routes see a pause made by `spend` on any machine. A paused flags file
+// left by an earlier version is imported first, once (then renamed).
+func openBilling(ctx context.Context, cfg config, db *sql.DB, log *slog.Logger) (*spendguard.SQLFlags, error) {
+	flags, err := spendguard.NewSQLFlags(ctx, spendguard.SQLFlagsConfig{DB: db})
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cfg.DataDir, legacyBillingFlags)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return flags, nil
+	}
+	old, err := spendguard.NewFlagsFile(spendguard.FlagsFileConfig{Path: path})
+	if err != nil {
+		return nil, err
+	}
+	st, err := old.State(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("billing flags file %s: %w", path, err)
+	}
+	if st.Paused {
+		if err := flags.Pause(ctx, st.Reason); err != nil {
+			return nil, err
+		}
+		log.Warn("billing pause imported from the flags file into the database", "file", path, "paused_at", st.Since, "reason", st.Reason)
+	}
+	if err := os.Rename(path, path+".imported"); err != nil {
+		return nil, fmt.Errorf("billing flags file: %w", err)
+	}
+	return flags, nil
+}
+
+// openServerBilling opens, for an ops command, the server's database and
+// the billing pause in it.
+func openServerBilling(ctx context.Context, env *cliEnv) (*database, *spendguard.SQLFlags, error) {
+	db, err := openServerDB(ctx, env.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	flags, err := openBilling(ctx, env.cfg, db.DB, env.log)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, flags, nil
 }
 
 // spendMemoryFile, in the data directory, is where `spend` remembers the
@@ -111,11 +162,12 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "spend: no usage cost sources configured (STRIPE_SECRET_KEY, OPENAI_ADMIN_KEY): spend is unknown")
 		return 2
 	}
-	flags, err := newBillingFlags(env.cfg)
+	db, flags, err := openServerBilling(ctx, env)
 	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+		fmt.Fprintln(env.stderr, "spend:", err)
 		return 2
 	}
+	defer db.Close()
 	notifier, err := opsNotifier(env.cfg, env.log)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
@@ -144,9 +196,9 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	// A pause outlives the day that caused it: resuming is a person's
 	// decision, so every run says so until someone makes it.
-	st, err := flags.State()
+	st, err := flags.State(ctx)
 	if err != nil {
-		fmt.Fprintln(env.stderr, "spend: billing flags:", err)
+		fmt.Fprintln(env.stderr, "spend: billing pause:", err)
 		return 2
 	}
 	if st.Paused {
@@ -162,11 +214,11 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 // cmdSpendResume is `spend resume --by NAME`: lifts the pause the spend
-// guard set at 100%, recording who and when in the billing flags file, and
-// alerts, so the team knows billing runs again.
+// guard set at 100%, recording who and when, and alerts, so the team
+// knows billing runs again.
 func cmdSpendResume(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "spend")
-	by := fs.String("by", "", "who resumes billing (recorded in the billing flags file and the alert)")
+	by := fs.String("by", "", "who resumes billing (recorded with the pause state, and in the alert)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -174,14 +226,15 @@ func cmdSpendResume(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "spend resume: --by NAME is required: resuming billing is recorded with who did it")
 		return 2
 	}
-	flags, err := newBillingFlags(env.cfg)
+	db, flags, err := openServerBilling(ctx, env)
 	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return 2
+		fmt.Fprintln(env.stderr, "spend resume:", err)
+		return 1
 	}
-	before, err := flags.State()
+	defer db.Close()
+	before, err := flags.State(ctx)
 	if err != nil {
-		fmt.Fprintln(env.stderr, "spend resume: billing flags:", err)
+		fmt.Fprintln(env.stderr, "spend resume: billing pause:", err)
 		return 1
 	}
 	if !before.Paused {

@@ -59,7 +59,7 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	d.opsListener()
 	d.keys()
 	d.backups(ctx)
-	d.billing()
+	d.billing(ctx)
 	if d.cfg.TelegramToken == "" {
 		d.info("alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
 	}
@@ -71,17 +71,28 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 // billing warns while the spend guard's pause stands: it lasts until
-// someone runs `spend resume`, whatever later days spend.
-func (d *doctor) billing() {
-	flags, err := newBillingFlags(d.cfg)
-	if err == nil {
-		var st spendguard.PauseState
-		if st, err = flags.State(); err == nil && st.Paused {
-			d.warn("billing paused since %s: %s (resume with: levqor-server spend resume --by NAME)", st.Since.Format(time.RFC3339), st.Reason)
-		}
+// someone runs `spend resume`, whatever later days spend. doctor writes
+// nothing, so a flags file of an earlier version is reported, not
+// imported (the next spend, or the server's start, imports it).
+func (d *doctor) billing(ctx context.Context) {
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, legacyBillingFlags)); err == nil {
+		d.warn("%s is from an earlier version: the billing pause now lives in the database; the next spend or server start imports it", legacyBillingFlags)
 	}
+	db, err := openServerDB(ctx, d.cfg)
 	if err != nil {
-		d.check("billing flags", err)
+		return // the database check has failed already
+	}
+	defer db.Close()
+	var st spendguard.PauseState
+	flags, err := spendguard.NewSQLFlags(ctx, spendguard.SQLFlagsConfig{DB: db.DB})
+	if err == nil {
+		st, err = flags.State(ctx)
+	}
+	switch {
+	case err != nil:
+		d.check("billing pause", err)
+	case st.Paused:
+		d.warn("billing paused since %s: %s (resume with: levqor-server spend resume --by NAME)", st.Since.Format(time.RFC3339), st.Reason)
 	}
 }
 

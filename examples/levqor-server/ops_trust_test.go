@@ -522,7 +522,7 @@ func TestOpsCommandsNeedTheServersDatabase(t *testing.T) {
 	commands := [][]string{
 		{"doctor"}, {"backup"}, {"costs"}, {"payouts"}, {"payouts", "--dry-run"},
 		{"payouts", "partners", "list"}, {"payouts", "partners", "add", "--id", "p1", "--account", "acct_1"},
-		{"payouts", "commissions", "list"},
+		{"payouts", "commissions", "list"}, {"spend"}, {"spend", "resume", "--by", "alice"},
 	}
 	run := func(t *testing.T, data string, env []string, want string) {
 		// Stripe configured (never reached), so payouts gets as far as the database.
