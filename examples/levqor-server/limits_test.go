@@ -104,3 +104,55 @@ func TestMemoryGuardBounded(t *testing.T) {
 		t.Fatalf("still locked after the window: %v", d)
 	}
 }
+
+// TestMemoryGuardEvictsOldest: when full, the window that started first
+// goes, whether or not it has ended; a window started again counts as new.
+func TestMemoryGuardEvictsOldest(t *testing.T) {
+	g := newMemoryGuard(3)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g.now = func() time.Time { return now }
+	ctx := t.Context()
+	count := func(key string) int {
+		if e, ok := g.keys[key]; ok {
+			return e.Value.(*failWindow).count
+		}
+		return 0
+	}
+	for _, k := range []string{"a", "b", "b", "c"} {
+		_, _ = g.Attempt(ctx, k)
+		now = now.Add(time.Second)
+	}
+	_, _ = g.Attempt(ctx, "d") // a goes
+	if count("a") != 0 || count("b") != 2 || count("c") != 1 || count("d") != 1 || len(g.keys) != 3 || g.order.Len() != 3 {
+		t.Fatalf("after d: a %d, b %d, c %d, d %d; %d keys", count("a"), count("b"), count("c"), count("d"), len(g.keys))
+	}
+	now = now.Add(loginWindow) // every window ended
+	_, _ = g.Attempt(ctx, "c") // c starts again: now the newest
+	_, _ = g.Attempt(ctx, "e") // b goes (the oldest), then d would be next
+	_, _ = g.Attempt(ctx, "f") // d goes
+	if count("b") != 0 || count("d") != 0 || count("c") != 1 || count("e") != 1 || count("f") != 1 {
+		t.Fatalf("after e and f: b %d, c %d, d %d, e %d, f %d", count("b"), count("c"), count("d"), count("e"), count("f"))
+	}
+	if err := g.Succeeded(ctx, "c"); err != nil || len(g.keys) != 2 || g.order.Len() != 2 {
+		t.Fatalf("after a success: %d keys, %d in order, %v", len(g.keys), g.order.Len(), err)
+	}
+}
+
+// BenchmarkMemoryGuardFull: a login attempt for a new email when the
+// guard is full (100,000 keys, the server's default) evicts the oldest in
+// O(1). Every attempt is a new key (its string is made in the loop: one
+// of the allocations).
+func BenchmarkMemoryGuardFull(b *testing.B) {
+	g := newMemoryGuard(DefaultRateLimitKeys)
+	ctx := b.Context()
+	for i := range DefaultRateLimitKeys {
+		_, _ = g.Attempt(ctx, "old "+strconv.Itoa(i))
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		_, _ = g.Attempt(ctx, strconv.Itoa(i))
+	}
+	if len(g.keys) != DefaultRateLimitKeys {
+		b.Fatalf("%d keys", len(g.keys))
+	}
+}
