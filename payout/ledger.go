@@ -30,7 +30,15 @@ const (
 var (
 	ErrUnknownPartner = errors.New("payout: unknown partner")
 	ErrNotFound       = errors.New("payout: no such payout")
+	// ErrAmount: a commission that is not positive or exceeds MaxAmount.
+	ErrAmount = errors.New("payout: commission amount out of range")
 )
+
+// MaxAmount is the largest commission Accrue records, in minor units: the
+// largest amount Stripe accepts in any currency (twelve digits, for IDR).
+// A larger one is a typo, and a few of them summed would overflow 64 bits
+// and fail the payout run of every partner.
+const MaxAmount = 999_999_999_999
 
 // Ledger stores partners, commissions and payouts in SQL.
 type Ledger struct {
@@ -207,8 +215,11 @@ func Commission(sale int64, basisPoints int) int64 {
 // invoice it was earned on): recording the same reference again is a no-op
 // and returns false.
 func (l *Ledger) Accrue(ctx context.Context, partnerID, sourceRef string, amount int64, currency string, at time.Time) (bool, error) {
-	if amount <= 0 || !money.ValidCurrency(strings.ToUpper(currency)) || sourceRef == "" {
-		return false, fmt.Errorf("payout: commission needs a positive amount, a currency and a source reference")
+	if amount <= 0 || amount > MaxAmount {
+		return false, fmt.Errorf("%w: %d minor units (1 to %d)", ErrAmount, amount, int64(MaxAmount))
+	}
+	if !money.ValidCurrency(strings.ToUpper(currency)) || sourceRef == "" {
+		return false, fmt.Errorf("payout: commission needs a currency and a source reference")
 	}
 	var one int
 	if err := l.db.QueryRowContext(ctx, l.q(`SELECT 1 FROM levqor_partners WHERE id = ?`), partnerID).Scan(&one); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -170,6 +171,41 @@ func TestRunThresholdsAndCurrencies(t *testing.T) {
 		}
 		if h, _ := w.ledger.History(context.Background(), "p1"); len(h) != 1 || h[0].State != payout.StateSent || h[0].TransferID == "" {
 			t.Fatalf("history %+v", h)
+		}
+	})
+}
+
+// TestAccrueBounds: amounts outside 1..MaxAmount are refused with
+// ErrAmount and record nothing. Before, an operator's typo of
+// 9223372036854775807 was recorded, and two of them overflowed the sums
+// every payout run reads: every partner's run failed.
+func TestAccrueBounds(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		w := newWorld(t, e, 2)
+		for i, amount := range []int64{0, -1, payout.MaxAmount + 1, math.MaxInt64} {
+			if _, err := w.ledger.Accrue(t.Context(), "p1", fmt.Sprintf("bad-%d", i), amount, "USD", w.clk.Now()); !errors.Is(err, payout.ErrAmount) {
+				t.Fatalf("Accrue(%d): %v, want ErrAmount", amount, err)
+			}
+		}
+		// The largest amount, in IDR (twelve digits), twice: the sum holds.
+		w.accrue(t, "p1", "idr-1", payout.MaxAmount, "IDR")
+		w.accrue(t, "p1", "idr-2", payout.MaxAmount, "IDR")
+		w.accrue(t, "p2", "usd-1", 6000, "USD")
+		if cs, _ := w.ledger.Commissions(t.Context(), ""); len(cs) != 3 {
+			t.Fatalf("%d commissions recorded, want 3", len(cs))
+		}
+		bals, err := w.ledger.Balances(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bals {
+			if b.Currency == "IDR" && b.Unpaid != 2*payout.MaxAmount {
+				t.Fatalf("IDR balance %+v", b)
+			}
+		}
+		rep, err := w.runner(t, payout.RunnerConfig{Minimums: map[string]int64{"USD": 5000}}).Run(t.Context())
+		if err != nil || len(rep.Sent) != 1 {
+			t.Fatalf("run: %+v, %v", rep, err)
 		}
 	})
 }

@@ -157,8 +157,8 @@ func addCommission(ctx context.Context, env *cliEnv, ledger *payout.Ledger, part
 	switch {
 	case partner == "":
 		return bad("--partner is required")
-	case amount <= 0:
-		return bad("--amount must be a positive number of minor units")
+	case amount <= 0 || amount > payout.MaxAmount:
+		return bad(fmt.Sprintf("--amount must be 1 to %d minor units", int64(payout.MaxAmount)))
 	case !money.ValidCurrency(cur):
 		return bad("--currency must be a 3-letter ISO 4217 code")
 	case ref == "" || len(ref) > 255:

@@ -304,6 +304,7 @@ func TestPayoutsLedgerCommandsValidate(t *testing.T) {
 		{"partners", "add", "--account", "acct_1"},
 		{"commissions", "add", "--partner", "nobody", "--amount", "100", "--currency", "USD", "--ref", "r1"},
 		{"commissions", "add", "--partner", "p1", "--amount", "-5", "--currency", "USD", "--ref", "r1"},
+		{"commissions", "add", "--partner", "p1", "--amount", "9223372036854775807", "--currency", "USD", "--ref", "r1"},
 		{"commissions", "add", "--partner", "p1", "--amount", "5", "--currency", "dollars", "--ref", "r1"},
 		{"commissions", "add", "--partner", "p1", "--amount", "5", "--currency", "USD"},
 		{"commissions", "frob"},
