@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"strings"
 
 	"github.com/levqor/levqor/internal/httpx"
 	"github.com/levqor/levqor/internal/sqldialect"
@@ -32,7 +35,7 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 		case errors.Is(err, io.EOF):
 			writeError(w, http.StatusBadRequest, "request body must be a JSON object")
 		default:
-			writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+			writeError(w, http.StatusBadRequest, "invalid JSON: "+jsonProblem(err))
 		}
 		return false
 	}
@@ -68,4 +71,34 @@ func storeUnavailable(ctx context.Context, err error) bool {
 	var netErr net.Error
 	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || sqldialect.IsConnLost(err) ||
 		(errors.As(err, &netErr) && netErr.Timeout())
+}
+
+// jsonProblem says what is wrong with a body in the client's terms: the
+// decoder's own text names Go types ("cannot unmarshal array into Go
+// value of type main.credentials").
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		if typeErr.Field == "" {
+			return "the body must be a JSON object"
+		}
+		return fmt.Sprintf("%q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names the JSON value a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
