@@ -40,6 +40,15 @@ func openDB(c config) (*database, error) {
 		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory %s: %w", c.DataDir, err)
 		}
+		// SQLite would create the file readable by everyone (0644), and its
+		// -wal and -shm files take the database file's mode: made here
+		// first, the accounts' emails and password hashes are the owner's
+		// alone, whatever the data directory's mode.
+		if f, err := os.OpenFile(c.dbPath(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		} else if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("database %s: %w", c.dbPath(), err)
+		}
 		db, err = sql.Open("sqlite", "file:"+c.dbPath()+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate")
 		if err != nil {
 			return nil, err

@@ -70,6 +70,17 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	return 0
 }
 
+// privateFiles warns about each file others may read: the database holds
+// every account's email and password hash. The server makes its database
+// 0600; one made by an earlier version, or copied in, may not be.
+func (d *doctor) privateFiles(paths ...string) {
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			d.warn("%s is readable by other users (mode %04o): chmod 600 %s", p, fi.Mode().Perm(), p)
+		}
+	}
+}
+
 // billing warns while the spend guard's pause stands: it lasts until
 // someone runs `spend resume`, whatever later days spend. doctor writes
 // nothing, so a flags file of an earlier version is reported, not
@@ -134,6 +145,7 @@ func (d *doctor) database(ctx context.Context) {
 			err = errors.New(ok)
 		}
 		d.check("database integrity", err)
+		d.privateFiles(d.cfg.dbPath(), d.cfg.dbPath()+"-wal", d.cfg.dbPath()+"-shm")
 	}
 	v, err := appliedVersion(ctx, db)
 	if err == nil && v != schemaVersion() {

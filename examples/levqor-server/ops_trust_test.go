@@ -331,6 +331,35 @@ func TestPayoutsLedgerCommandsValidate(t *testing.T) {
 	}
 }
 
+// TestDatabaseFileIsPrivate: the SQLite database (and its -wal and -shm
+// files) holds every account's email and password hash; the server makes
+// it 0600 even in a data directory others can enter. Before, SQLite made
+// it 0644. doctor warns about one made readable by others.
+func TestDatabaseFileIsPrivate(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o755); err != nil { // e.g. a volume made by a provisioning tool
+		t.Fatal(err)
+	}
+	s := start(t, "LEVQOR_DATA_DIR="+data)
+	expect(t, s.do("POST", "/api/auth/register", "", creds("private@example.com", "private password")), 201, "register")
+	for _, f := range []string{"levqor.db", "levqor.db-wal", "levqor.db-shm"} {
+		fi, err := os.Stat(filepath.Join(data, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v; want mode 0600", f, fi.Mode(), err)
+		}
+	}
+	if out, _ := cli(t, data, "", "doctor"); strings.Contains(out, "readable by other users") {
+		t.Fatalf("doctor on a private database:\n%s", out)
+	}
+	db := filepath.Join(data, "levqor.db")
+	if err := os.Chmod(db, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := cli(t, data, "", "doctor"); !strings.Contains(out, "WARN  "+db+" is readable by other users (mode 0644)") {
+		t.Fatalf("doctor on a 0644 database:\n%s", out)
+	}
+}
+
 // TestOpsCommandsRefuseStrayArguments: a word a command does not take is
 // refused (exit 2, naming it) before the command does anything. Before,
 // it was ignored: `payouts dry-run`, its dashes forgotten, paid a partner
