@@ -260,6 +260,45 @@ func TestLoginThrottlePerAccount(t *testing.T) {
 	login(t, s, "other@example.com", "other password")
 }
 
+// TestSessionsPerAccountBounded: an account keeps at most
+// LEVQOR_MAX_SESSIONS usable logins; a login beyond them signs out the
+// oldest, whose tokens then fail, and its session row goes. Before, every
+// login added a session for good (until its refresh lifetime ended): 1,200
+// logins of one account left 1,200 sessions, and erasure, which revokes
+// each, took 0.2 ms per session, past its 60 s budget at about 300,000.
+func TestSessionsPerAccountBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  func(t *testing.T) []string
+	}{
+		{"sqlite", func(t *testing.T) []string { return nil }},
+		{"postgres", func(t *testing.T) []string { return []string{"LEVQOR_DATABASE_URL=" + pgtest.NewDatabase(t)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, append(tc.env(t), "LEVQOR_MAX_SESSIONS=3")...)
+			expect(t, s.do("POST", "/api/auth/register", "", creds("devices@example.com", "many devices")), 201, "register")
+			var access, refresh []string
+			for range 5 {
+				a, r := login(t, s, "devices@example.com", "many devices")
+				access, refresh = append(access, a), append(refresh, r)
+			}
+			for i := range 5 {
+				want := 200
+				if i < 2 {
+					want = 401 // the two oldest logins were signed out
+				}
+				expect(t, s.do("GET", "/api/me", access[i], ""), want, fmt.Sprintf("/api/me with login %d's token", i+1))
+				expect(t, s.do("POST", "/api/auth/refresh", "", fmt.Sprintf(`{"refresh_token":%q}`, refresh[i])), want, fmt.Sprintf("refresh of login %d", i+1))
+			}
+			var summary struct{ Records map[string]int }
+			r := s.do("GET", "/api/user/export/summary", access[4], "")
+			if err := json.Unmarshal([]byte(r.body), &summary); r.status != 200 || err != nil || summary.Records["sessions"] != 3 {
+				t.Fatalf("export summary: %d %s; want 3 sessions", r.status, r.body)
+			}
+		})
+	}
+}
+
 // TestLoginThrottleConcurrent: guesses for one account sent all at once
 // (from many addresses, as a botnet would) check at most loginFailures
 // passwords; the rest get 429. Before, each checked the throttle before

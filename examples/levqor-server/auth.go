@@ -194,7 +194,50 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "login unavailable")
 		return
 	}
+	a.trimSessions(r.Context(), id, pair.Family)
 	writePair(w, pair)
+}
+
+// sessionStamp is a session's created_at: RFC 3339 with fixed-width
+// nanoseconds, so that text order is time order even for logins within
+// one second (trimSessions signs out the oldest).
+const sessionStamp = "2006-01-02T15:04:05.000000000Z07:00"
+
+// trimBatch bounds the sessions one login signs out (normally one: the
+// login that went over the limit).
+const trimBatch = 100
+
+// trimSessions signs out the oldest logins of userID beyond
+// LEVQOR_MAX_SESSIONS, never the one just made (keep). Every login leaves
+// a session and a refresh family until it expires: without a bound, one
+// account's logins (a script, a shared password) grow the stores without
+// limit, and the account's erasure, which revokes each one, with them. A
+// failure is logged and the login stands; the next login trims again.
+func (a *app) trimSessions(ctx context.Context, userID, keep string) {
+	rows, err := a.db.QueryContext(ctx, `SELECT family_id FROM sessions WHERE user_id = ? AND family_id <> ?
+		ORDER BY created_at DESC, family_id DESC LIMIT ? OFFSET ?`, userID, keep, trimBatch, a.cfg.MaxSessions-1)
+	if err != nil {
+		a.unavailableLog.Log(ctx, slog.LevelError, "trim sessions", "err", err)
+		return
+	}
+	var old []string
+	for rows.Next() {
+		var f string
+		if rows.Scan(&f) == nil {
+			old = append(old, f)
+		}
+	}
+	rows.Close()
+	for _, f := range old {
+		if err := a.tokens.RevokeFamily(ctx, f); err != nil {
+			a.unavailableLog.Log(ctx, slog.LevelError, "trim sessions", "err", err)
+			return
+		}
+		if _, err := a.db.ExecContext(ctx, `DELETE FROM sessions WHERE family_id = ?`, f); err != nil {
+			a.unavailableLog.Log(ctx, slog.LevelError, "trim sessions", "err", err)
+			return
+		}
+	}
 }
 
 // loginLocked counts the attempt with the throttle before any password is
@@ -267,7 +310,7 @@ func (a *app) recordSession(r *http.Request, userID, family string) error {
 	now, check := at.Format(time.RFC3339), at.Add(sessionCheckDelay).Format(time.RFC3339)
 	return a.db.inTx(r.Context(), func(tx tx) error {
 		res, err := tx.ExecContext(r.Context(), `INSERT INTO sessions (family_id, user_id, created_at, user_agent, check_after)
-			SELECT CAST(? AS TEXT), id, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), family, now, ua, check, userID)
+			SELECT CAST(? AS TEXT), id, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) FROM users WHERE id = ? AND deleted_at IS NULL`+a.db.forShare(), family, at.Format(sessionStamp), ua, check, userID)
 		if err != nil {
 			return err
 		}

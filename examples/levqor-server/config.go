@@ -59,6 +59,7 @@ type config struct {
 	RateLimitKeys   int            // keys each in-memory limiter holds
 	HashConcurrency int            // password hashes computed at once
 	MaxConns        int            // open client connections
+	MaxSessions     int            // usable logins per account; the oldest is signed out
 	PublicURL       string         // absolute URLs (sitemap); "" = http://localhost:<port>
 	IndexNowKey     string         // served at /<key>.txt; "" = no IndexNow
 	IndexNowAPI     string         // IndexNow endpoint; "" = sitemap.DefaultIndexNowEndpoint
@@ -98,6 +99,7 @@ var envVars = [][2]string{
 	{"LEVQOR_RATE_LIMIT_KEYS", "keys each in-memory rate limiter holds, about 46 bytes each, 1 to " + strconv.Itoa(maxRateLimitKeys) + " (default 100000)"},
 	{"LEVQOR_HASH_CONCURRENCY", "password hashes (19 MiB each) computed at once, 1 to " + strconv.Itoa(maxHashes) + " (default GOMAXPROCS)"},
 	{"LEVQOR_MAX_CONNS", "open client connections, 1 to " + strconv.Itoa(maxConns) + "; at the cap the oldest idle one is closed (default 1024)"},
+	{"LEVQOR_MAX_SESSIONS", "usable logins per account, 1 to " + strconv.Itoa(maxSessions) + "; a login beyond them signs out the oldest (default 100)"},
 	{"LEVQOR_PUBLIC_URL", "public origin for absolute URLs, e.g. https://levqor.example (default http://localhost:<port>)"},
 	{"LEVQOR_INDEXNOW_KEY", "IndexNow key, 8-128 characters of a-z A-Z 0-9 -; served at /<key>.txt, used by sitemap submit (default: none)"},
 	{"LEVQOR_INDEXNOW_API", "IndexNow endpoint for sitemap submit (default https://api.indexnow.org/indexnow)"},
@@ -134,7 +136,7 @@ func defaultConfig() config {
 		BackupKeep: 30, ShutdownGrace: 15 * time.Second, ShutdownDelay: DefaultShutdownDelay,
 		AuditRetention: DefaultAuditRetention,
 		AuthRateLimit:  ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
-		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns,
+		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns, MaxSessions: DefaultMaxSessions,
 		DatabaseMaxConns: DefaultDatabaseMaxConns, RedisCheckInterval: DefaultRedisCheckInterval,
 	}
 }
@@ -250,6 +252,7 @@ func (e *env) readLimits(c *config) {
 	e.integer("LEVQOR_RATE_LIMIT_KEYS", &c.RateLimitKeys, 1, maxRateLimitKeys)
 	e.integer("LEVQOR_HASH_CONCURRENCY", &c.HashConcurrency, 1, maxHashes)
 	e.integer("LEVQOR_MAX_CONNS", &c.MaxConns, 1, maxConns)
+	e.integer("LEVQOR_MAX_SESSIONS", &c.MaxSessions, 1, maxSessions)
 }
 
 func (e *env) readIntegrations(c *config) {
@@ -323,6 +326,7 @@ const (
 	maxRateLimitKeys = 10_000_000 // about 46 bytes each
 	maxHashes        = 256        // 19 MiB each
 	maxConns         = 1_000_000
+	maxSessions      = 10_000
 	maxSLOFailures   = 1000
 	maxBackupsKept   = 100_000
 )
@@ -336,6 +340,10 @@ const (
 	maxAuditRetention    = 10 * 365 * 24 * time.Hour
 	DefaultRateLimitKeys = 100_000
 	DefaultMaxConns      = 1024
+	// DefaultMaxSessions is how many logins of one account stay usable at
+	// once (LEVQOR_MAX_SESSIONS): phones, laptops and browsers, with room
+	// to spare.
+	DefaultMaxSessions = 100
 	// DefaultDatabaseMaxConns is each replica's PostgreSQL pool size.
 	DefaultDatabaseMaxConns = 20
 	// DefaultRedisCheckInterval is how often the Redis data-loss markers
