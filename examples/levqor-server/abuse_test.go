@@ -189,6 +189,61 @@ func TestConnectionCap(t *testing.T) {
 	t.Logf("a new client was served %v after the hoarding began", time.Since(start).Round(time.Millisecond))
 }
 
+// TestSlowBodiesDoNotLockOthersOut: one client (127.0.0.2) takes every
+// connection slot with requests whose bodies it sends a byte at a time;
+// another client (127.0.0.1) is still served, as the heaviest client's
+// oldest connection makes room. Before, every slot stayed busy until the
+// server's read timeout (30 s): /healthz answered after 28 s.
+func TestSlowBodiesDoNotLockOthersOut(t *testing.T) {
+	s := start(t, "LEVQOR_MAX_CONNS=32")
+	addr := strings.TrimPrefix(s.url, "http://")
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var conns []net.Conn
+	for range 32 {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		fmt.Fprint(c, "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16000\r\n\r\n{")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				for _, c := range conns {
+					_, _ = c.Write([]byte(" "))
+				}
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	time.Sleep(time.Second) // every slot busy reading a body
+	client := http.Client{Timeout: 10 * time.Second}
+	for i := range 3 {
+		res, err := client.Get(s.url + "/healthz")
+		if err != nil {
+			t.Fatalf("request %d from another client while one sends slow bodies: %v", i, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+	}
+}
+
 // TestRateLimitKeyCap: a flood of client addresses (through a trusted
 // proxy) does not grow the limiter past LEVQOR_RATE_LIMIT_KEYS.
 func TestRateLimitKeyCap(t *testing.T) {

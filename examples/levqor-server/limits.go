@@ -8,10 +8,14 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/levqor/levqor/internal/netx"
+	"github.com/levqor/levqor/ratelimit"
 )
 
 // hashWait is how long a login or registration queues for a free password
@@ -211,26 +215,38 @@ func (g redisGuard) Succeeded(ctx context.Context, key string) error {
 // connLimiter caps the connections a listener holds open. At the cap, it
 // first closes the connection that has been idle (keep-alive) or silent
 // (accepted, no request yet for longer than newGrace) the longest, so a
-// client hoarding connections cannot lock others out; only when every
-// connection is busy does Accept wait for one to close.
+// client hoarding connections cannot lock others out. When every
+// connection is busy, it closes the oldest connection of the client
+// holding the most, if that client holds more than its share (a 64th of
+// the cap, at least 2): one client sending its request bodies a byte at a
+// time held every slot until the read timeout (30 s), and nobody else was
+// served meanwhile. Only when no client holds more than its share does
+// Accept wait for a connection to close.
 type connLimiter struct {
 	net.Listener
 	slots chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	// clientOf names a connection's client (its IP, an IPv6 client's
+	// /64); "" for a trusted proxy, which carries many clients and is
+	// never counted as one.
+	clientOf func(net.Addr) string
+	share    int
 
-	mu    sync.Mutex
-	quiet map[*limitedConn]time.Time // idle or new connections, since when
-	news  map[*limitedConn]bool
+	mu      sync.Mutex
+	quiet   map[*limitedConn]time.Time // idle or new connections, since when
+	news    map[*limitedConn]bool
+	clients map[string]map[*limitedConn]time.Time // accepted when
 }
 
 // newGrace is how long a new connection may stay silent before it counts
 // as evictable at the cap.
 const newGrace = 500 * time.Millisecond
 
-func newConnLimiter(l net.Listener, max int) *connLimiter {
-	return &connLimiter{Listener: l, slots: make(chan struct{}, max), done: make(chan struct{}),
-		quiet: map[*limitedConn]time.Time{}, news: map[*limitedConn]bool{}}
+func newConnLimiter(l net.Listener, limit int, clientOf func(net.Addr) string) *connLimiter {
+	return &connLimiter{Listener: l, slots: make(chan struct{}, limit), done: make(chan struct{}),
+		clientOf: clientOf, share: max(2, limit/64),
+		quiet: map[*limitedConn]time.Time{}, news: map[*limitedConn]bool{}, clients: map[string]map[*limitedConn]time.Time{}}
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -238,7 +254,9 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	case l.slots <- struct{}{}:
 	default:
 		for {
-			l.evictOne()
+			if !l.evictOne() {
+				l.evictHeaviest()
+			}
 			t := time.NewTimer(50 * time.Millisecond)
 			select {
 			case l.slots <- struct{}{}:
@@ -257,10 +275,17 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	lc := &limitedConn{Conn: c, l: l}
+	lc := &limitedConn{Conn: c, l: l, client: l.clientOf(c.RemoteAddr())}
+	now := time.Now()
 	l.mu.Lock()
-	l.quiet[lc] = time.Now()
+	l.quiet[lc] = now
 	l.news[lc] = true
+	if lc.client != "" {
+		if l.clients[lc.client] == nil {
+			l.clients[lc.client] = map[*limitedConn]time.Time{}
+		}
+		l.clients[lc.client][lc] = now
+	}
 	l.mu.Unlock()
 	return lc, nil
 }
@@ -270,8 +295,9 @@ func (l *connLimiter) Close() error {
 	return l.Listener.Close()
 }
 
-// evictOne closes the longest-quiet evictable connection, if any.
-func (l *connLimiter) evictOne() {
+// evictOne closes the longest-quiet evictable connection, if any, and
+// reports whether it did.
+func (l *connLimiter) evictOne() bool {
 	l.mu.Lock()
 	var victim *limitedConn
 	var since time.Time
@@ -287,6 +313,30 @@ func (l *connLimiter) evictOne() {
 	if victim != nil {
 		delete(l.quiet, victim)
 		delete(l.news, victim)
+	}
+	l.mu.Unlock()
+	if victim != nil {
+		_ = victim.Close()
+	}
+	return victim != nil
+}
+
+// evictHeaviest closes the oldest connection of the client holding the
+// most, when it holds more than its share.
+func (l *connLimiter) evictHeaviest() {
+	l.mu.Lock()
+	var heaviest map[*limitedConn]time.Time
+	for _, conns := range l.clients {
+		if len(conns) > l.share && len(conns) > len(heaviest) {
+			heaviest = conns
+		}
+	}
+	var victim *limitedConn
+	var since time.Time
+	for c, t := range heaviest {
+		if victim == nil || t.Before(since) {
+			victim, since = c, t
+		}
 	}
 	l.mu.Unlock()
 	if victim != nil {
@@ -313,8 +363,9 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 
 type limitedConn struct {
 	net.Conn
-	l    *connLimiter
-	once sync.Once
+	l      *connLimiter
+	client string
+	once   sync.Once
 }
 
 func (c *limitedConn) Close() error {
@@ -323,8 +374,34 @@ func (c *limitedConn) Close() error {
 		c.l.mu.Lock()
 		delete(c.l.quiet, c)
 		delete(c.l.news, c)
+		if conns := c.l.clients[c.client]; conns != nil {
+			delete(conns, c)
+			if len(conns) == 0 {
+				delete(c.l.clients, c.client)
+			}
+		}
 		c.l.mu.Unlock()
 		<-c.l.slots
 	})
 	return err
+}
+
+// connClient names a connection's client for connLimiter: its IP, an
+// IPv6 client's /64 (one subscriber's block), or "" for a trusted proxy.
+func connClient(trusted []netip.Prefix) func(net.Addr) string {
+	return func(a net.Addr) string {
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return ""
+		}
+		ip := ap.Addr().Unmap()
+		if netx.Contains(trusted, ip) {
+			return ""
+		}
+		if ip.Is6() {
+			p, _ := ip.Prefix(ratelimit.DefaultIPv6Prefix)
+			return p.String()
+		}
+		return ip.String()
+	}
 }

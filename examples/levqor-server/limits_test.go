@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/levqor/levqor/internal/redistest"
+	"github.com/levqor/levqor/ratelimit"
 )
 
 // TestLoginGuards: each guard counts an attempt before its password is
@@ -154,5 +156,29 @@ func BenchmarkMemoryGuardFull(b *testing.B) {
 	}
 	if len(g.keys) != DefaultRateLimitKeys {
 		b.Fatalf("%d keys", len(g.keys))
+	}
+}
+
+func TestConnClient(t *testing.T) {
+	trusted, err := ratelimit.ParsePrefixes("10.0.0.0/8, 2001:db8:ffff::/48")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := connClient(trusted)
+	for addr, want := range map[string]string{
+		"203.0.113.7:4000":            "203.0.113.7",
+		"[2001:db8:1:2:3:4:5:6]:4000": "2001:db8:1:2::/64", // one subscriber's block
+		"[2001:db8:1:2:ff::1]:80":     "2001:db8:1:2::/64",
+		"[::ffff:203.0.113.7]:4000":   "203.0.113.7",
+		"10.1.2.3:4000":               "", // a trusted proxy carries many clients
+		"[2001:db8:ffff:1::1]:4000":   "",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := client(a); got != want {
+			t.Errorf("connClient(%s) = %q, want %q", addr, got, want)
+		}
 	}
 }
