@@ -31,6 +31,7 @@ func Example_readme() {
 	deleted, err := store.Prune(ctx, backup.Policy{KeepLast: 30, KeepDaily: 7, KeepWeekly: 4})
 	offsite, _ := backup.NewDirUploader(backup.DirUploaderConfig{Dir: "/mnt/offsite"})
 	err = store.Upload(ctx, info.Name, offsite, backup.UploadOptions{})
+	_, err = store.PruneRemote(ctx, offsite, backup.Policy{KeepLast: 30}) // the off-site copies, by the same policy
 	// README:end
 	_, _, _ = got, deleted, err
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -130,6 +131,64 @@ func TestPrune(t *testing.T) {
 				t.Fatalf("%s left behind for pruned %s", f, d.Name)
 			}
 		}
+	}
+}
+
+// TestPruneRemote: the off-site copies are pruned by the same policy as
+// the local ones, each with its sidecars; files not named like this
+// Store's backups are left alone. Before, the off-site directory kept
+// every backup ever uploaded.
+func TestPruneRemote(t *testing.T) {
+	ctx := context.Background()
+	db, _ := liveDB(t, 50, 50)
+	clk := testclock.New(t0)
+	s := newStore(t, backup.Config{Now: clk.Now, Key: []byte("an off-site key of at least 32 bytes")})
+	remote := filepath.Join(t.TempDir(), "offsite")
+	up := dirUploader(t, remote)
+	if deleted, err := s.PruneRemote(ctx, up, backup.Policy{KeepLast: 2}); err != nil || len(deleted) != 0 {
+		t.Fatalf("an off-site directory not made yet: %v, %v", deleted, err)
+	}
+	var made []backup.Info
+	for range 5 {
+		info, err := s.Backup(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Upload(ctx, info.Name, up, backup.UploadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, info)
+		clk.Advance(time.Hour)
+	}
+	others := []string{"notes.txt", "backup-latest.db", "other-" + t0.Format("20060102T150405.000Z") + ".db", made[0].Name + ".bak"}
+	for _, n := range others {
+		if err := os.WriteFile(filepath.Join(remote, n), []byte("not ours"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted, err := s.PruneRemote(ctx, up, backup.Policy{KeepLast: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(deleted, " ") != strings.Join([]string{made[2].Name, made[1].Name, made[0].Name}, " ") {
+		t.Fatalf("deleted %v", deleted)
+	}
+	files, _ := os.ReadDir(remote)
+	var left []string
+	for _, f := range files {
+		left = append(left, f.Name())
+	}
+	want := append([]string{}, others...)
+	for _, b := range made[3:] {
+		want = append(want, b.Name, b.Name+".hmac", b.Name+".sha256")
+	}
+	slices.Sort(want)
+	if strings.Join(left, " ") != strings.Join(want, " ") {
+		t.Fatalf("left off-site:\n%v\nwant\n%v", left, want)
+	}
+	// What is left still verifies on its own.
+	if got, err := s.VerifyFile(ctx, filepath.Join(remote, made[4].Name)); err != nil || !got.Authenticated {
+		t.Fatalf("newest off-site copy: %+v, %v", got, err)
 	}
 }
 

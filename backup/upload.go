@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/levqor/levqor/internal/atomicfile"
@@ -164,4 +166,94 @@ func (d *DirUploader) SHA256(ctx context.Context, name string) (string, error) {
 	defer f.Close()
 	sum, _, err := hashReader(ctx, f)
 	return sum, err
+}
+
+// RemoteStore is an Uploader whose copies can be listed and deleted, so
+// that PruneRemote keeps the off-site copies as bounded as the local ones.
+type RemoteStore interface {
+	Uploader
+	// List returns the names of the stored files.
+	List(ctx context.Context) ([]string, error)
+	// Delete removes one stored file; a missing one is not an error.
+	Delete(ctx context.Context, name string) error
+}
+
+var _ RemoteStore = (*DirUploader)(nil)
+
+// backupExts are the extensions of backup files (SQLite, pg_dump).
+var backupExts = []string{".db", ".dump"}
+
+// remoteBackup reads a name this Store would give a backup; false for
+// anything else (sidecars, files of other tools), which is never pruned.
+func (s *Store) remoteBackup(name string) (Info, bool) {
+	rest, ok := strings.CutPrefix(name, s.cfg.Prefix+"-")
+	if !ok || len(rest) <= len(nameTime) || validName(name) != nil {
+		return Info{}, false
+	}
+	t, err := time.Parse(nameTime, rest[:len(nameTime)])
+	if err != nil || !slices.Contains(backupExts, rest[len(nameTime):]) {
+		return Info{}, false
+	}
+	// Upload read every copy back and compared it: each counts as verified.
+	return Info{Name: name, Time: t, VerifiedAt: t}, true
+}
+
+// PruneRemote applies p to the backups u holds, as Prune does locally:
+// the copies it does not keep are deleted with their sidecars (the backup
+// first, so an interrupted prune never leaves a backup without its
+// checksum). Files not named like this Store's backups are left alone. It
+// returns the names deleted.
+func (s *Store) PruneRemote(ctx context.Context, u RemoteStore, p Policy) ([]string, error) {
+	names, err := u.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: list off-site copies: %w", err)
+	}
+	var list []Info
+	for _, n := range names {
+		if b, ok := s.remoteBackup(n); ok {
+			list = append(list, b)
+		}
+	}
+	_, drop := p.Plan(list)
+	var deleted []string
+	for _, b := range drop {
+		for _, n := range []string{b.Name, b.Name + ".sha256", b.Name + ".hmac"} {
+			if err := u.Delete(ctx, n); err != nil {
+				return deleted, fmt.Errorf("backup: delete off-site %s: %w", n, err)
+			}
+		}
+		s.cfg.Logger.InfoContext(ctx, "backup: pruned off-site copy", "name", b.Name)
+		deleted = append(deleted, b.Name)
+	}
+	return deleted, nil
+}
+
+// List implements RemoteStore: the directory's regular files (none when
+// it does not exist yet).
+func (d *DirUploader) List(ctx context.Context) ([]string, error) {
+	entries, err := os.ReadDir(d.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, ctx.Err()
+}
+
+// Delete implements RemoteStore.
+func (d *DirUploader) Delete(_ context.Context, name string) error {
+	if filepath.Base(name) != name {
+		return errors.New("backup: name must not contain a path")
+	}
+	if err := os.Remove(filepath.Join(d.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }

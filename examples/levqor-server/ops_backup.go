@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/levqor/levqor/backup"
 )
@@ -71,8 +72,22 @@ func runBackup(ctx context.Context, cfg config, db *database, log *slog.Logger, 
 		if err := store.Upload(ctx, info.Name, up, backup.UploadOptions{}); err != nil {
 			return fmt.Errorf("backup %s kept locally, upload failed: %w", info.Name, err)
 		}
+		// The off-site copies keep what the local directory keeps (when
+		// they are one directory, the local prune did it already).
+		if !sameDir(cfg.BackupUpload, cfg.BackupDir) {
+			if _, err := store.PruneRemote(ctx, up, backup.Policy{KeepLast: cfg.BackupKeep}); err != nil {
+				return fmt.Errorf("backup %s uploaded, but pruning the off-site copies failed: %w", info.Name, err)
+			}
+		}
 	}
 	return nil
+}
+
+// sameDir reports whether a and b name one directory.
+func sameDir(a, b string) bool {
+	ai, err1 := os.Stat(a)
+	bi, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
 }
 
 func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {

@@ -254,12 +254,8 @@ func (d *doctor) backups(ctx context.Context) {
 	if d.cfg.BackupUpload != "" && len(list) > 0 {
 		d.check("off-site copy", offsiteCopy(ctx, d.cfg.BackupUpload, list[len(list)-1]))
 	}
-	if d.cfg.BackupUpload != "" {
-		up, uerr := os.Stat(d.cfg.BackupUpload)
-		dir, derr := os.Stat(d.cfg.BackupDir)
-		if uerr == nil && derr == nil && os.SameFile(up, dir) {
-			d.warn("LEVQOR_BACKUP_UPLOAD_DIR is the backup directory itself: uploads make no second copy")
-		}
+	if d.cfg.BackupUpload != "" && sameDir(d.cfg.BackupUpload, d.cfg.BackupDir) {
+		d.warn("LEVQOR_BACKUP_UPLOAD_DIR is the backup directory itself: uploads make no second copy")
 	}
 }
 

@@ -331,6 +331,31 @@ func TestPayoutsLedgerCommandsValidate(t *testing.T) {
 	}
 }
 
+// TestOffsiteCopiesArePruned: the off-site directory keeps what the
+// local one keeps (LEVQOR_BACKUP_KEEP), each copy with its sidecar, and
+// nothing else there is touched. Before, it kept every backup ever made.
+func TestOffsiteCopiesArePruned(t *testing.T) {
+	data, offsite := newData(t), t.TempDir()
+	if err := os.WriteFile(filepath.Join(offsite, "README.txt"), []byte("the operator's own file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"LEVQOR_BACKUP_UPLOAD_DIR=" + offsite, "LEVQOR_BACKUP_KEEP=2"}
+	var made []string
+	for range 4 {
+		made = append(made, filepath.Base(backupOnce(t, data, env...)))
+	}
+	files, _ := os.ReadDir(offsite)
+	var left []string
+	for _, f := range files {
+		left = append(left, f.Name())
+	}
+	want := []string{made[2], made[2] + ".sha256", made[3], made[3] + ".sha256", "README.txt"}
+	slices.Sort(want)
+	if strings.Join(left, " ") != strings.Join(want, " ") {
+		t.Fatalf("off-site directory after 4 backups with LEVQOR_BACKUP_KEEP=2:\n%v\nwant\n%v", left, want)
+	}
+}
+
 // TestDatabaseFileIsPrivate: the SQLite database (and its -wal and -shm
 // files) holds every account's email and password hash; the server makes
 // it 0600 even in a data directory others can enter. Before, SQLite made
