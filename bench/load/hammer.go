@@ -78,22 +78,33 @@ func hammerReq(name, method, url, token, body string, conc int, d time.Duration)
 	return r
 }
 
-// loginBody is the load test user's credentials.
+// loginBody is the load test user's credentials, whose token the GET
+// scenarios send.
 const loginBody = `{"email":"load@example.com","password":"load test password"}`
+
+// loginScenarioBody is the account the login scenarios log in to, over
+// and over: another account than loginBody's, as an account keeps only
+// its newest LEVQOR_MAX_SESSIONS logins usable, and the GET scenarios'
+// token must stay valid.
+const loginScenarioBody = `{"email":"logins@example.com","password":"load test password"}`
 
 // loginConcurrency is the number of clients logging in at once: the
 // server hashes GOMAXPROCS passwords at a time and answers 503 to requests
 // queued over 2 s, so more clients measure the queue, not the login.
 const loginConcurrency = 4
 
+// login registers loginBody's and loginScenarioBody's accounts and returns
+// an access token of the first.
 func login(base string) (string, error) {
 	body := loginBody
-	res, err := http.Post(base+"/api/auth/register", "application/json", strings.NewReader(body))
-	if err != nil {
-		return "", err
+	for _, b := range []string{loginScenarioBody, body} {
+		res, err := http.Post(base+"/api/auth/register", "application/json", strings.NewReader(b))
+		if err != nil {
+			return "", err
+		}
+		res.Body.Close()
 	}
-	res.Body.Close()
-	res, err = http.Post(base+"/api/auth/login", "application/json", strings.NewReader(body))
+	res, err := http.Post(base+"/api/auth/login", "application/json", strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}

@@ -274,7 +274,7 @@ func (r *runner) sqlite() error {
 	}
 	r.add(s, "levqor GET /healthz (full chain)", http.MethodGet, "/healthz", "", "", r.conc, false)
 	r.add(s, "levqor GET /api/me (SQLite, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc, false)
-	r.add(s, "levqor POST /api/auth/login (SQLite)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency, true)
+	r.add(s, "levqor POST /api/auth/login (SQLite)", http.MethodPost, "/api/auth/login", "", loginScenarioBody, loginConcurrency, true)
 
 	hs, err := r.serve("LEVQOR_JWT_SECRET=load test HS256 secret of 32+ bytes")
 	if err != nil {
@@ -308,7 +308,7 @@ func (r *runner) postgres() error {
 		return err
 	}
 	r.add(s, "levqor GET /api/me (PostgreSQL, EdDSA)", http.MethodGet, "/api/me", token, "", r.conc, true)
-	r.add(s, "levqor POST /api/auth/login (PostgreSQL)", http.MethodPost, "/api/auth/login", "", loginBody, loginConcurrency, true)
+	r.add(s, "levqor POST /api/auth/login (PostgreSQL)", http.MethodPost, "/api/auth/login", "", loginScenarioBody, loginConcurrency, true)
 	return nil
 }
 
