@@ -180,7 +180,7 @@ if n >= tonumber(ARGV[1]) then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     ttl = tonumber(ARGV[2])
   end
-  return ttl
+  return math.max(ttl, 1) -- 0 would read as "counted"
 end
 if redis.call('INCR', KEYS[1]) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -94,10 +94,20 @@ func (d *doctor) billing(ctx context.Context) {
 		return // the database check has failed already
 	}
 	defer db.Close()
+	// A database the server has not started on since the pause moved there
+	// has no table yet: not paused, and doctor does not create it.
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'levqor_billing_pause'`
+	if db.dialect == sqldialect.Postgres {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'levqor_billing_pause'`
+	}
+	var tables int
 	var st spendguard.PauseState
-	flags, err := spendguard.NewSQLFlags(ctx, spendguard.SQLFlagsConfig{DB: db.DB})
-	if err == nil {
-		st, err = flags.State(ctx)
+	err = db.QueryRowContext(ctx, q).Scan(&tables)
+	if err == nil && tables > 0 {
+		var flags *spendguard.SQLFlags
+		if flags, err = spendguard.NewSQLFlags(ctx, spendguard.SQLFlagsConfig{DB: db.DB}); err == nil {
+			st, err = flags.State(ctx)
+		}
 	}
 	switch {
 	case err != nil:

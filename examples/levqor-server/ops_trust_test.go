@@ -356,6 +356,30 @@ func TestOffsiteCopiesArePruned(t *testing.T) {
 	}
 }
 
+// TestDoctorWritesNoBillingTable: on a database the server has not
+// started on since the billing pause moved into it (no
+// levqor_billing_pause yet), doctor reports nothing paused and creates
+// nothing.
+func TestDoctorWritesNoBillingTable(t *testing.T) {
+	data := newData(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "levqor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE levqor_billing_pause`); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := cli(t, data, "", "doctor")
+	if strings.Contains(out, "billing") {
+		t.Fatalf("doctor without the billing table:\n%s", out)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'levqor_billing_pause'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("doctor created the billing table (%d, %v)", n, err)
+	}
+}
+
 // TestDatabaseFileIsPrivate: the SQLite database (and its -wal and -shm
 // files) holds every account's email and password hash; the server makes
 // it 0600 even in a data directory others can enter. Before, SQLite made
