@@ -223,11 +223,15 @@ func (a *app) trimSessions(ctx context.Context, userID, keep string) {
 	var old []string
 	for rows.Next() {
 		var f string
-		if rows.Scan(&f) == nil {
-			old = append(old, f)
+		if err := rows.Scan(&f); err != nil {
+			break
 		}
+		old = append(old, f)
 	}
-	rows.Close()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		a.unavailableLog.Log(ctx, slog.LevelError, "trim sessions", "err", err)
+		return
+	}
 	for _, f := range old {
 		if err := a.tokens.RevokeFamily(ctx, f); err != nil {
 			a.unavailableLog.Log(ctx, slog.LevelError, "trim sessions", "err", err)
