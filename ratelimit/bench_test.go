@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/levqor/levqor/internal/redistest"
 	"github.com/levqor/levqor/ratelimit"
@@ -116,4 +117,28 @@ func BenchmarkRedis(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkMemoryFull: a decision for a new key when every shard is full
+// (100,000 keys, none idle): the new key takes another's place after a
+// look at a few keys, not a sweep of the shard.
+func BenchmarkMemoryFull(b *testing.B) {
+	m, err := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: ratelimit.PerMinute(60), MaxKeys: 100_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	now := time.Now()
+	for i := range 100_000 {
+		m.AllowAt("old "+strconv.Itoa(i), now)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if !m.AllowAt(strconv.Itoa(i), now).Allowed {
+			b.Fatal("a new key was refused")
+		}
+	}
+	if n := m.Len(); n > 100_000 {
+		b.Fatalf("%d keys held, cap 100,000", n)
+	}
 }

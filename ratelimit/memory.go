@@ -29,9 +29,10 @@ type MemoryConfig struct {
 	// power of two, at most MaxShards. Default DefaultShards (64).
 	Shards int
 	// MaxKeys caps the number of keys held (0: no cap). When a shard is full,
-	// its idle keys are swept first; if it is still full, an arbitrary key of
-	// that shard is forgotten, which only makes the limiter more permissive
-	// for that key: a flood of new keys never locks out a new client.
+	// a new key takes the place of an idle key among 32 of the shard's keys
+	// picked at random, else of one of them, which only makes the limiter
+	// more permissive for that key: a flood of new keys never locks out a
+	// new client.
 	MaxKeys int
 	// SweepInterval is how often a background goroutine drops idle keys.
 	// Default DefaultSweepInterval (1m); negative disables it (call Sweep).
@@ -193,18 +194,35 @@ func (m *Memory) insert(s *memShard, h uint64, now int64) *atomic.Int64 {
 	return e
 }
 
-// makeRoom enforces MaxKeys before a new key is added; s.mu is held.
+// makeRoomSample is how many keys of a full shard makeRoom looks at.
+const makeRoomSample = 32
+
+// makeRoom enforces MaxKeys before a new key is added; s.mu is held. It
+// looks at makeRoomSample keys of the full shard (map iteration starts at
+// a random one): the idle ones among them go, else the first it looked at.
+// Sweeping the whole shard for every new key cost 13-18 µs per key at
+// 100,000 keys, this about 0.7 µs (BenchmarkMemoryFull); the background
+// sweep still drops every idle key.
 func (m *Memory) makeRoom(s *memShard, now int64) {
 	if m.perShard == 0 || len(s.tat) < m.perShard {
 		return
 	}
-	sweepShard(s, now)
+	var firstKey uint64
+	var first *atomic.Int64
+	seen := 0
 	for k, e := range s.tat {
-		if len(s.tat) < m.perShard {
-			return
+		if tat := e.Load(); tat <= now && e.CompareAndSwap(tat, dead) {
+			delete(s.tat, k)
+		} else if first == nil {
+			firstKey, first = k, e
 		}
-		e.Store(dead)
-		delete(s.tat, k)
+		if seen++; seen == makeRoomSample {
+			break
+		}
+	}
+	if len(s.tat) >= m.perShard && first != nil {
+		first.Store(dead)
+		delete(s.tat, firstKey)
 	}
 }
 

@@ -149,6 +149,29 @@ func TestMemoryMaxKeys(t *testing.T) {
 	}
 }
 
+// TestMemoryFullPrefersIdleKeys: a new key in a full shard takes an idle
+// key's place while there is one, never the busy key's.
+func TestMemoryFullPrefersIdleKeys(t *testing.T) {
+	m := newMemory(t, ratelimit.MemoryConfig{Rate: ratelimit.PerMinute(60), Shards: 1, MaxKeys: 64})
+	for i := range 63 {
+		m.AllowAt(fmt.Sprint("idle-", i), t0)
+	}
+	for range 30 {
+		m.AllowAt("busy", t0)
+	}
+	later := t0.Add(time.Second) // one request at 60/min is paid back: the others are idle
+	for i := range 40 {
+		m.AllowAt(fmt.Sprint("new-", i), later)
+		if n := m.Len(); n > 64 {
+			t.Fatalf("Len = %d, cap is 64", n)
+		}
+	}
+	fresh := m.AllowAt("never-seen", later).Remaining
+	if r := m.AllowAt("busy", later); r.Remaining >= fresh {
+		t.Fatalf("the busy key was forgotten: %+v (a new key has %d left)", r, fresh)
+	}
+}
+
 func TestMemoryZeroAllocs(t *testing.T) {
 	m := newMemory(t, ratelimit.MemoryConfig{Rate: ratelimit.PerSecond(1_000_000)})
 	ctx := context.Background()
