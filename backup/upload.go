@@ -180,8 +180,8 @@ type RemoteStore interface {
 
 var _ RemoteStore = (*DirUploader)(nil)
 
-// backupExts are the extensions of backup files (SQLite, pg_dump).
-var backupExts = []string{".db", ".dump"}
+// backupExts are the extensions of the built-in Sources' backups.
+var backupExts = []string{(*sqliteSource)(nil).Ext(), (*Postgres)(nil).Ext()}
 
 // remoteBackup reads a name this Store would give a backup; false for
 // anything else (sidecars, files of other tools), which is never pruned.

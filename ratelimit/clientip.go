@@ -122,6 +122,25 @@ func (c *ClientIP) Key(r *http.Request) string {
 	if !ok {
 		return r.RemoteAddr
 	}
+	return c.key(a)
+}
+
+// PeerKey returns the key of a connection's peer (remoteAddr as
+// "host:port", e.g. net.Conn.RemoteAddr().String()), the key Key gives a
+// request from it without forwarding headers, and whether the peer is a
+// trusted proxy, whose connections carry many clients. A remoteAddr that
+// is not an IP address is its own key.
+func (c *ClientIP) PeerKey(remoteAddr string) (key string, trusted bool) {
+	a, ok := parseHostPort(remoteAddr)
+	if !ok {
+		return remoteAddr, false
+	}
+	return c.key(a), c.isTrusted(a)
+}
+
+// key is an address's rate-limit key: itself, or an IPv6 address's
+// /IPv6Prefix network.
+func (c *ClientIP) key(a netip.Addr) string {
 	if a.Is6() && c.v6bits < 128 {
 		p, _ := a.Prefix(c.v6bits)
 		return p.String()

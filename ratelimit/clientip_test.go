@@ -76,3 +76,33 @@ func TestClientIPConfig(t *testing.T) {
 		t.Error("IPv6Prefix 129 accepted")
 	}
 }
+
+// TestClientIPPeerKey: a connection's peer gets the key a request from it
+// without forwarding headers gets, and trusted proxies are told apart.
+func TestClientIPPeerKey(t *testing.T) {
+	trusted, err := ratelimit.ParsePrefixes("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: trusted})
+	for _, tc := range []struct {
+		remote, key string
+		trusted     bool
+	}{
+		{"203.0.113.7:5555", "203.0.113.7", false},
+		{"[2001:db8:1:2:3:4:5:6]:80", "2001:db8:1:2::/64", false},
+		{"[::ffff:203.0.113.7]:80", "203.0.113.7", false},
+		{"10.1.2.3:80", "10.1.2.3", true},
+		{"@unix", "@unix", false},
+	} {
+		key, tr := c.PeerKey(tc.remote)
+		if key != tc.key || tr != tc.trusted {
+			t.Errorf("PeerKey(%q) = %q, %v; want %q, %v", tc.remote, key, tr, tc.key, tc.trusted)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.remote
+		if got := c.Key(r); !tc.trusted && got != key {
+			t.Errorf("Key of a request from %q = %q, PeerKey %q", tc.remote, got, key)
+		}
+	}
+}

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/levqor/levqor/internal/netx"
 	"github.com/levqor/levqor/ratelimit"
 )
 
@@ -386,22 +384,15 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// connClient names a connection's client for connLimiter: its IP, an
-// IPv6 client's /64 (one subscriber's block), or "" for a trusted proxy.
-func connClient(trusted []netip.Prefix) func(net.Addr) string {
+// connClient names a connection's client for connLimiter by the key the
+// rate limiter gives its address (an IPv6 client's /64), or "" for a
+// trusted proxy.
+func connClient(ip *ratelimit.ClientIP) func(net.Addr) string {
 	return func(a net.Addr) string {
-		ap, err := netip.ParseAddrPort(a.String())
-		if err != nil {
+		key, trusted := ip.PeerKey(a.String())
+		if trusted {
 			return ""
 		}
-		ip := ap.Addr().Unmap()
-		if netx.Contains(trusted, ip) {
-			return ""
-		}
-		if ip.Is6() {
-			p, _ := ip.Prefix(ratelimit.DefaultIPv6Prefix)
-			return p.String()
-		}
-		return ip.String()
+		return key
 	}
 }

@@ -164,7 +164,11 @@ func TestConnClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := connClient(trusted)
+	ip, err := ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: trusted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := connClient(ip)
 	for addr, want := range map[string]string{
 		"203.0.113.7:4000":            "203.0.113.7",
 		"[2001:db8:1:2:3:4:5:6]:4000": "2001:db8:1:2::/64", // one subscriber's block

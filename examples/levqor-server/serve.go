@@ -45,7 +45,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
 	if cfg.PublicURL == "" {
 		env.log.Warn("LEVQOR_PUBLIC_URL is not set: absolute URLs (sitemap) use " + a.baseURL)
 	}
-	limited := newConnLimiter(ln, cfg.MaxConns, connClient(cfg.TrustedProxies))
+	limited := newConnLimiter(ln, cfg.MaxConns, connClient(a.clientIP))
 	srv := newPublicServer(handler, limited, env.log)
 	var ops *http.Server
 	if cfg.OpsAddr != "" {
