@@ -91,7 +91,7 @@ var envVars = [][2]string{
 	{"SLO_FAIL_THRESHOLD", "watchdog failures before rollback, 1 to " + strconv.Itoa(maxSLOFailures) + " (default 3)"},
 	{"LEVQOR_BACKUP_DIR", "backup directory (default <data dir>/backups)"},
 	{"LEVQOR_BACKUP_KEEP", "backups kept, locally and in LEVQOR_BACKUP_UPLOAD_DIR, 1 to " + strconv.Itoa(maxBackupsKept) + " (default 30)"},
-	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval after the newest one (at start if it is older), e.g. 24h (default: off)"},
+	{"LEVQOR_BACKUP_INTERVAL", "run backups inside serve at this interval after the newest one (at start if it is older), e.g. 24h; replicas that set it take turns (default: off)"},
 	{"LEVQOR_BACKUP_UPLOAD_DIR", "copy each backup to this directory (a mounted volume)"},
 	{"LEVQOR_BACKUP_KEY", "32+ byte secret: backups get an HMAC tag, and verify/restore refuse untagged or doctored ones"},
 	{"LEVQOR_INFRA_MONTHLY", "fixed monthly infrastructure cost in dollars, shown by costs (not counted by the daily spend guard)"},

@@ -31,7 +31,10 @@ func backupStore(cfg config, log *slog.Logger, progress func(copied, total int))
 	return backup.New(bc)
 }
 
-func runBackup(ctx context.Context, cfg config, db *database, log *slog.Logger, progressOut io.Writer) error {
+// runBackup backs the database up, verifies the backup, prunes to
+// LEVQOR_BACKUP_KEEP and uploads (pruning the off-site copies too); it
+// returns the backup when every step succeeded.
+func runBackup(ctx context.Context, cfg config, db *database, log *slog.Logger, progressOut io.Writer) (backup.Info, error) {
 	var progress func(int, int)
 	if isTTY(progressOut) {
 		progress = func(copied, total int) {
@@ -43,44 +46,44 @@ func runBackup(ctx context.Context, cfg config, db *database, log *slog.Logger, 
 	}
 	store, err := backupStore(cfg, log, progress)
 	if err != nil {
-		return err
+		return backup.Info{}, err
 	}
 	var info backup.Info
 	if cfg.DatabaseURL != "" {
 		pg, err := backup.NewPostgres(backup.PostgresConfig{URL: cfg.DatabaseURL})
 		if err != nil {
-			return err
+			return backup.Info{}, err
 		}
 		info, err = store.BackupSource(ctx, pg)
 		if err != nil {
-			return err
+			return backup.Info{}, err
 		}
 	} else if info, err = store.Backup(ctx, db.DB); err != nil {
-		return err
+		return backup.Info{}, err
 	}
 	if _, err := store.Verify(ctx, info.Name); err != nil {
-		return fmt.Errorf("new backup failed verification: %w", err)
+		return backup.Info{}, fmt.Errorf("new backup failed verification: %w", err)
 	}
 	if _, err := store.Prune(ctx, backup.Policy{KeepLast: cfg.BackupKeep}); err != nil {
-		return err
+		return backup.Info{}, err
 	}
 	if cfg.BackupUpload != "" {
 		up, err := backup.NewDirUploader(backup.DirUploaderConfig{Dir: cfg.BackupUpload})
 		if err != nil {
-			return err
+			return backup.Info{}, err
 		}
 		if err := store.Upload(ctx, info.Name, up, backup.UploadOptions{}); err != nil {
-			return fmt.Errorf("backup %s kept locally, upload failed: %w", info.Name, err)
+			return backup.Info{}, fmt.Errorf("backup %s kept locally, upload failed: %w", info.Name, err)
 		}
 		// The off-site copies keep what the local directory keeps (when
 		// they are one directory, the local prune did it already).
 		if !sameDir(cfg.BackupUpload, cfg.BackupDir) {
 			if _, err := store.PruneRemote(ctx, up, backup.Policy{KeepLast: cfg.BackupKeep}); err != nil {
-				return fmt.Errorf("backup %s uploaded, but pruning the off-site copies failed: %w", info.Name, err)
+				return backup.Info{}, fmt.Errorf("backup %s uploaded, but pruning the off-site copies failed: %w", info.Name, err)
 			}
 		}
 	}
-	return nil
+	return info, nil
 }
 
 // sameDir reports whether a and b name one directory.
@@ -129,9 +132,15 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	defer db.Close()
-	if err := runBackup(ctx, env.cfg, db, env.log, env.stderr); err != nil {
+	info, err := runBackup(ctx, env.cfg, db, env.log, env.stderr)
+	if err != nil {
 		fmt.Fprintln(env.stderr, "backup failed:", err)
 		return 1
+	}
+	// Recorded for the replicas' schedule: the next scheduled backup is an
+	// interval after this one.
+	if err := newBackupSchedule(db).done(ctx, info.Time, info.Name); err != nil {
+		fmt.Fprintln(env.stderr, "backup made and verified, but not recorded for the schedule:", err)
 	}
 	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,14 +97,9 @@ func (d *doctor) billing(ctx context.Context) {
 	defer db.Close()
 	// A database the server has not started on since the pause moved there
 	// has no table yet: not paused, and doctor does not create it.
-	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'levqor_billing_pause'`
-	if db.dialect == sqldialect.Postgres {
-		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'levqor_billing_pause'`
-	}
-	var tables int
 	var st spendguard.PauseState
-	err = db.QueryRowContext(ctx, q).Scan(&tables)
-	if err == nil && tables > 0 {
+	exists, err := hasTable(ctx, db, "levqor_billing_pause")
+	if err == nil && exists {
 		var flags *spendguard.SQLFlags
 		if flags, err = spendguard.NewSQLFlags(ctx, spendguard.SQLFlagsConfig{DB: db.DB}); err == nil {
 			st, err = flags.State(ctx)
@@ -115,6 +111,17 @@ func (d *doctor) billing(ctx context.Context) {
 	case st.Paused:
 		d.warn("billing paused since %s: %s (resume with: levqor-server spend resume --by NAME)", st.Since.Format(time.RFC3339), st.Reason)
 	}
+}
+
+// hasTable reports whether the database has table name.
+func hasTable(ctx context.Context, db *database, name string) (bool, error) {
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+	if db.dialect == sqldialect.Postgres {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`
+	}
+	var n int
+	err := db.QueryRowContext(ctx, q, name).Scan(&n)
+	return n > 0, err
 }
 
 // doctor prints one PASS, FAIL, WARN or INFO line per check and counts them.
@@ -260,13 +267,40 @@ func (d *doctor) backups(ctx context.Context) {
 			_, err = store.Verify(ctx, list[len(list)-1].Name)
 		}
 	}
-	d.check("backup freshness", err)
-	if d.cfg.BackupUpload != "" && len(list) > 0 {
-		d.check("off-site copy", offsiteCopy(ctx, d.cfg.BackupUpload, list[len(list)-1]))
+	// Replicas take turns at scheduled backups: the newest may be on
+	// another machine, and doctor cannot verify it from here.
+	elsewhere := false
+	if err != nil {
+		r, ok := d.recordedBackup(ctx)
+		if elsewhere = ok && time.Since(r.last) <= maxBackupAge(d.cfg) && !slices.ContainsFunc(list, func(b backup.Info) bool { return b.Name == r.lastName }); elsewhere {
+			d.warn("backup freshness: none recent in %s (%v); the newest backup, %s, was made on another machine: run doctor there to verify it", d.cfg.BackupDir, err, r.describe())
+		}
+	}
+	if !elsewhere {
+		d.check("backup freshness", err)
+		if d.cfg.BackupUpload != "" && len(list) > 0 {
+			d.check("off-site copy", offsiteCopy(ctx, d.cfg.BackupUpload, list[len(list)-1]))
+		}
 	}
 	if d.cfg.BackupUpload != "" && sameDir(d.cfg.BackupUpload, d.cfg.BackupDir) {
 		d.warn("LEVQOR_BACKUP_UPLOAD_DIR is the backup directory itself: uploads make no second copy")
 	}
+}
+
+// recordedBackup reads the newest backup recorded in the schedule (made
+// by any replica, or the backup command); false when there is none or the
+// database cannot tell (its failure is reported by the database check).
+func (d *doctor) recordedBackup(ctx context.Context) (scheduleRow, bool) {
+	db, err := openServerDB(ctx, d.cfg)
+	if err != nil {
+		return scheduleRow{}, false
+	}
+	defer db.Close()
+	if ok, err := hasTable(ctx, db, "backup_schedule"); err != nil || !ok {
+		return scheduleRow{}, false
+	}
+	r, err := newBackupSchedule(db).read(ctx)
+	return r, err == nil && !r.last.IsZero()
 }
 
 // offsiteCopy checks that the upload directory holds newest, byte for

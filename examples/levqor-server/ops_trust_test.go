@@ -679,7 +679,9 @@ func TestScheduledBackupsSurviveRestarts(t *testing.T) {
 		t.Fatalf("%d backups after the restart, want the first one only: %v", len(m), m)
 	}
 	// A backup that never passed its check does not count: with the
-	// only one unverified, the next start backs up at once.
+	// only one unverified (the process died before its check, so it was
+	// never recorded in the schedule either), the next start backs up at
+	// once.
 	s.stop()
 	editOnlyBackup(t, manifest, func(e map[string]any) {
 		if e["verified_at"] == nil {
@@ -687,6 +689,14 @@ func TestScheduledBackupsSurviveRestarts(t *testing.T) {
 		}
 		delete(e, "verified_at")
 	})
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "levqor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE backup_schedule SET last_at = '', last_name = '', last_by = ''`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 	s = start(t, env...)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if m, _ := filepath.Glob(filepath.Join(data, "backups", "*.db")); len(m) == 2 {
@@ -774,6 +784,80 @@ func TestScheduledBackupsSharedDirectory(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(shared, "*.dump")); len(m) != 1 {
 		t.Fatalf("%d backups in the shared directory, want the first replica's only: %v", len(m), m)
+	}
+}
+
+// TestScheduledBackupsOnceAcrossReplicas: three replicas of one
+// PostgreSQL database started at once with the same LEVQOR_BACKUP_INTERVAL
+// (two sharing a backup directory, one with its own) make one backup
+// between them, not one each; doctor on a replica whose directory holds
+// none says where the newest is instead of failing; a backup made by the
+// backup command is recorded for the schedule too. Before, each replica
+// backed up at start and then at every interval, in step with the others
+// (measured with a 1-minute interval: 3 backups at start, 2 more a minute
+// later).
+func TestScheduledBackupsOnceAcrossReplicas(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	shared, own := t.TempDir(), t.TempDir()
+	env := []string{"LEVQOR_DATABASE_URL=" + url, "LEVQOR_BACKUP_INTERVAL=1h",
+		"LEVQOR_JWT_SECRET=replica test secret of at least 32 bytes", "LEVQOR_DSAR_KEY=replica test pseudonymisation key, 32+ bytes"}
+	dataOwn := t.TempDir()
+	replicas := []*server{
+		launch(t, append(env, "LEVQOR_BACKUP_DIR="+shared, "LEVQOR_DATA_DIR="+t.TempDir())...),
+		launch(t, append(env, "LEVQOR_BACKUP_DIR="+shared, "LEVQOR_DATA_DIR="+t.TempDir())...),
+		launch(t, append(env, "LEVQOR_BACKUP_DIR="+own, "LEVQOR_DATA_DIR="+dataOwn)...),
+	}
+	for _, r := range replicas {
+		r.waitHealthy()
+	}
+	dumps := func() []string {
+		a, _ := filepath.Glob(filepath.Join(shared, "*.dump"))
+		b, _ := filepath.Glob(filepath.Join(own, "*.dump"))
+		return append(a, b...)
+	}
+	// Every replica schedules the next backup an hour after the one made.
+	var next string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := 0
+		for _, r := range replicas {
+			if i := strings.Index(r.logs.String(), `msg="scheduled backups: next" at=`); i >= 0 {
+				line := r.logs.String()[i:]
+				line = line[:strings.IndexByte(line, ' ')+len(" at=2026-01-01T00:00:00Z")+1]
+				if next == "" || line == next {
+					next = line
+					n++
+				}
+			}
+		}
+		if n == len(replicas) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replicas did not all schedule %q (backups %v):\n%s\n%s\n%s", next, dumps(),
+				replicas[0].logs.String(), replicas[1].logs.String(), replicas[2].logs.String())
+		}
+	}
+	time.Sleep(time.Second) // a second backup, if any, would have started
+	if d := dumps(); len(d) != 1 {
+		t.Fatalf("%d backups from three replicas started at once, want 1: %v", len(d), d)
+	}
+	replicaEnv := append(env, "LEVQOR_BACKUP_DIR="+own)
+	out, code := cliEnv(t, dataOwn, replicaEnv, "doctor")
+	if inOwn, _ := filepath.Glob(filepath.Join(own, "*.dump")); len(inOwn) == 0 {
+		if code != 0 || !strings.Contains(out, "WARN  backup freshness: none recent in "+own) || !strings.Contains(out, "was made on another machine") {
+			t.Fatalf("doctor on the replica without the backup: exit %d\n%s", code, out)
+		}
+	} else if !strings.Contains(out, "PASS  backup freshness") {
+		t.Fatalf("doctor on the replica with the backup: exit %d\n%s", code, out)
+	}
+	// The backup command's backup is recorded: doctor elsewhere names it.
+	if out, code := cliEnv(t, dataOwn, replicaEnv, "backup"); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	made, _ := filepath.Glob(filepath.Join(own, "*.dump")) // sorted: oldest first
+	out, code = cliEnv(t, t.TempDir(), append(env, "LEVQOR_BACKUP_DIR="+t.TempDir()), "doctor")
+	if code != 0 || !strings.Contains(out, filepath.Base(made[len(made)-1])) {
+		t.Fatalf("doctor elsewhere after the backup command (newest %s): exit %d\n%s", made[len(made)-1], code, out)
 	}
 }
 

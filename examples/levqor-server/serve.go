@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/backup"
 )
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -225,16 +226,23 @@ func (a *app) backgroundJobs(ctx context.Context) {
 // it is tried again (the interval, if shorter).
 const maxBackupRetry = 10 * time.Minute
 
+// scheduleRetry is how long scheduled backups wait after the database
+// failed them the record (so the schedule is unknown).
+const scheduleRetry = time.Minute
+
 // scheduledBackups backs up every LEVQOR_BACKUP_INTERVAL, counted from the
-// newest verified backup in the store rather than from the start of this
-// process: a server restarted more often than the interval (each deploy)
-// would otherwise never reach its first backup. So the first one runs at
-// start when there is none or the newest is older than the interval; a
+// newest verified backup rather than from the start of this process: a
+// server restarted more often than the interval (each deploy) would
+// otherwise never reach its first backup. So the first one runs at start
+// when there is none or the newest is older than the interval. Replicas
+// take turns through the backup schedule in the database (backupSchedule):
+// one backup per interval between them, whichever replica runs it. A
 // failed one is alerted (critical) and tried again after the interval or
 // maxBackupRetry, the shorter.
 func (a *app) scheduledBackups(ctx context.Context) {
 	interval := a.cfg.BackupInterval
-	next := time.Now()
+	// Backups made before the schedule was recorded count too.
+	var local time.Time
 	if store, err := backupStore(a.cfg, a.log, nil); err != nil {
 		a.log.Error("scheduled backups: open the backup directory", "err", err)
 	} else if list, err := store.List(); err != nil {
@@ -242,30 +250,73 @@ func (a *app) scheduledBackups(ctx context.Context) {
 	} else {
 		for _, b := range list { // oldest first; a backup that failed its check does not count
 			if !b.VerifiedAt.IsZero() {
-				next = b.Time.Add(interval)
+				local = b.Time
 			}
 		}
 	}
+	sched := newBackupSchedule(a.db)
+	var announced time.Time
 	for {
-		a.log.Info("scheduled backups: next", "at", next.UTC().Format(time.RFC3339))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Until(next)):
-		}
-		if err := runBackup(ctx, a.cfg, a.db, a.log, io.Discard); err != nil {
+		wait, err := a.nextBackup(ctx, sched, local, interval, &announced)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			a.log.Error("scheduled backup failed", "err", err)
-			_ = a.alerts.Notify(ctx, alert.Alert{Severity: alert.SeverityCritical, Title: "Scheduled backup failed",
-				Message: err.Error(), Key: "backup-failed",
-				Fields: []alert.Field{{Key: "Retry", Value: "in " + min(interval, maxBackupRetry).String()}}})
-			next = time.Now().Add(min(interval, maxBackupRetry))
-			continue
+			a.log.Error("scheduled backups: the schedule in the database", "err", err, "retry_in", scheduleRetry.String())
+			wait = scheduleRetry
 		}
-		next = time.Now().Add(interval)
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
 	}
+}
+
+// nextBackup runs the scheduled backup if it is due and this replica's
+// claim lands, and returns how long to wait before looking again (0: at
+// once, the record changed).
+func (a *app) nextBackup(ctx context.Context, sched *backupSchedule, local time.Time, interval time.Duration, announced *time.Time) (time.Duration, error) {
+	row, err := sched.read(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := sched.now()
+	due := row.due(local, interval, now)
+	if due.After(now) {
+		if !due.Equal(*announced) {
+			*announced = due
+			a.log.Info("scheduled backups: next", "at", due.UTC().Format(time.RFC3339), "last", row.describe())
+		}
+		return due.Sub(now), nil
+	}
+	if won, err := sched.claim(ctx, row); err != nil || !won {
+		return 0, err // another replica moved first: read its record
+	}
+	var info backup.Info
+	err = sched.holding(ctx, func() (err error) {
+		info, err = runBackup(ctx, a.cfg, a.db, a.log, io.Discard)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: hand the backup to the other replicas now
+			// rather than when the lease lapses.
+			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = sched.failed(release, sched.now())
+			return 0, ctx.Err()
+		}
+		retry := min(interval, maxBackupRetry)
+		a.log.Error("scheduled backup failed", "err", err)
+		_ = a.alerts.Notify(ctx, alert.Alert{Severity: alert.SeverityCritical, Title: "Scheduled backup failed",
+			Message: err.Error(), Key: "backup-failed",
+			Fields: []alert.Field{{Key: "Retry", Value: "in " + retry.String()}}})
+		return 0, sched.failed(ctx, sched.now().Add(retry))
+	}
+	return 0, sched.done(ctx, info.Time, info.Name)
 }
 
 // every calls fn every interval until ctx ends.
