@@ -27,7 +27,9 @@
 // uncrossed thresholds as UNKNOWN. BlockWhilePaused answers billable routes
 // with 503 while billing is paused. A Guard made anew by every run of a
 // cron job keeps its record of alerts and pauses in a Memory (MemoryFile:
-// a JSON file written atomically), so it too alerts once per crossing.
+// a JSON file written atomically; SQLMemory: a database table, locked
+// while a Check runs, for cron on several machines), so it too alerts
+// once per crossing.
 //
 // BuildReport aggregates sources into a cost report with totals and net per
 // currency, printable as an aligned table (WriteText) or as JSON.

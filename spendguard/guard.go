@@ -48,7 +48,8 @@ type GuardConfig struct {
 	Notifier alert.Notifier
 	// Memory keeps which alerts went out and whether billing was paused
 	// across processes, for a Guard made anew by each run (a cron job).
-	// Optional: nil keeps them in the Guard.
+	// One that is also a Locker (SQLMemory) keeps Checks in several
+	// processes from overlapping. Optional: nil keeps them in the Guard.
 	Memory Memory
 	// Location sets where a day begins. Default UTC.
 	Location *time.Location
@@ -178,6 +179,16 @@ func (g *Guard) Check(ctx context.Context) (Check, error) {
 		}
 	}
 	var errs []error
+	if l, ok := g.cfg.Memory.(Locker); ok {
+		// Held from the load to the save: another process's Check waits,
+		// then sees what this one alerted. Without it the check still
+		// alerts: a repeated alert beats a missed one.
+		if unlock, err := l.Lock(ctx); err != nil {
+			errs = append(errs, err)
+		} else {
+			defer unlock()
+		}
+	}
 	if g.cfg.Memory != nil {
 		// Loaded before deciding, saved after: a run that fails to save
 		// alerts again next time rather than never.

@@ -72,7 +72,7 @@ type config struct {
 // envVars documents every variable, for --help and the README.
 var envVars = [][2]string{
 	{"LEVQOR_ADDR", "listen address (default :8080)"},
-	{"LEVQOR_DATA_DIR", "data directory: database (SQLite), keys, the spend guard's memory (default ./data)"},
+	{"LEVQOR_DATA_DIR", "data directory: database (SQLite), keys (default ./data)"},
 	{"LEVQOR_DATABASE_URL", "PostgreSQL URL (postgres://user:pass@host/db) for all server state, shared by replicas (default: SQLite in the data directory)"},
 	{"LEVQOR_DATABASE_MAX_CONNS", "database connections per replica, PostgreSQL or SQLite, 1 to " + strconv.Itoa(maxDatabaseConns) + " (default 20)"},
 	{"LEVQOR_REDIS_URL", "Redis or Redis Cluster URL shared by replicas (rate limits, token revocation); unset: in-process"},

@@ -229,6 +229,78 @@ func TestSpendPauseAndResume(t *testing.T) {
 	other.stop()
 }
 
+// TestSpendFromCronOnEveryReplica: `spend` runs from cron on three
+// machines sharing one PostgreSQL database, at once and again: each
+// threshold crossed alerts once between them. Before, each machine kept
+// its record in its own data directory and alerted once per machine. A
+// record file of that version is imported once.
+func TestSpendFromCronOnEveryReplica(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	fs := newFakeStripe(t)
+	fs.setCosts(true, true, false) // $3.20 of fees today
+	tg := newFakeTelegram(t)
+	env := append(tg.env(), "LEVQOR_DATABASE_URL="+url, "STRIPE_SECRET_KEY=sk_test_spend", "LEVQOR_STRIPE_API="+fs.URL,
+		"LEVQOR_JWT_SECRET=replica test secret of at least 32 bytes", "LEVQOR_DSAR_KEY=replica test pseudonymisation key, 32+ bytes")
+	start(t, append(env, "LEVQOR_DATA_DIR="+t.TempDir())...).stop() // the schema
+	machines := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	round := func(limit string, wantCode int) []string {
+		t.Helper()
+		var wg sync.WaitGroup
+		for _, data := range machines {
+			wg.Go(func() {
+				if out, code := cliEnv(t, data, append(env, "DAILY_SPEND_LIMIT="+limit), "spend"); code != wantCode {
+					t.Errorf("spend with limit $%s: exit %d, want %d\n%s", limit, code, wantCode, out)
+				}
+			})
+		}
+		wg.Wait()
+		return tg.sent()
+	}
+	// Each alert once: its title line (the forecast's, too, which early in
+	// the day joins in) never twice.
+	once := func(sent []string) bool {
+		seen := map[string]bool{}
+		for _, m := range sent {
+			title, _, _ := strings.Cut(m, "\n")
+			if seen[title] {
+				return false
+			}
+			seen[title] = true
+		}
+		return true
+	}
+	round("6", 0) // 53%
+	if sent := round("6", 0); countContaining(sent, "at 50% of limit") != 1 || !once(sent) {
+		t.Fatalf("two rounds on three machines at 53%%: %q", sent)
+	}
+	if sent := round("3.5", 0); countContaining(sent, "at 80% of limit") != 1 || countContaining(sent, "at 100% of limit") != 0 || !once(sent) {
+		t.Fatalf("a round at 91%%: %q", sent)
+	}
+
+	// A record file of the earlier version on a machine of its own: today's
+	// 50% alert is not sent again, and the file is imported once.
+	data := newData(t)
+	today := time.Now().UTC().Format(time.DateOnly)
+	legacy := filepath.Join(data, "spend_guard.json")
+	if err := os.WriteFile(legacy, []byte(`{"day":"`+today+`","alarmed":[50]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := len(tg.sent())
+	stripeOnly := append(tg.env(), "STRIPE_SECRET_KEY=sk_test_spend", "LEVQOR_STRIPE_API="+fs.URL, "DAILY_SPEND_LIMIT=6")
+	if out, code := cliEnv(t, data, stripeOnly, "spend"); code != 0 {
+		t.Fatalf("spend with a legacy record: exit %d\n%s", code, out)
+	}
+	if sent := tg.sent()[before:]; len(sent) != 0 {
+		t.Fatalf("alerted again what the legacy record held: %q", sent)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Fatalf("the legacy record is still in place: %v", err)
+	}
+	if _, err := os.Stat(legacy + ".imported"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSLOAlerts: the deployment watchdog alerts on a failed deployment,
 // saying whether the rollback worked, and exits 3 when it did not.
 func TestSLOAlerts(t *testing.T) {

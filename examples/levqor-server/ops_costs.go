@@ -140,10 +140,53 @@ func openServerBilling(ctx context.Context, env *cliEnv) (*database, *spendguard
 	return db, flags, nil
 }
 
-// spendMemoryFile, in the data directory, is where `spend` remembers the
-// alerts it sent and the pause it made today: each cron run is a new
-// process, and without it every run would alert again.
-const spendMemoryFile = "spend_guard.json"
+// legacySpendMemory, in the data directory, is where `spend` remembered
+// the alerts it sent and the pause it made today before that moved into
+// the database: a file is seen only on its own machine, so `spend` run
+// from cron on several alerted once on each.
+const legacySpendMemory = "spend_guard.json"
+
+// openSpendMemory is the spend guard's record in the server's database,
+// shared by `spend` runs on every machine (each cron run is a new process,
+// and without it every run would alert again). A record file left by an
+// earlier version is imported first, once (then renamed), unless the
+// database holds a record as recent.
+func openSpendMemory(ctx context.Context, cfg config, db *sql.DB) (*spendguard.SQLMemory, error) {
+	mem, err := spendguard.NewSQLMemory(ctx, spendguard.SQLMemoryConfig{DB: db})
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cfg.DataDir, legacySpendMemory)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return mem, nil
+	}
+	old, err := spendguard.NewMemoryFile(spendguard.MemoryFileConfig{Path: path})
+	if err != nil {
+		return nil, err
+	}
+	memo, err := old.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := mem.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	current, err := mem.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if memo.Day > current.Day { // YYYY-MM-DD: text order is date order
+		if err := mem.Save(ctx, memo); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Rename(path, path+".imported"); err != nil {
+		return nil, fmt.Errorf("spend guard record file: %w", err)
+	}
+	return mem, nil
+}
 
 func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) > 0 && args[0] == "resume" {
@@ -173,9 +216,9 @@ func cmdSpend(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, err)
 		return 2
 	}
-	memory, err := spendguard.NewMemoryFile(spendguard.MemoryFileConfig{Path: filepath.Join(env.cfg.DataDir, spendMemoryFile)})
+	memory, err := openSpendMemory(ctx, env.cfg, db.DB)
 	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+		fmt.Fprintln(env.stderr, "spend:", err)
 		return 2
 	}
 	g, err := spendguard.NewGuard(spendguard.GuardConfig{
