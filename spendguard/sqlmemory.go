@@ -33,7 +33,9 @@ const lockPoll = 20 * time.Millisecond
 type SQLMemoryConfig struct {
 	// DB holds the record in table levqor_spend_memory (one row, created
 	// if missing). Required; SQLite or PostgreSQL, told apart by the
-	// driver. SQLMemory never closes it.
+	// driver. SQLMemory never closes it. On PostgreSQL the lock holds one
+	// of its connections while a Check runs, and the Check needs another:
+	// a pool limited to one connection is refused.
 	DB *sql.DB
 }
 
@@ -61,6 +63,9 @@ func NewSQLMemory(ctx context.Context, cfg SQLMemoryConfig) (*SQLMemory, error) 
 	dialect, err := sqldialect.Detect(cfg.DB)
 	if err != nil {
 		return nil, fmt.Errorf("spendguard: %w", err)
+	}
+	if dialect == sqldialect.Postgres && cfg.DB.Stats().MaxOpenConnections == 1 {
+		return nil, errors.New("spendguard: SQLMemory on PostgreSQL needs a pool of at least two connections (the lock holds one while a Check runs)")
 	}
 	if err := dialect.CreateSchema(ctx, cfg.DB, "spendguard memory",
 		`CREATE TABLE IF NOT EXISTS levqor_spend_memory (id INTEGER PRIMARY KEY CHECK (id = 1), memo TEXT NOT NULL)`,

@@ -105,6 +105,19 @@ func TestSQLMemory(t *testing.T) {
 	})
 }
 
+// TestSQLMemoryOnePostgresConnection: a pool of one PostgreSQL
+// connection would wait for itself (the lock holds it, the Check needs
+// another): refused when building, not hung at the first Check.
+func TestSQLMemoryOnePostgresConnection(t *testing.T) {
+	db := pgtest.Open(t)
+	db.SetMaxOpenConns(1)
+	if _, err := spendguard.NewSQLMemory(context.Background(), spendguard.SQLMemoryConfig{DB: db}); err == nil || !strings.Contains(err.Error(), "at least two connections") {
+		t.Fatalf("a pool of one: %v", err)
+	}
+	db.SetMaxOpenConns(2)
+	newSQLMemory(t, db)
+}
+
 // TestSQLMemoryOverlappingRuns: six processes' Guards, each made anew
 // with its own SQLMemory on one database (cron on six replicas), check at
 // once after spend crossed 50% and 80%: two alerts between them, one

@@ -217,6 +217,20 @@ func TestEndToEndPostgres(t *testing.T) {
 	endToEnd(t, start(t, "LEVQOR_RATE_LIMIT=1000/m", "LEVQOR_DATABASE_URL="+pgtest.NewDatabase(t)))
 }
 
+// TestEndToEndOneConnection: the whole API with a database pool of one
+// connection (LEVQOR_DATABASE_MAX_CONNS=1, the least the setting allows),
+// on PostgreSQL and SQLite. Before, on PostgreSQL the server never became
+// healthy: the migrations waited for a second connection while the first
+// held their advisory lock.
+func TestEndToEndOneConnection(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		endToEnd(t, start(t, "LEVQOR_RATE_LIMIT=1000/m", "LEVQOR_DATABASE_URL="+pgtest.NewDatabase(t), "LEVQOR_DATABASE_MAX_CONNS=1"))
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		endToEnd(t, start(t, "LEVQOR_RATE_LIMIT=1000/m", "LEVQOR_DATABASE_MAX_CONNS=1"))
+	})
+}
+
 func endToEnd(t *testing.T, s *server) {
 
 	// Registration.

@@ -70,50 +70,64 @@ const migrationLock = 0x6c6576716f72
 // own transaction together with its schema_migrations row, so replicas
 // starting at once apply each migration exactly once: PostgreSQL through
 // an advisory lock held for the whole run, SQLite because it takes the
-// write lock at BEGIN (_txlock=immediate).
+// write lock at BEGIN (_txlock=immediate). On PostgreSQL every statement
+// runs on the connection holding the lock, so a pool of one connection
+// (LEVQOR_DATABASE_MAX_CONNS=1) does not wait for itself.
 func migrate(ctx context.Context, db *database) error {
 	ms, err := loadMigrations(db.dialect.String())
 	if err != nil {
 		return err
 	}
+	var conn interface {
+		ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+		BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+	} = db.DB
 	if db.dialect == sqldialect.Postgres {
-		conn, err := db.Conn(ctx)
+		c, err := db.Conn(ctx)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		defer c.Close()
+		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+		defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+		conn = c
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("schema_migrations: %w", err)
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m); err != nil {
+		t, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		err = applyMigration(ctx, tx{t, db.dialect}, m)
+		if err == nil {
+			err = t.Commit()
+		}
+		_ = t.Rollback()
+		if err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *database, m migration) error {
-	return db.inTx(ctx, func(tx tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UTC().Format(time.RFC3339))
+func applyMigration(ctx context.Context, tx tx, m migration) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 		return err
-	})
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, time.Now().UTC().Format(time.RFC3339))
+	return err
 }
 
 // appliedVersion is the newest migration recorded in the database.

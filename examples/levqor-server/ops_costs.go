@@ -152,6 +152,11 @@ const legacySpendMemory = "spend_guard.json"
 // earlier version is imported first, once (then renamed), unless the
 // database holds a record as recent.
 func openSpendMemory(ctx context.Context, cfg config, db *sql.DB) (*spendguard.SQLMemory, error) {
+	if db.Stats().MaxOpenConnections == 1 {
+		// LEVQOR_DATABASE_MAX_CONNS=1 sizes a replica's pool; this one-off
+		// run needs a second connection beside the memory's lock.
+		db.SetMaxOpenConns(2)
+	}
 	mem, err := spendguard.NewSQLMemory(ctx, spendguard.SQLMemoryConfig{DB: db})
 	if err != nil {
 		return nil, err
