@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/backup"
 	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/payout"
@@ -95,6 +97,10 @@ type backupsPanel struct {
 	Age      string    `json:"age,omitempty"`
 	Size     int64     `json:"size"`
 	Verified bool      `json:"verified"`
+	// Elsewhere names the machine that made the newest backup when it is
+	// not in this replica's directory (replicas take turns at scheduled
+	// backups); Size is then unknown here.
+	Elsewhere string `json:"elsewhere,omitempty"`
 }
 
 type payoutTotals struct {
@@ -133,7 +139,7 @@ func (d *dashboard) data(ctx context.Context) dashboardData {
 	wg.Go(func() { out.Payouts = d.payoutsPanel(ctx) })
 	out.SLO = d.sloPanel()
 	out.Alerts = d.alertsPanel()
-	out.Backups = d.backupsPanel()
+	out.Backups = d.backupsPanel(ctx)
 	wg.Wait()
 	return out
 }
@@ -307,7 +313,7 @@ func (d *dashboard) alertsPanel() alertsPanel {
 	return p
 }
 
-func (d *dashboard) backupsPanel() backupsPanel {
+func (d *dashboard) backupsPanel(ctx context.Context) backupsPanel {
 	store, err := backupStore(d.a.cfg, d.a.log, nil)
 	if err != nil {
 		return backupsPanel{panelState: unknown(err.Error())}
@@ -317,13 +323,22 @@ func (d *dashboard) backupsPanel() backupsPanel {
 		return backupsPanel{panelState: unknown(err.Error())}
 	}
 	p := backupsPanel{panelState: known(), Count: len(list)}
-	if len(list) == 0 {
-		return p
-	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Time.Before(list[j].Time) })
-	n := list[len(list)-1]
-	p.Newest, p.At, p.Size, p.Verified = filepath.Base(n.Name), n.Time.UTC(), n.Size, !n.VerifiedAt.IsZero()
-	p.Age = time.Since(n.Time).Round(time.Minute).String()
+	if len(list) > 0 {
+		n := list[len(list)-1]
+		p.Newest, p.At, p.Size, p.Verified = filepath.Base(n.Name), n.Time.UTC(), n.Size, !n.VerifiedAt.IsZero()
+	}
+	// The newest backup of any replica, from the schedule's record (only
+	// verified backups are recorded there).
+	ctx, cancel := context.WithTimeout(ctx, dashboardTimeout)
+	defer cancel()
+	if r, err := newBackupSchedule(d.a.db).read(ctx); err == nil && r.last.After(p.At) &&
+		!slices.ContainsFunc(list, func(b backup.Info) bool { return b.Name == r.lastName }) {
+		p.Newest, p.At, p.Size, p.Verified, p.Elsewhere = r.lastName, r.last.UTC(), 0, true, r.lastBy
+	}
+	if p.Newest != "" {
+		p.Age = time.Since(p.At).Round(time.Minute).String()
+	}
 	return p
 }
 

@@ -39,9 +39,10 @@ type dashboardJSON struct {
 		}
 	}
 	Backups struct {
-		State    string
-		Count    int
-		Verified bool
+		State             string
+		Count             int
+		Verified          bool
+		Newest, Elsewhere string
 	}
 	Payouts struct {
 		State  string

@@ -850,6 +850,18 @@ func TestScheduledBackupsOnceAcrossReplicas(t *testing.T) {
 	} else if !strings.Contains(out, "PASS  backup freshness") {
 		t.Fatalf("doctor on the replica with the backup: exit %d\n%s", code, out)
 	}
+	// A fourth replica started later, with a directory of its own, makes
+	// no backup, and its ops dashboard names the one made elsewhere.
+	fourth, ops := t.TempDir(), freeAddr(t)
+	start(t, append(env, "LEVQOR_BACKUP_DIR="+fourth, "LEVQOR_DATA_DIR="+t.TempDir(), "LEVQOR_OPS_ADDR="+ops)...)
+	var d dashboardJSON
+	if st, body := opsGet(t, ops, "/dashboard.json"); st != 200 || json.Unmarshal([]byte(body), &d) != nil ||
+		d.Backups.Newest != filepath.Base(dumps()[0]) || !d.Backups.Verified || d.Backups.Elsewhere == "" || d.Backups.Count != 0 {
+		t.Fatalf("the fourth replica's dashboard (backups made %v): %d %.600s", dumps(), st, body)
+	}
+	if m, _ := filepath.Glob(filepath.Join(fourth, "*.dump")); len(m) != 0 || len(dumps()) != 1 {
+		t.Fatalf("the fourth replica backed up: %v", m)
+	}
 	// The backup command's backup is recorded: doctor elsewhere names it.
 	if out, code := cliEnv(t, dataOwn, replicaEnv, "backup"); code != 0 {
 		t.Fatalf("backup: exit %d\n%s", code, out)
