@@ -21,7 +21,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/levqor/levqor/alert"
-	"github.com/levqor/levqor/anomaly"
 	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/payout"
 	"github.com/levqor/levqor/ratelimit"
@@ -58,7 +57,7 @@ type app struct {
 	clientIP *ratelimit.ClientIP
 	headers  *secheaders.Headers
 	alerts   *alert.Alerter
-	latency  *anomaly.ZScore
+	latency  *latencyWatch
 	tracker  *slo.Tracker // API requests non-5xx and within SLO_LATENCY_THRESHOLD
 	// availability counts API requests that were not 5xx, whatever their
 	// latency (the dashboard shows both budgets).
@@ -234,7 +233,7 @@ func (a *app) openObservers(context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if a.latency, err = anomaly.NewZScore(anomaly.Config{Window: 200, MinSamples: 50, Direction: anomaly.Spikes, Threshold: 4}); err != nil {
+	if a.latency, err = newLatencyWatch(a.cfg.SLOLatency); err != nil {
 		return err
 	}
 	a.tracker, err = slo.NewTracker(slo.TrackerConfig{Name: "api", LatencyThreshold: a.cfg.SLOLatency, Notifier: a.alerts, Logger: a.log})

@@ -158,14 +158,14 @@ func (a *app) observe(next http.Handler) http.Handler {
 			serve := max(0, d-o.body.waited)
 			a.tracker.Observe(serve, status < 500 && serve <= a.cfg.SLOLatency)
 			a.availability.Record(status < 500)
-			res := a.latency.Observe(float64(serve) / float64(time.Millisecond))
+			res := a.latency.observe(route, serve)
 			a.series.observe(start, serve, res.Anomaly)
 			if res.Anomaly {
 				a.metrics.anomalies.Inc()
 				if res.Grade == anomaly.High {
 					_ = a.alerts.Notify(context.Background(), alert.Alert{
 						Severity: alert.SeverityWarning, Title: "Latency spike on " + route, Key: "latency|" + route,
-						Fields: []alert.Field{{Key: "Latency", Value: serve.Round(time.Millisecond).String()}, {Key: "Baseline", Value: fmt.Sprintf("%.1fms ± %.1f", res.Mean, res.StdDev)}},
+						Fields: []alert.Field{{Key: "Latency", Value: serve.Round(time.Millisecond).String()}, {Key: "Baseline", Value: fmt.Sprintf("%.2fms ± %.2f", res.Mean, res.StdDev)}},
 					})
 				}
 			}

@@ -305,6 +305,61 @@ func TestSpendFromCronOnEveryReplica(t *testing.T) {
 	}
 }
 
+// TestLatencySpikeAlerts: each API route is judged against its own
+// recent latencies, with a floor on their spread (a twentieth of
+// SLO_LATENCY_THRESHOLD): GET /api/me answering in tenths of a
+// millisecond and logins hashing a password in tens do not alert in
+// normal use, while logins queued for the one hashing slot do. Before,
+// one baseline mixed every route and its spread had no floor: 300 calls
+// of /api/me alerted "Latency spike on GET /api/me" with a latency of
+// 0s ("baseline 0.0ms ± 0.0").
+func TestLatencySpikeAlerts(t *testing.T) {
+	s := start(t, "LEVQOR_RATE_LIMIT=100000/m", "LEVQOR_HASH_CONCURRENCY=1")
+	expect(t, s.do("POST", "/api/auth/register", "", creds("spike@example.com", "password one")), 201, "register")
+	var access string
+	for range 60 {
+		access, _ = login(t, s, "spike@example.com", "password one")
+	}
+	for range 300 {
+		expect(t, s.do("GET", "/api/me", access, ""), 200, "me")
+	}
+	// Any alert so far must be a real spike: at least 0.3 × the 200 ms
+	// SLO threshold above its route's mean (a stalled machine), never the
+	// sub-millisecond wobble of a fast route.
+	spikes := func() []string {
+		var out []string
+		for _, l := range strings.Split(s.logs.String(), "\n") {
+			if strings.Contains(l, `title="Latency spike on `) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, l := range spikes() {
+		_, lat, _ := strings.Cut(l, "fields.Latency=")
+		lat, _, _ = strings.Cut(lat, " ")
+		if d, err := time.ParseDuration(lat); err != nil || d < 60*time.Millisecond {
+			t.Fatalf("a latency alert in normal use: %s", l)
+		}
+	}
+	// Nine logins at once for one hashing slot: the last waits for eight
+	// hashes, far above the route's baseline.
+	before := len(spikes())
+	var wg sync.WaitGroup
+	for range 9 {
+		wg.Go(func() { s.do("POST", "/api/auth/login", "", creds("spike@example.com", "password one")) })
+	}
+	wg.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got := spikes(); len(got) > before && strings.Contains(got[len(got)-1], "POST /api/auth/login") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queued logins raised no latency alert:\n%s", strings.Join(spikes(), "\n"))
+		}
+	}
+}
+
 // TestSLOAlerts: the deployment watchdog alerts on a failed deployment,
 // saying whether the rollback worked, and exits 3 when it did not.
 func TestSLOAlerts(t *testing.T) {
