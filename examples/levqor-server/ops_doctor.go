@@ -274,6 +274,9 @@ func (d *doctor) backups(ctx context.Context) {
 		r, ok := d.recordedBackup(ctx)
 		if elsewhere = ok && time.Since(r.last) <= maxBackupAge(d.cfg) && !slices.ContainsFunc(list, func(b backup.Info) bool { return b.Name == r.lastName }); elsewhere {
 			d.warn("backup freshness: none recent in %s (%v); the newest backup, %s, was made on another machine: run doctor there to verify it", d.cfg.BackupDir, err, r.describe())
+			if d.cfg.BackupUpload != "" {
+				d.check("off-site copy", offsiteSelfConsistent(ctx, d.cfg.BackupUpload, r.lastName))
+			}
 		}
 	}
 	if !elsewhere {
@@ -301,6 +304,18 @@ func (d *doctor) recordedBackup(ctx context.Context) (scheduleRow, bool) {
 	}
 	r, err := newBackupSchedule(db).read(ctx)
 	return r, err == nil && !r.last.IsZero()
+}
+
+// offsiteSelfConsistent checks a backup made on another replica by its
+// copy in the upload directory: there, with a checksum sidecar its bytes
+// match. doctor reads it and writes nothing there.
+func offsiteSelfConsistent(ctx context.Context, dir, name string) error {
+	b, err := os.ReadFile(filepath.Join(dir, name+".sha256"))
+	if err != nil {
+		return fmt.Errorf("no off-site copy of the newest backup %s with its checksum sidecar: %w", name, err)
+	}
+	sum, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	return offsiteCopy(ctx, dir, backup.Info{Name: name, SHA256: sum})
 }
 
 // offsiteCopy checks that the upload directory holds newest, byte for

@@ -862,14 +862,24 @@ func TestScheduledBackupsOnceAcrossReplicas(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(fourth, "*.dump")); len(m) != 0 || len(dumps()) != 1 {
 		t.Fatalf("the fourth replica backed up: %v", m)
 	}
-	// The backup command's backup is recorded: doctor elsewhere names it.
-	if out, code := cliEnv(t, dataOwn, replicaEnv, "backup"); code != 0 {
+	// The backup command's backup is recorded: doctor elsewhere names it,
+	// and checks its off-site copy by the copy's own checksum.
+	offsite := t.TempDir()
+	if out, code := cliEnv(t, dataOwn, append(replicaEnv, "LEVQOR_BACKUP_UPLOAD_DIR="+offsite), "backup"); code != 0 {
 		t.Fatalf("backup: exit %d\n%s", code, out)
 	}
 	made, _ := filepath.Glob(filepath.Join(own, "*.dump")) // sorted: oldest first
-	out, code = cliEnv(t, t.TempDir(), append(env, "LEVQOR_BACKUP_DIR="+t.TempDir()), "doctor")
-	if code != 0 || !strings.Contains(out, filepath.Base(made[len(made)-1])) {
-		t.Fatalf("doctor elsewhere after the backup command (newest %s): exit %d\n%s", made[len(made)-1], code, out)
+	newest := filepath.Base(made[len(made)-1])
+	elsewhere := append(env, "LEVQOR_BACKUP_DIR="+t.TempDir(), "LEVQOR_BACKUP_UPLOAD_DIR="+offsite)
+	out, code = cliEnv(t, t.TempDir(), elsewhere, "doctor")
+	if code != 0 || !strings.Contains(out, newest) || !strings.Contains(out, "PASS  off-site copy") {
+		t.Fatalf("doctor elsewhere after the backup command (newest %s): exit %d\n%s", newest, code, out)
+	}
+	if err := os.WriteFile(filepath.Join(offsite, newest), []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := cliEnv(t, t.TempDir(), elsewhere, "doctor"); code != 1 || !strings.Contains(out, "FAIL  off-site copy") {
+		t.Fatalf("doctor elsewhere with the off-site copy damaged: exit %d\n%s", code, out)
 	}
 }
 
