@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,7 +156,11 @@ func (a *app) openTokens(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := agreeOnKeys(ctx, a.db, dsarKey, signing, a.log); err != nil {
+	accept, err := acceptSecret(a.cfg)
+	if err != nil {
+		return err
+	}
+	if err := agreeOnKeys(ctx, a.db, dsarKey, signing, accept, a.log); err != nil {
 		return err
 	}
 	if a.cfg.RedisURL != "" {
@@ -429,12 +435,28 @@ func lockShared(path string) (func(), error) {
 // loadKeys signs with HS256 when LEVQOR_JWT_SECRET is set, else with an
 // Ed25519 key generated once and kept in the data directory (mode 0600).
 func loadKeys(c config) (*tokens.KeySet, error) {
+	accept, err := acceptSecret(c)
+	if err != nil {
+		return nil, err
+	}
 	if c.JWTSecret != "" {
-		k, err := tokens.NewHMACKey("hs256-env", []byte(c.JWTSecret))
+		k, err := tokens.NewHMACKey(hmacKid(c.JWTSecret), []byte(c.JWTSecret))
 		if err != nil {
 			return nil, fmt.Errorf("LEVQOR_JWT_SECRET: %w", err)
 		}
-		return tokens.NewKeySet(k)
+		legacy, err := tokens.NewHMACKey(legacyHMACKid, []byte(c.JWTSecret))
+		if err != nil {
+			return nil, err
+		}
+		accepted := []tokens.Key{legacy}
+		if accept != nil {
+			a, err := tokens.NewHMACKey(hmacKid(string(accept)), accept)
+			if err != nil {
+				return nil, fmt.Errorf("LEVQOR_JWT_ACCEPT_SECRET: %w", err)
+			}
+			accepted = append(accepted, a)
+		}
+		return tokens.NewKeySet(k, accepted...)
 	}
 	seed, err := signingSecret(c)
 	if err != nil {
@@ -444,7 +466,46 @@ func loadKeys(c config) (*tokens.KeySet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tokens.NewKeySet(k)
+	var accepted []tokens.Key
+	if accept != nil {
+		a, err := tokens.NewEd25519Key(ed25519.NewKeyFromSeed(accept))
+		if err != nil {
+			return nil, err
+		}
+		accepted = append(accepted, a)
+	}
+	return tokens.NewKeySet(k, accepted...)
+}
+
+// legacyHMACKid is the kid every HS256 token carried before kids named
+// their secret; it stays an alias of LEVQOR_JWT_SECRET, so tokens issued
+// before that change verify until they expire.
+const legacyHMACKid = "hs256-env"
+
+// hmacKid names an HS256 secret in the tokens it signs, so that during a
+// rotation each token is checked with the secret that signed it: a
+// 48-bit digest of the secret (anyone holding a token can test guesses of
+// the secret against its signature already; the kid gives no more).
+func hmacKid(secret string) string {
+	sum := sha256.Sum256([]byte("levqor-server hs256 kid\x00" + secret))
+	return "hs256-" + hex.EncodeToString(sum[:6])
+}
+
+// acceptSecret is the rotation's other secret, whose tokens verify but
+// which never signs: LEVQOR_JWT_ACCEPT_SECRET with HS256, else the seed
+// in acceptKeyFile when that file exists; nil when there is none.
+func acceptSecret(c config) ([]byte, error) {
+	if c.JWTSecret != "" {
+		if c.JWTAcceptSecret == "" {
+			return nil, nil
+		}
+		return []byte(c.JWTAcceptSecret), nil
+	}
+	b, err := readSecret(filepath.Join(c.DataDir, acceptKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }
 
 // readSecret reads a 32-byte secret file; a missing one is an error

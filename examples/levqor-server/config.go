@@ -32,6 +32,7 @@ type config struct {
 	RateLimit          ratelimit.Rate
 	TrustedProxies     []netip.Prefix
 	JWTSecret          string
+	JWTAcceptSecret    string // verifies tokens, never signs: a rotation's next or previous secret
 	TelegramToken      string
 	TelegramChat       string
 	StripeKey          string
@@ -80,6 +81,7 @@ var envVars = [][2]string{
 	{"LEVQOR_RATE_LIMIT", "API rate limit per client, N/unit[:burst] (default 60/m)"},
 	{"LEVQOR_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed (default none)"},
 	{"LEVQOR_JWT_SECRET", "HS256 signing secret, 32+ bytes, the same on every replica (default: EdDSA with a key generated in the data directory)"},
+	{"LEVQOR_JWT_ACCEPT_SECRET", "a second HS256 secret whose tokens verify but which never signs, for rotating LEVQOR_JWT_SECRET without logging anyone out (default: none)"},
 	{"LEVQOR_DSAR_KEY", "32+ byte secret pseudonymising erased subjects, the same on every replica; never change it (default: generated in the data directory)"},
 	{"TELEGRAM_BOT_TOKEN", "Telegram bot token for alerts (with TELEGRAM_CHAT_ID; unset: alerts go to the log)"},
 	{"TELEGRAM_CHAT_ID", "Telegram chat for alerts"},
@@ -215,6 +217,16 @@ func (e *env) readServer(c *config) {
 	e.str("LEVQOR_JWT_SECRET", &c.JWTSecret)
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		e.secretBad("LEVQOR_JWT_SECRET", "must be at least 32 bytes")
+	}
+	e.str("LEVQOR_JWT_ACCEPT_SECRET", &c.JWTAcceptSecret)
+	switch {
+	case c.JWTAcceptSecret == "":
+	case c.JWTSecret == "":
+		e.secretBad("LEVQOR_JWT_ACCEPT_SECRET", "needs LEVQOR_JWT_SECRET (with EdDSA, rotate with the jwt-ed25519.accept.key file)")
+	case len(c.JWTAcceptSecret) < 32:
+		e.secretBad("LEVQOR_JWT_ACCEPT_SECRET", "must be at least 32 bytes")
+	case c.JWTAcceptSecret == c.JWTSecret:
+		e.secretBad("LEVQOR_JWT_ACCEPT_SECRET", "is LEVQOR_JWT_SECRET itself: set the other secret of the rotation")
 	}
 	if v := e.get("LEVQOR_DSAR_KEY"); v != "" {
 		if len(v) < 32 {

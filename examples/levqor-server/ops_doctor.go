@@ -170,7 +170,14 @@ func (d *doctor) database(ctx context.Context) {
 	}
 	d.check("schema version", err)
 	if dsarKey, signing := d.readKeys(); err == nil && dsarKey != nil && signing != nil {
-		d.check("keys shared with other replicas", checkKeys(ctx, db, dsarKey, signing))
+		accept, aerr := acceptSecret(d.cfg)
+		switch {
+		case aerr != nil:
+			d.check("accepted signing key", aerr)
+		case accept != nil:
+			d.info("a second signing key is accepted (a rotation): remove it seven days after the last token it signed (README: Rotating the signing key)")
+		}
+		d.check("keys shared with other replicas", checkKeys(ctx, db, dsarKey, signing, accept))
 	}
 }
 

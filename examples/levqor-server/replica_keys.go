@@ -29,7 +29,7 @@ func keyFingerprint(name string, secret []byte) string {
 //   - the signing key may be rotated (on every replica), so a different one
 //     is logged as an error and recorded as the current one; doctor on a
 //     replica still holding the old key then fails.
-func agreeOnKeys(ctx context.Context, db *database, dsarKey, signing []byte, log *slog.Logger) error {
+func agreeOnKeys(ctx context.Context, db *database, dsarKey, signing, accept []byte, log *slog.Logger) error {
 	got, recorded, err := recordKey(ctx, db, "dsar", dsarKey)
 	if err != nil {
 		return err
@@ -42,7 +42,12 @@ func agreeOnKeys(ctx context.Context, db *database, dsarKey, signing []byte, log
 		return err
 	}
 	if got != recorded {
-		log.Error("this replica's signing key differs from the one another replica on this database uses: tokens each issues are refused by the other; give every replica the same LEVQOR_JWT_SECRET", "recorded", recorded, "this_replica", got)
+		if accept != nil && keyFingerprint("signing", accept) == recorded {
+			// A rotation under way: each side accepts the other's tokens.
+			log.Info("signing key rotation: the key recorded by another replica is this replica's accepted key", "recorded", recorded, "this_replica", got)
+		} else {
+			log.Error("this replica's signing key differs from the one another replica on this database uses: tokens each issues are refused by the other; give every replica the same LEVQOR_JWT_SECRET (to rotate it, see README)", "recorded", recorded, "this_replica", got)
+		}
 		if _, err := db.ExecContext(ctx, `UPDATE replica_keys SET fingerprint = ? WHERE name = 'signing'`, got); err != nil {
 			return fmt.Errorf("replica keys: %w", err)
 		}
@@ -66,7 +71,7 @@ func recordKey(ctx context.Context, db *database, name string, secret []byte) (g
 // checkKeys is doctor's view of agreeOnKeys: FAIL when this replica's keys
 // (dsarKey, and signing as signingSecret gives it) differ from the
 // recorded ones.
-func checkKeys(ctx context.Context, db *database, dsarKey, signing []byte) error {
+func checkKeys(ctx context.Context, db *database, dsarKey, signing, accept []byte) error {
 	for _, k := range []struct {
 		name   string
 		secret []byte
@@ -75,6 +80,9 @@ func checkKeys(ctx context.Context, db *database, dsarKey, signing []byte) error
 		recorded, ok := recordedFingerprint(ctx, db, k.name)
 		if !ok {
 			continue // not recorded yet: the server records it at start
+		}
+		if k.name == "signing" && accept != nil && keyFingerprint(k.name, accept) == recorded {
+			continue // a rotation under way: this replica accepts the recorded key
 		}
 		if got := keyFingerprint(k.name, k.secret); got != recorded {
 			return fmt.Errorf("the %s key differs from the one recorded in the database (fingerprint %s, this replica %s): set the same %s on every replica", k.name, recorded, got, k.env)
@@ -114,6 +122,9 @@ func dsarKeyLost(ctx context.Context, db *database, c config) error {
 const (
 	dsarKeyFile    = "dsar.key"
 	signingKeyFile = "jwt-ed25519.key"
+	// acceptKeyFile, only when present (never made), holds the Ed25519
+	// seed of a rotation's other key: its tokens verify, it never signs.
+	acceptKeyFile = "jwt-ed25519.accept.key"
 )
 
 // loadDSARKey is LEVQOR_DSAR_KEY, else a key generated once in the data
