@@ -16,12 +16,12 @@ import (
 // redisCheckTimeout bounds one data-loss check.
 const redisCheckTimeout = 2 * time.Second
 
-// dataLostClaim, followed by the loss (the nodes that lost their data),
-// is the Redis key a replica sets, only if absent, before it alerts that
-// Redis lost its data: every replica notices the loss, one of them says
-// so. The claim lasts three check intervals (at least a minute), long
-// enough for every replica to have noticed.
-const dataLostClaim = "levqor:alert:redis-data-lost:"
+// dataLostClaim is the Redis key a replica sets, only if absent, before
+// it alerts that Redis lost its data: every replica notices the loss, one
+// of them says so. The claim lasts three check intervals (at least a
+// minute), long enough for every replica to have noticed; a loss within
+// that time is the same incident.
+const dataLostClaim = "levqor:alert:redis-data-lost"
 
 // redisWatch raises an alert when Redis lost the token store's data. The
 // tokens it held are refused already (a missing family counts as
@@ -54,7 +54,7 @@ func (w *redisWatch) check(parent context.Context) {
 		// The first replica to claim the loss alerts; a claim that fails
 		// (Redis unreachable again) alerts too: a repeated alert beats a
 		// missed one.
-		if first, cerr := w.rdb.SetNX(ctx, dataLostClaim+err.Error(), "1", max(time.Minute, 3*w.interval)).Result(); cerr == nil && !first {
+		if first, cerr := w.rdb.SetNX(ctx, dataLostClaim, "1", max(time.Minute, 3*w.interval)).Result(); cerr == nil && !first {
 			w.log.Info("redis lost its data: another replica alerted")
 			break
 		}
