@@ -27,8 +27,9 @@ func keyFingerprint(name string, secret []byte) string {
 //   - the DSAR key pseudonymises erased subjects and identifies DSAR
 //     requests, so it can never change: a different one refuses start-up;
 //   - the signing key may be rotated (on every replica), so a different one
-//     is logged as an error and recorded as the current one; doctor on a
-//     replica still holding the old key then fails.
+//     is recorded as the current one, and logged as an error unless this
+//     replica accepts the recorded key (a rotation under way); doctor on a
+//     replica holding neither then fails.
 func agreeOnKeys(ctx context.Context, db *database, dsarKey, signing, accept []byte, log *slog.Logger) error {
 	got, recorded, err := recordKey(ctx, db, "dsar", dsarKey)
 	if err != nil {
