@@ -37,6 +37,9 @@ type fakeStripe struct {
 	holdAccounts chan struct{}
 	accountMade  chan string
 	deleted      []string // Connect accounts deleted
+	// closed are Connect accounts Stripe refuses transfers to, as it does
+	// a rejected or deleted account's.
+	closed map[string]bool
 	// returnURL and refreshURL are the last account link's.
 	returnURL, refreshURL string
 }
@@ -89,7 +92,7 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 			_ = json.NewEncoder(w).Encode(tr)
 			return
 		}
-		if dest := r.Form.Get("destination"); !stripeAccountID.MatchString(dest) {
+		if dest := r.Form.Get("destination"); !stripeAccountID.MatchString(dest) || f.closed[dest] {
 			f.mu.Unlock()
 			stripeError(w, 400, "invalid_request_error", "No such destination: '"+dest+"'")
 			return

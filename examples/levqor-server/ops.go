@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,7 +20,7 @@ func isTTY(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// opsNotifier is where the ops commands (spend, slo) send alerts:
+// opsNotifier is where the ops commands (spend, slo, backup, payouts) send alerts:
 // Telegram when configured, else the log, as the server does. It is
 // synchronous, unlike the server's queue: a command learns whether its
 // alert went out before it exits.
@@ -27,4 +29,17 @@ func opsNotifier(cfg config, log *slog.Logger) (alert.Notifier, error) {
 		return alert.NewSlog(log), nil
 	}
 	return alert.NewTelegram(alert.TelegramConfig{Token: cfg.TelegramToken, ChatID: cfg.TelegramChat, BaseURL: cfg.TelegramAPI})
+}
+
+// opsAlert sends a from an ops command run from cron, where a failure
+// would otherwise reach no one (cron mails the output, if it is set up
+// to); a failure to send is printed.
+func opsAlert(ctx context.Context, env *cliEnv, a alert.Alert) {
+	n, err := opsNotifier(env.cfg, env.log)
+	if err == nil {
+		err = n.Notify(ctx, a)
+	}
+	if err != nil {
+		fmt.Fprintf(env.stderr, "%s; the alert was not sent: %v\n", a.Title, err)
+	}
 }

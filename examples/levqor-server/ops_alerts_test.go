@@ -360,6 +360,48 @@ func TestLatencySpikeAlerts(t *testing.T) {
 	}
 }
 
+// TestCronFailuresAlert: `backup` and `payouts` run from cron (as the
+// README's crontab shows) alert when they fail, as `spend` and `slo` do;
+// before, their failure reached only the command's output. A dry run
+// alerts nothing.
+func TestCronFailuresAlert(t *testing.T) {
+	data := newData(t)
+	tg := newFakeTelegram(t)
+	stripe := newFakeStripe(t)
+	stripe.mu.Lock()
+	stripe.closed = map[string]bool{"acct_closed": true}
+	stripe.mu.Unlock()
+	env := append(tg.env(), "STRIPE_SECRET_KEY=sk_test_fake", "LEVQOR_STRIPE_API="+stripe.URL)
+	for _, p := range []struct{ id, account string }{{"p1", "acct_open"}, {"p2", "acct_closed"}} {
+		if out, code := cliEnv(t, data, env, "payouts", "partners", "add", "--id", p.id, "--account", p.account); code != 0 {
+			t.Fatalf("partners add: exit %d\n%s", code, out)
+		}
+		if out, code := cliEnv(t, data, env, "payouts", "commissions", "add", "--partner", p.id, "--amount", "6000", "--currency", "USD", "--ref", "inv-"+p.id); code != 0 {
+			t.Fatalf("commissions add: exit %d\n%s", code, out)
+		}
+	}
+	if out, code := cliEnv(t, data, env, "payouts", "--dry-run"); code != 0 || len(tg.sent()) != 0 {
+		t.Fatalf("dry run: exit %d, alerts %q\n%s", code, tg.sent(), out)
+	}
+	if out, code := cliEnv(t, data, env, "payouts"); code != 1 {
+		t.Fatalf("payouts with a closed account: exit %d, want 1\n%s", code, out)
+	}
+	if sent := tg.sent(); len(sent) != 1 || !strings.Contains(sent[0], "Payouts failed") || !strings.Contains(sent[0], "No such destination") {
+		t.Fatalf("payouts alerts: %q", sent)
+	}
+
+	blocked := filepath.Join(t.TempDir(), "not-a-directory")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := cliEnv(t, data, append(env, "LEVQOR_BACKUP_DIR="+blocked), "backup"); code != 1 {
+		t.Fatalf("backup into a file: exit %d, want 1\n%s", code, out)
+	}
+	if sent := tg.sent(); len(sent) != 2 || !strings.Contains(sent[1], "Backup failed") {
+		t.Fatalf("backup alerts: %q", sent)
+	}
+}
+
 // TestSLOAlerts: the deployment watchdog alerts on a failed deployment,
 // saying whether the rollback worked, and exits 3 when it did not.
 func TestSLOAlerts(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/backup"
 )
 
@@ -135,6 +136,7 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 	info, err := runBackup(ctx, env.cfg, db, env.log, env.stderr)
 	if err != nil {
 		fmt.Fprintln(env.stderr, "backup failed:", err)
+		opsAlert(ctx, env, alert.Alert{Severity: alert.SeverityCritical, Title: "Backup failed", Key: "backup-failed", Message: err.Error()})
 		return 1
 	}
 	// Recorded for the replicas' schedule: the next scheduled backup is an

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/payout"
 )
@@ -68,8 +70,21 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 	_ = rep.WriteText(env.stdout)
 	switch {
 	case len(rep.Failed) > 0 || (err != nil && len(rep.Retrying) == 0):
+		a := alert.Alert{Severity: alert.SeverityCritical, Title: "Payouts failed", Key: "payouts-failed",
+			Fields: []alert.Field{{Key: "Sent", Value: strconv.Itoa(len(rep.Sent))}, {Key: "Failed", Value: strconv.Itoa(len(rep.Failed))}}}
 		if err != nil {
 			fmt.Fprintln(env.stderr, "payouts:", err)
+			a.Message = err.Error()
+		}
+		for i, f := range rep.Failed {
+			if i == 3 {
+				a.Fields = append(a.Fields, alert.Field{Key: "More failed", Value: strconv.Itoa(len(rep.Failed) - 3)})
+				break
+			}
+			a.Fields = append(a.Fields, alert.Field{Key: f.ID, Value: f.Failure})
+		}
+		if !*dry {
+			opsAlert(ctx, env, a)
 		}
 		return payoutsFailed
 	case len(rep.Retrying) > 0 || len(rep.InFlight) > 0:
