@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/sitemap"
 )
 
@@ -68,6 +69,9 @@ func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 		return sitemapRateLimited
 	default:
 		fmt.Fprintln(env.stderr, "sitemap submit:", err)
+		// Rejected again on every run until someone fixes the key or
+		// its location: say so where the team looks.
+		opsAlert(ctx, env, alert.Alert{Severity: alert.SeverityWarning, Title: "Sitemap submission rejected", Key: "sitemap-rejected", Message: err.Error()})
 		return sitemapRejected
 	}
 }

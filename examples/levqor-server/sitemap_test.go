@@ -75,8 +75,12 @@ func (f *fakeIndexNow) count() int {
 	return len(f.bodies)
 }
 
+// sitemapExitRejected is `sitemap submit`'s exit code for a rejection.
+const sitemapExitRejected = 1
+
 // TestSitemapSubmit runs `sitemap submit` against a fake IndexNow
-// endpoint for each answer it handles.
+// endpoint for each answer it handles; a rejection (which every later run
+// meets too until someone fixes the key) also alerts.
 func TestSitemapSubmit(t *testing.T) {
 	data := t.TempDir()
 	for _, tc := range []struct {
@@ -94,10 +98,18 @@ func TestSitemapSubmit(t *testing.T) {
 	} {
 		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
 			f := newFakeIndexNow(t, tc.status)
-			env := []string{"LEVQOR_PUBLIC_URL=https://levqor.example", "LEVQOR_INDEXNOW_KEY=" + indexNowKey, "LEVQOR_INDEXNOW_API=" + f.URL + "/indexnow"}
+			tg := newFakeTelegram(t)
+			env := append(tg.env(), "LEVQOR_PUBLIC_URL=https://levqor.example", "LEVQOR_INDEXNOW_KEY="+indexNowKey, "LEVQOR_INDEXNOW_API="+f.URL+"/indexnow")
 			out, exit := cliEnv(t, data, env, "sitemap", "submit")
 			if exit != tc.exit || !strings.Contains(out, tc.say) || f.count() != tc.requests {
 				t.Fatalf("exit %d (want %d), %d requests (want %d):\n%s", exit, tc.exit, f.count(), tc.requests, out)
+			}
+			wantAlerts := 0
+			if tc.exit == sitemapExitRejected {
+				wantAlerts = 1
+			}
+			if sent := tg.sent(); len(sent) != wantAlerts || wantAlerts == 1 && !strings.Contains(sent[0], "Sitemap submission rejected") {
+				t.Fatalf("alerts after a %d: %q", tc.status, sent)
 			}
 			if tc.status >= 400 && tc.status != 429 && !strings.Contains(out, "engine says") {
 				t.Fatalf("the engine's reason is missing:\n%s", out)
