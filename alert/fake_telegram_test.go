@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,7 @@ import (
 
 const testToken = "123456789:AAFakeSecretTokenForTestsOnly_xyz"
 
-// fakeTelegram speaks the Bot API's sendMessage: it checks the token in
+// fakeTelegram speaks the Bot API's sendMessage and getChat: it checks the token in
 // the path, parses the MarkdownV2 text as Telegram does (rejecting an
 // unescaped reserved character or an unclosed bold entity), enforces the
 // 4096-character limit, and answers with Telegram's JSON bodies. Scripted
@@ -24,6 +25,9 @@ type fakeTelegram struct {
 	script   []fakeReply
 	messages []sentMessage
 	requests int
+	// chats, when set, are the chats the bot can reach (getChat answers
+	// "chat not found" for any other); nil reaches every chat.
+	chats []string
 }
 
 type fakeReply struct {
@@ -68,8 +72,22 @@ func (f *fakeTelegram) serve(w http.ResponseWriter, r *http.Request) {
 		reply(next)
 		return
 	}
+	if r.URL.Path == "/bot"+testToken+"/getChat" {
+		var q struct {
+			ChatID string `json:"chat_id"`
+		}
+		switch {
+		case json.NewDecoder(r.Body).Decode(&q) != nil || q.ChatID == "":
+			reply(apiError(400, "Bad Request: chat_id is empty"))
+		case f.chats != nil && !slices.Contains(f.chats, q.ChatID):
+			reply(apiError(400, "Bad Request: chat not found"))
+		default:
+			reply(fakeReply{200, fmt.Sprintf(`{"ok":true,"result":{"id":%s,"title":"alerts","type":"channel"}}`, q.ChatID)})
+		}
+		return
+	}
 	if r.URL.Path != "/bot"+testToken+"/sendMessage" {
-		if strings.HasSuffix(r.URL.Path, "/sendMessage") {
+		if strings.HasSuffix(r.URL.Path, "/sendMessage") || strings.HasSuffix(r.URL.Path, "/getChat") {
 			reply(apiError(401, "Unauthorized"))
 		} else {
 			reply(apiError(404, "Not Found"))

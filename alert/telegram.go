@@ -73,7 +73,7 @@ type TelegramConfig struct {
 // MarkdownV2 and split into several messages when over 4096 characters.
 type Telegram struct {
 	cfg      TelegramConfig
-	endpoint string // contains the token: never print it
+	endpoint string // the methods' root; contains the token: never print it
 	redacted string
 	secrets  []string          // the token as it may be echoed: plain, path- and query-escaped
 	sleep    backoff.SleepFunc // tests record waits instead (export_test.go)
@@ -130,8 +130,8 @@ func NewTelegram(cfg TelegramConfig) (*Telegram, error) {
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	return &Telegram{
 		cfg:      cfg,
-		endpoint: base + "/bot" + cfg.Token + "/sendMessage",
-		redacted: base + "/bot<redacted>/sendMessage",
+		endpoint: base + "/bot" + cfg.Token + "/",
+		redacted: base + "/bot<redacted>/",
 		secrets:  uniq(cfg.Token, url.PathEscape(cfg.Token), url.QueryEscape(cfg.Token), strings.ReplaceAll(url.QueryEscape(cfg.Token), "%3A", "%3a")),
 		sleep:    backoff.Sleep,
 	}, nil
@@ -248,7 +248,7 @@ func (t *Telegram) send(ctx context.Context, text string, silent bool) error {
 	tries := 0
 	err = backoff.Do(ctx, policy, t.sleep, func(int) error {
 		tries++
-		err := t.post(ctx, body)
+		err := t.post(ctx, "sendMessage", body)
 		var apiErr *APIError
 		switch {
 		case err == nil || ctx.Err() != nil:
@@ -266,8 +266,22 @@ func (t *Telegram) send(ctx context.Context, text string, silent bool) error {
 	return err
 }
 
-func (t *Telegram) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.endpoint, bytes.NewReader(body))
+// Check asks Telegram, sending no message, whether the token is valid and
+// the bot can reach ChatID (the Bot API's getChat): an *APIError says
+// which is not (401 Unauthorized: the token; 400 "chat not found" or 403:
+// the chat). For a configuration check such as a doctor command; it does
+// not retry.
+func (t *Telegram) Check(ctx context.Context) error {
+	body, err := json.Marshal(map[string]string{"chat_id": t.cfg.ChatID})
+	if err != nil {
+		return err
+	}
+	return t.post(ctx, "getChat", body)
+}
+
+// post calls a Bot API method with a JSON body.
+func (t *Telegram) post(ctx context.Context, method string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.endpoint+method, bytes.NewReader(body))
 	if err != nil {
 		return t.redact(err)
 	}

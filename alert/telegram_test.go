@@ -211,6 +211,43 @@ func TestTelegramRetries(t *testing.T) {
 
 // TestTokenRedaction walks every error path and checks that the token
 // appears in no error text (nor any error it wraps) and no log line.
+// TestTelegramCheck: Check tells a working configuration from a wrong
+// token and from a chat the bot cannot reach, sends no message, and
+// keeps the token out of its errors.
+func TestTelegramCheck(t *testing.T) {
+	f := newFakeTelegram(t)
+	f.chats = []string{"-100123"}
+	for _, tc := range []struct {
+		name, token, chat string
+		status            int
+		say               string
+	}{
+		{"working", testToken, "-100123", 0, ""},
+		{"wrong token", "987654321:AAWrongTokenWrongTokenWrongToken_x", "-100123", 401, "Unauthorized"},
+		{"unknown chat", testToken, "-100999", 400, "chat not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := alert.NewTelegram(alert.TelegramConfig{Token: tc.token, ChatID: tc.chat, BaseURL: f.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tg.Check(context.Background())
+			var apiErr *alert.APIError
+			switch {
+			case tc.status == 0 && err != nil:
+				t.Fatalf("a working configuration: %v", err)
+			case tc.status != 0 && (!errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || !strings.Contains(err.Error(), tc.say)):
+				t.Fatalf("got %v, want %d %q", err, tc.status, tc.say)
+			case err != nil && strings.Contains(err.Error(), tc.token):
+				t.Fatalf("the token in the error: %v", err)
+			}
+		})
+	}
+	if sent := f.sent(); len(sent) != 0 {
+		t.Fatalf("Check sent messages: %v", sent)
+	}
+}
+
 func TestTokenRedaction(t *testing.T) {
 	ctx := context.Background()
 	a := alert.Alert{Title: "t", Time: at}

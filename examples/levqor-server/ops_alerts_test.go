@@ -19,9 +19,10 @@ import (
 
 const fakeBotToken = "123456789:AAFakeTokenForLevqorServerTests_x"
 
-// fakeTelegram speaks the Bot API's sendMessage as Telegram does: the
-// token in the path, a JSON body, {"ok":true,"result":Message} or an
-// error object, and one 429 with retry_after first when tooMany is set.
+// fakeTelegram speaks the Bot API's sendMessage and getChat as Telegram
+// does: the token in the path (401 for another bot token), a JSON body,
+// {"ok":true,"result":...} or an error object, "chat not found" for any
+// chat but -1001, and one 429 with retry_after first when tooMany is set.
 type fakeTelegram struct {
 	*httptest.Server
 	mu      sync.Mutex
@@ -44,7 +45,25 @@ func (f *fakeTelegram) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"ok":false,"error_code":%d,"description":%q%s}`, code, desc, extra)
 	}
-	if r.Method != "POST" || r.URL.Path != "/bot"+fakeBotToken+"/sendMessage" {
+	method, ok := strings.CutPrefix(r.URL.Path, "/bot"+fakeBotToken+"/")
+	switch {
+	case r.Method != "POST":
+		fail(404, "Not Found", "")
+		return
+	case !ok && (strings.HasSuffix(r.URL.Path, "/sendMessage") || strings.HasSuffix(r.URL.Path, "/getChat")):
+		fail(401, "Unauthorized", "")
+		return
+	case method == "getChat":
+		var q struct {
+			ChatID string `json:"chat_id"`
+		}
+		if json.NewDecoder(r.Body).Decode(&q) != nil || q.ChatID != "-1001" {
+			fail(400, "Bad Request: chat not found", "")
+			return
+		}
+		fmt.Fprint(w, `{"ok":true,"result":{"id":-1001,"title":"levqor alerts","type":"supergroup"}}`)
+		return
+	case method != "sendMessage":
 		fail(404, "Not Found", "")
 		return
 	}
@@ -399,6 +418,38 @@ func TestCronFailuresAlert(t *testing.T) {
 	}
 	if sent := tg.sent(); len(sent) != 2 || !strings.Contains(sent[1], "Backup failed") {
 		t.Fatalf("backup alerts: %q", sent)
+	}
+}
+
+// TestDoctorChecksAlerts: doctor asks Telegram (getChat, no message)
+// whether the bot token and chat work; before, a wrong token or chat id
+// showed only when the first alert failed to arrive.
+func TestDoctorChecksAlerts(t *testing.T) {
+	data := newData(t)
+	backupOnce(t, data) // every other check passes
+	tg := newFakeTelegram(t)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		exit int
+		say  string
+	}{
+		{"working", tg.env(), 0, "PASS  alerts (Telegram)"},
+		{"unknown chat", append(tg.env(), "TELEGRAM_CHAT_ID=-42"), 1, "chat not found"},
+		{"wrong token", append(tg.env(), "TELEGRAM_BOT_TOKEN=987654321:AAWrongTokenForLevqorServerTests"), 1, "Unauthorized"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := cliEnv(t, data, tc.env, "doctor")
+			if code != tc.exit || !strings.Contains(out, tc.say) || (tc.exit == 1 && !strings.Contains(out, "FAIL  alerts (Telegram)")) {
+				t.Fatalf("doctor: exit %d, want %d and %q\n%s", code, tc.exit, tc.say, out)
+			}
+			if strings.Contains(out, "AAWrongToken") || strings.Contains(out, fakeBotToken) {
+				t.Fatalf("a bot token in doctor's output:\n%s", out)
+			}
+		})
+	}
+	if sent := tg.sent(); len(sent) != 0 {
+		t.Fatalf("doctor sent alerts: %q", sent)
 	}
 }
 

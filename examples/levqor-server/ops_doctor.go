@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/backup"
 	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/levqor/levqor/spendguard"
@@ -61,9 +62,7 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	d.keys()
 	d.backups(ctx)
 	d.billing(ctx)
-	if d.cfg.TelegramToken == "" {
-		d.info("alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
-	}
+	d.alerts(ctx)
 	fmt.Fprintf(d.out, "%d passed, %d failed, %d warnings\n", d.pass, d.fail, d.warnings)
 	if d.fail > 0 {
 		return 1
@@ -111,6 +110,23 @@ func (d *doctor) billing(ctx context.Context) {
 	case st.Paused:
 		d.warn("billing paused since %s: %s (resume with: levqor-server spend resume --by NAME)", st.Since.Format(time.RFC3339), st.Reason)
 	}
+}
+
+// alerts checks, sending no message, that Telegram knows the bot token
+// and the bot can reach TELEGRAM_CHAT_ID: a wrong one would otherwise
+// show only when the first alert fails to arrive.
+func (d *doctor) alerts(ctx context.Context) {
+	if d.cfg.TelegramToken == "" {
+		d.info("alerts go to the log (TELEGRAM_BOT_TOKEN not set)")
+		return
+	}
+	tg, err := alert.NewTelegram(alert.TelegramConfig{Token: d.cfg.TelegramToken, ChatID: d.cfg.TelegramChat, BaseURL: d.cfg.TelegramAPI})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err = tg.Check(ctx)
+	}
+	d.check("alerts (Telegram)", err)
 }
 
 // hasTable reports whether the database has table name.
