@@ -84,6 +84,8 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 	sales, earlySales, failCosts := f.sales, f.earlySales, f.failCosts
 	f.mu.Unlock()
 	switch {
+	case r.Method == "GET" && r.URL.Path == "/v1/account": // the platform's own
+		fmt.Fprint(w, `{"id":"acct_platform","object":"account","type":"standard","charges_enabled":true,"payouts_enabled":true}`)
 	case r.Method == "POST" && r.URL.Path == "/v1/transfers":
 		f.mu.Lock()
 		key := r.Header.Get("Idempotency-Key")

@@ -422,12 +422,14 @@ func TestCronFailuresAlert(t *testing.T) {
 }
 
 // TestDoctorChecksAlerts: doctor asks Telegram (getChat, no message)
-// whether the bot token and chat work; before, a wrong token or chat id
-// showed only when the first alert failed to arrive.
+// whether the bot token and chat work, and Stripe (the platform's own
+// account) whether STRIPE_SECRET_KEY does; before, a wrong token, chat id
+// or key showed only when an alert, a spend check or a payout failed.
 func TestDoctorChecksAlerts(t *testing.T) {
 	data := newData(t)
 	backupOnce(t, data) // every other check passes
 	tg := newFakeTelegram(t)
+	stripe := newFakeStripe(t)
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -437,10 +439,12 @@ func TestDoctorChecksAlerts(t *testing.T) {
 		{"working", tg.env(), 0, "PASS  alerts (Telegram)"},
 		{"unknown chat", append(tg.env(), "TELEGRAM_CHAT_ID=-42"), 1, "chat not found"},
 		{"wrong token", append(tg.env(), "TELEGRAM_BOT_TOKEN=987654321:AAWrongTokenForLevqorServerTests"), 1, "Unauthorized"},
+		{"stripe key", append(tg.env(), "STRIPE_SECRET_KEY=sk_test_doctor", "LEVQOR_STRIPE_API="+stripe.URL), 0, "PASS  Stripe key"},
+		{"wrong stripe key", append(tg.env(), "STRIPE_SECRET_KEY=rk_live_AAWrongToken", "LEVQOR_STRIPE_API="+stripe.URL), 1, "FAIL  Stripe key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := cliEnv(t, data, tc.env, "doctor")
-			if code != tc.exit || !strings.Contains(out, tc.say) || (tc.exit == 1 && !strings.Contains(out, "FAIL  alerts (Telegram)")) {
+			if code != tc.exit || !strings.Contains(out, tc.say) || (tc.exit == 1 && !strings.Contains(out, "FAIL  ")) {
 				t.Fatalf("doctor: exit %d, want %d and %q\n%s", code, tc.exit, tc.say, out)
 			}
 			if strings.Contains(out, "AAWrongToken") || strings.Contains(out, fakeBotToken) {

@@ -63,6 +63,7 @@ func cmdDoctor(ctx context.Context, env *cliEnv, args []string) int {
 	d.backups(ctx)
 	d.billing(ctx)
 	d.alerts(ctx)
+	d.stripe(ctx)
 	fmt.Fprintf(d.out, "%d passed, %d failed, %d warnings\n", d.pass, d.fail, d.warnings)
 	if d.fail > 0 {
 		return 1
@@ -127,6 +128,22 @@ func (d *doctor) alerts(ctx context.Context) {
 		err = tg.Check(ctx)
 	}
 	d.check("alerts (Telegram)", err)
+}
+
+// stripe checks STRIPE_SECRET_KEY by reading the platform's own account
+// (GET /v1/account, no change): spend, costs, payouts and partner sign-up
+// all fail with a wrong one.
+func (d *doctor) stripe(ctx context.Context) {
+	if d.cfg.StripeKey == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	if _, err = stripeClient(d.cfg).V1Accounts.Retrieve(ctx, nil); err != nil {
+		err = errors.New(stripeErrorText(err))
+	}
+	d.check("Stripe key", err)
 }
 
 // hasTable reports whether the database has table name.
