@@ -20,10 +20,10 @@ func isTTY(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// opsNotifier is where the ops commands (spend, slo, backup, payouts) send alerts:
-// Telegram when configured, else the log, as the server does. It is
-// synchronous, unlike the server's queue: a command learns whether its
-// alert went out before it exits.
+// opsNotifier is where the ops commands (spend, slo, backup, payouts,
+// sitemap) send alerts: Telegram when configured, else the log, as the
+// server does. It is synchronous, unlike the server's queue: a command
+// learns whether its alert went out before it exits.
 func opsNotifier(cfg config, log *slog.Logger) (alert.Notifier, error) {
 	if cfg.TelegramToken == "" {
 		return alert.NewSlog(log), nil
@@ -31,9 +31,9 @@ func opsNotifier(cfg config, log *slog.Logger) (alert.Notifier, error) {
 	return alert.NewTelegram(alert.TelegramConfig{Token: cfg.TelegramToken, ChatID: cfg.TelegramChat, BaseURL: cfg.TelegramAPI})
 }
 
-// opsAlert sends a from an ops command run from cron, where a failure
-// would otherwise reach no one (cron mails the output, if it is set up
-// to); a failure to send is printed.
+// opsAlert sends alert a for an ops command run from cron, where a
+// failure would otherwise reach no one (cron mails the output, if it is
+// set up to); a failure to send is printed.
 func opsAlert(ctx context.Context, env *cliEnv, a alert.Alert) {
 	n, err := opsNotifier(env.cfg, env.log)
 	if err == nil {
