@@ -36,21 +36,23 @@ type config struct {
 	TelegramToken      string
 	TelegramChat       string
 	StripeKey          string
-	// StripeWebhookSecret verifies POST /webhooks/stripe (whsec_...).
-	StripeWebhookSecret string
-	OpenAIAdminKey      string
-	DailyLimit          money.Money
-	InfraMonthly        money.Money // fixed monthly cost for the cost report
-	SLOLatency          time.Duration
-	SLOFailures         int
-	BackupDir           string
-	BackupKeep          int
-	BackupInterval      time.Duration
-	BackupUpload        string
-	BackupKey           []byte // HMAC key for backup tags; nil: none
-	DSARKey             []byte // pseudonymisation key; nil: dsar.key in DataDir
-	ShutdownGrace       time.Duration
-	ShutdownDelay       time.Duration
+	// StripeWebhookSecrets verify POST /webhooks/stripe (whsec_...): the
+	// account endpoint's and, for partners' account.updated, the Connect
+	// endpoint's.
+	StripeWebhookSecrets []string
+	OpenAIAdminKey       string
+	DailyLimit           money.Money
+	InfraMonthly         money.Money // fixed monthly cost for the cost report
+	SLOLatency           time.Duration
+	SLOFailures          int
+	BackupDir            string
+	BackupKeep           int
+	BackupInterval       time.Duration
+	BackupUpload         string
+	BackupKey            []byte // HMAC key for backup tags; nil: none
+	DSARKey              []byte // pseudonymisation key; nil: dsar.key in DataDir
+	ShutdownGrace        time.Duration
+	ShutdownDelay        time.Duration
 	// AuditRetention is how long security-log rows are kept; 0 keeps
 	// them forever.
 	AuditRetention time.Duration
@@ -86,7 +88,7 @@ var envVars = [][2]string{
 	{"TELEGRAM_BOT_TOKEN", "Telegram bot token for alerts (with TELEGRAM_CHAT_ID; unset: alerts go to the log)"},
 	{"TELEGRAM_CHAT_ID", "Telegram chat for alerts"},
 	{"STRIPE_SECRET_KEY", "Stripe key for spend, costs, payouts and partner sign-up (Connect accounts)"},
-	{"STRIPE_WEBHOOK_SECRET", "signing secret of the Stripe webhook endpoint /webhooks/stripe (whsec_...); unset: the endpoint answers 503"},
+	{"STRIPE_WEBHOOK_SECRET", "signing secrets (whsec_..., comma-separated) of the Stripe webhook endpoints posting to /webhooks/stripe: the account endpoint's and the Connect endpoint's; unset: the endpoint answers 503"},
 	{"OPENAI_ADMIN_KEY", "OpenAI admin key for the costs report"},
 	{"DAILY_SPEND_LIMIT", "daily spend limit in dollars (default 50)"},
 	{"SLO_LATENCY_THRESHOLD", "SLO latency threshold in seconds (default 0.2)"},
@@ -274,9 +276,15 @@ func (e *env) readIntegrations(c *config) {
 		e.errs = append(e.errs, "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together")
 	}
 	e.str("STRIPE_SECRET_KEY", &c.StripeKey)
-	e.str("STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
-	if v := c.StripeWebhookSecret; v != "" && len(v) < 16 {
-		e.errs = append(e.errs, "STRIPE_WEBHOOK_SECRET: too short for a Stripe signing secret (whsec_...)")
+	if v := e.get("STRIPE_WEBHOOK_SECRET"); v != "" {
+		for _, secret := range strings.Split(v, ",") {
+			secret = strings.TrimSpace(secret)
+			if len(secret) < 16 {
+				e.errs = append(e.errs, "STRIPE_WEBHOOK_SECRET: each comma-separated secret must be a Stripe signing secret (whsec_...)")
+				break
+			}
+			c.StripeWebhookSecrets = append(c.StripeWebhookSecrets, secret)
+		}
 	}
 	e.str("OPENAI_ADMIN_KEY", &c.OpenAIAdminKey)
 	for name, dst := range map[string]*string{"LEVQOR_TELEGRAM_API": &c.TelegramAPI, "LEVQOR_STRIPE_API": &c.StripeAPI, "LEVQOR_OPENAI_API": &c.OpenAIAPI, "LEVQOR_INDEXNOW_API": &c.IndexNowAPI} {

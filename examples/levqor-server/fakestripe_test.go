@@ -37,6 +37,7 @@ type fakeStripe struct {
 	holdAccounts chan struct{}
 	accountMade  chan string
 	deleted      []string // Connect accounts deleted
+	accountReads int      // GET /v1/accounts/{id} calls
 	// closed are Connect accounts Stripe refuses transfers to, as it does
 	// a rejected or deleted account's.
 	closed map[string]bool
@@ -189,6 +190,18 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		_ = json.NewEncoder(w).Encode(acct)
+	case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/v1/accounts/"):
+		id := strings.TrimPrefix(r.URL.Path, "/v1/accounts/")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.accountReads++
+		for _, a := range f.accounts {
+			if a["id"] == id && !slices.Contains(f.deleted, id) {
+				_ = json.NewEncoder(w).Encode(a)
+				return
+			}
+		}
+		stripeError(w, 404, "invalid_request_error", "No such account: '"+id+"'")
 	case r.Method == "DELETE" && strings.HasPrefix(r.URL.Path, "/v1/accounts/"):
 		id := strings.TrimPrefix(r.URL.Path, "/v1/accounts/")
 		f.mu.Lock()
@@ -248,4 +261,23 @@ func (f *fakeStripe) paid() map[string]int64 {
 		out[tr["destination"].(string)] += tr["amount"].(int64)
 	}
 	return out
+}
+
+// finishOnboarding marks a Connect account as Stripe does once its owner
+// finished onboarding: payouts enabled.
+func (f *fakeStripe) finishOnboarding(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.accounts {
+		if a["id"] == id {
+			a["payouts_enabled"], a["charges_enabled"] = true, true
+		}
+	}
+}
+
+// accountsRead counts GET /v1/accounts/{id} calls.
+func (f *fakeStripe) accountsRead() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.accountReads
 }

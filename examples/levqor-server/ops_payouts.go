@@ -11,7 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stripe/stripe-go/v85"
+
 	"github.com/levqor/levqor/alert"
+	"github.com/levqor/levqor/dsar"
 	"github.com/levqor/levqor/money"
 	"github.com/levqor/levqor/payout"
 )
@@ -22,6 +25,54 @@ const (
 	payoutsFailed  = 1 // a payout failed permanently, or the run failed
 	payoutsPending = 3 // payouts left pending: to retry, or leased by another run
 )
+
+// maxReadinessChecks bounds the accounts one payouts run asks Stripe
+// about (refreshReadiness).
+const maxReadinessChecks = 100
+
+// refreshReadiness asks Stripe whether the partners owed a payout but not
+// ready for transfers have finished onboarding: Stripe sends a connected
+// account's account.updated only to a Connect webhook endpoint, so a
+// missed, misrouted or refused event would otherwise leave them unpaid
+// for good. Only partners with a balance due are asked about, at most
+// maxReadinessChecks; a failure is printed and changes nothing.
+func refreshReadiness(ctx context.Context, env *cliEnv, rc payout.RunnerConfig, sc *stripe.Client) {
+	rc.DryRun, rc.Progress = true, nil
+	plan, err := payout.NewRunner(rc)
+	if err != nil {
+		return
+	}
+	rep, err := plan.Run(ctx)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "payouts: could not list the partners not ready:", err)
+		return
+	}
+	asked := map[string]bool{}
+	for _, nr := range rep.NotReady {
+		if asked[nr.PartnerID] || dsar.IsPseudonym(nr.PartnerID) || len(asked) == maxReadinessChecks {
+			continue
+		}
+		asked[nr.PartnerID] = true
+		partner, err := rc.Ledger.Partner(ctx, nr.PartnerID)
+		if err != nil {
+			fmt.Fprintln(env.stderr, "payouts:", err)
+			continue
+		}
+		acct, err := sc.V1Accounts.GetByID(ctx, partner.Account, nil)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "payouts: partner %s: Stripe account %s: %s\n", partner.ID, partner.Account, stripeErrorText(err))
+			continue
+		}
+		if !acct.PayoutsEnabled {
+			continue
+		}
+		if err := rc.Ledger.SetPayoutsEnabled(ctx, partner.Account, true, time.Now()); err != nil {
+			fmt.Fprintln(env.stderr, "payouts:", err)
+			continue
+		}
+		fmt.Fprintf(env.stdout, "partner %s is ready at Stripe (its account.updated event never arrived)\n", partner.ID)
+	}
+}
 
 func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) > 0 && (args[0] == "partners" || args[0] == "commissions") {
@@ -47,7 +98,8 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 		return payoutsFailed
 	}
 	defer db.Close()
-	p, err := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: stripeClient(env.cfg)})
+	sc := stripeClient(env.cfg)
+	p, err := payout.NewStripeTransfers(payout.StripeTransfersConfig{Client: sc})
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 2
@@ -65,6 +117,9 @@ func cmdPayouts(ctx context.Context, env *cliEnv, args []string) int {
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return 2
+	}
+	if !*dry {
+		refreshReadiness(ctx, env, rc, sc)
 	}
 	rep, err := r.Run(ctx)
 	_ = rep.WriteText(env.stdout)

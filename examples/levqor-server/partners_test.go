@@ -21,6 +21,10 @@ import (
 
 const webhookSecret = "whsec_test_partner_programme_secret"
 
+// connectWebhookSecret signs the events of the Connect endpoint (a
+// partner's account.updated), which Stripe sends to no other endpoint.
+const connectWebhookSecret = "whsec_test_connect_endpoint_secret"
+
 // stripeEvent is an event body as Stripe sends it, created now.
 func stripeEvent(id, typ string, object map[string]any) string {
 	return stripeEventAt(id, typ, object, time.Now())
@@ -106,7 +110,8 @@ func TestPartnerProgramme(t *testing.T) {
 func partnerProgramme(t *testing.T, extraEnv ...string) {
 	fs := newFakeStripe(t)
 	data := t.TempDir()
-	env := append([]string{"STRIPE_SECRET_KEY=sk_test_partner", "LEVQOR_STRIPE_API=" + fs.URL, "STRIPE_WEBHOOK_SECRET=" + webhookSecret, "LEVQOR_DATA_DIR=" + data}, extraEnv...)
+	env := append([]string{"STRIPE_SECRET_KEY=sk_test_partner", "LEVQOR_STRIPE_API=" + fs.URL,
+		"STRIPE_WEBHOOK_SECRET=" + webhookSecret + ", " + connectWebhookSecret, "LEVQOR_DATA_DIR=" + data}, extraEnv...)
 	s := start(t, env...)
 
 	// A partner signs up.
@@ -186,9 +191,14 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 	if exit != 0 || !strings.Contains(out, "not ready") || len(fs.paid()) != 0 {
 		t.Fatalf("payouts before onboarding: exit %d\n%s\npaid %v", exit, out, fs.paid())
 	}
-	// account.updated, signed while the secret is being rolled (two v1).
+	// account.updated from the Connect endpoint (its own secret), signed
+	// while that secret is being rolled (two v1); one signed with neither
+	// endpoint's secret is refused.
 	upd := stripeEvent("evt_acct", "account.updated", map[string]any{"id": account, "object": "account", "payouts_enabled": true})
-	if st, body := postEvent(t, s, upd, stripeSignature(upd, time.Now(), "whsec_old_secret_being_rolled", webhookSecret)); st != 200 {
+	if st, _ := postEvent(t, s, upd, stripeSignature(upd, time.Now(), "whsec_some_other_endpoint_secret")); st != 400 {
+		t.Fatalf("account.updated signed with an unknown secret: %d", st)
+	}
+	if st, body := postEvent(t, s, upd, stripeSignature(upd, time.Now(), "whsec_old_secret_being_rolled", connectWebhookSecret)); st != 200 {
 		t.Fatalf("account.updated: %d %s", st, body)
 	}
 	// An older account.updated (still onboarding), delivered late, is ignored.
@@ -292,7 +302,7 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 			t.Fatalf("payouts %s list after erasure (exit %d):\n%s", what, code, out)
 		}
 	}
-	if body := s.do("GET", "/metrics", "", "").body; !strings.Contains(body, `levqor_stripe_webhook_events_total{outcome="rejected"} 4`) {
+	if body := s.do("GET", "/metrics", "", "").body; !strings.Contains(body, `levqor_stripe_webhook_events_total{outcome="rejected"} 5`) {
 		t.Fatalf("webhook metrics:\n%s", grepLines(body, "webhook"))
 	}
 }
@@ -325,6 +335,49 @@ func partnerOnboarding(t *testing.T, s *server, fs *fakeStripe, token, first str
 
 // TestPartnerProgrammeUnconfigured: without Stripe keys the endpoints say
 // so (503), and a webhook is never accepted unverified.
+// TestPayoutsLearnReadinessFromStripe: a partner who finished Stripe's
+// onboarding is paid by the next payouts run though the account.updated
+// event never arrived (Stripe sends a connected account's events only to
+// a Connect webhook endpoint, which a setup with one endpoint lacks):
+// the run asks Stripe about each partner owed a payout but not ready.
+// Before, such a partner stayed "not ready", unpaid, for good. A partner
+// still onboarding stays unpaid, and a dry run asks Stripe nothing.
+func TestPayoutsLearnReadinessFromStripe(t *testing.T) {
+	fs := newFakeStripe(t)
+	data := t.TempDir()
+	env := []string{"STRIPE_SECRET_KEY=sk_test_partner", "LEVQOR_STRIPE_API=" + fs.URL}
+	s := start(t, append(env, "LEVQOR_DATA_DIR="+data)...)
+	var partners []string
+	for _, email := range []string{"done@example.com", "later@example.com"} {
+		expect(t, s.do("POST", "/api/auth/register", "", creds(email, "partner password")), 201, "register")
+		tok, _ := login(t, s, email, "partner password")
+		r := s.do("POST", "/api/partners", tok, "")
+		expect(t, r, 201, "POST /api/partners")
+		partners = append(partners, r.json(t)["partner_id"].(string))
+	}
+	s.stop()
+	for _, p := range partners {
+		if out, code := cliEnv(t, data, env, "payouts", "commissions", "add", "--partner", p, "--amount", "6000", "--currency", "USD", "--ref", "inv-"+p); code != 0 {
+			t.Fatalf("commissions add: exit %d\n%s", code, out)
+		}
+	}
+	fs.finishOnboarding(fs.accounts[0]["id"].(string)) // the first partner finished; no event arrives
+
+	if out, code := cliEnv(t, data, env, "payouts", "--dry-run"); code != 0 || fs.accountsRead() != 0 {
+		t.Fatalf("dry run: exit %d, %d account reads\n%s", code, fs.accountsRead(), out)
+	}
+	out, code := cliEnv(t, data, env, "payouts")
+	if code != 0 || !strings.Contains(out, "partner "+partners[0]+" is ready at Stripe") {
+		t.Fatalf("payouts: exit %d\n%s", code, out)
+	}
+	if paid := fs.paid(); len(paid) != 1 || paid[fs.accounts[0]["id"].(string)] != 6000 {
+		t.Fatalf("paid at Stripe: %v, want the first partner's 6000 only", paid)
+	}
+	if !strings.Contains(out, "not ready") {
+		t.Fatalf("the partner still onboarding is not reported:\n%s", out)
+	}
+}
+
 func TestPartnerProgrammeUnconfigured(t *testing.T) {
 	s := start(t)
 	expect(t, s.do("POST", "/api/auth/register", "", creds("p@example.com", "partner password")), 201, "register")

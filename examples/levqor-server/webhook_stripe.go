@@ -38,7 +38,7 @@ const (
 // record answers 500, and Stripe delivers the event again.
 func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if a.cfg.StripeWebhookSecret == "" {
+	if len(a.cfg.StripeWebhookSecrets) == 0 {
 		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
 		return
 	}
@@ -52,8 +52,16 @@ func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "could not read the event")
 		return
 	}
-	ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), a.cfg.StripeWebhookSecret,
-		webhook.ConstructEventOptions{Tolerance: webhookTolerance, IgnoreAPIVersionMismatch: true})
+	// Each endpoint signs with its own secret: the account endpoint's
+	// (invoice.paid, charge.refunded) and the Connect endpoint's (a
+	// partner's account.updated, which Stripe sends only there).
+	var ev stripe.Event
+	for _, secret := range a.cfg.StripeWebhookSecrets {
+		if ev, err = webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+			webhook.ConstructEventOptions{Tolerance: webhookTolerance, IgnoreAPIVersionMismatch: true}); !errors.Is(err, webhook.ErrNoValidSignature) {
+			break
+		}
+	}
 	if err != nil {
 		a.metrics.webhookEvents.WithLabelValues("rejected").Inc()
 		a.webhookLog.Log(ctx, slog.LevelWarn, "stripe webhook: rejected", "reason", webhookRejection(err))
