@@ -34,7 +34,7 @@ func newLatencyWatch(sloLatency time.Duration) (*latencyWatch, error) {
 	return &latencyWatch{cfg: cfg}, nil
 }
 
-// observe judges one request of route that took d (in milliseconds).
+// observe judges one request of route that took d (judged in milliseconds).
 func (w *latencyWatch) observe(route string, d time.Duration) anomaly.Result {
 	z, ok := w.routes.Load(route)
 	if !ok {
