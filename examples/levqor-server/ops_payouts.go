@@ -49,7 +49,10 @@ func refreshReadiness(ctx context.Context, env *cliEnv, rc payout.RunnerConfig, 
 	}
 	asked := map[string]bool{}
 	for _, nr := range rep.NotReady {
-		if asked[nr.PartnerID] || dsar.IsPseudonym(nr.PartnerID) || len(asked) == maxReadinessChecks {
+		if len(asked) == maxReadinessChecks {
+			break
+		}
+		if asked[nr.PartnerID] || dsar.IsPseudonym(nr.PartnerID) {
 			continue
 		}
 		asked[nr.PartnerID] = true
