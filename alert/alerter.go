@@ -26,6 +26,9 @@ type Config struct {
 	// Logger receives alerts when Telegram is not configured, and delivery
 	// failures. Default slog.Default().
 	Logger *slog.Logger
+	// Claimer shares de-duplication with the other replicas of a service
+	// (DedupConfig.Claimer). Default nil: each process de-duplicates alone.
+	Claimer Claimer
 	// Now is the clock of History and de-duplication. Default time.Now.
 	Now func() time.Time
 }
@@ -65,7 +68,7 @@ func New(cfg Config) (*Alerter, error) {
 	if a.history, err = NewHistory(HistoryConfig{Next: a.base, Size: cfg.HistorySize, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
-	if a.dedup, err = NewDedup(DedupConfig{Next: a.history, RepeatInterval: cfg.RepeatInterval, Now: cfg.Now}); err != nil {
+	if a.dedup, err = NewDedup(DedupConfig{Next: a.history, RepeatInterval: cfg.RepeatInterval, Claimer: cfg.Claimer, Logger: cfg.Logger, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
 	if a.queue, err = NewQueue(QueueConfig{Next: a.dedup, Size: cfg.QueueSize, Logger: cfg.Logger}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -25,8 +26,28 @@ type DedupConfig struct {
 	// MaxKeys bounds the keys remembered; past it, the key sent longest
 	// ago is forgotten. Default DefaultMaxDedupKeys.
 	MaxKeys int
+	// Claimer shares the de-duplication with other processes that send
+	// the same alerts (replicas of one service): an alert is delivered
+	// only by the process that claims its key. Default nil: this process
+	// de-duplicates alone.
+	Claimer Claimer
+	// Logger receives the Claimer's failures. Default slog.Default().
+	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+}
+
+// A Claimer lets several processes that raise the same alerts deliver
+// each once per repeat interval between them: the first to claim an
+// alert's key delivers it, the others hold it back until that claim ends.
+// Claims live outside the processes (Redis, a database table).
+type Claimer interface {
+	// Claim claims key for ttl. It reports whether this process now holds
+	// the claim; when another holds it, heldUntil is when that claim ends.
+	Claim(ctx context.Context, key string, ttl time.Duration) (claimed bool, heldUntil time.Time, err error)
+	// Release ends this process's claim of key, after a delivery failed,
+	// so that the next occurrence is tried again by whoever sees it.
+	Release(ctx context.Context, key string) error
 }
 
 // Dedup sends the same alert once per RepeatInterval and counts the
@@ -35,6 +56,12 @@ type DedupConfig struct {
 // identical alerts notified at once, one is delivered and N-1 counted. A
 // failed delivery is not remembered, so the next occurrence is tried
 // again.
+//
+// With a Claimer, processes sharing it deliver an alert once between them:
+// one that finds the key claimed elsewhere counts the alert as a repeat and
+// holds the key back until that claim ends. When the Claimer fails, the
+// alert is delivered (a repeat beats a missed alert) and the failure
+// logged.
 //
 // Memory is bounded by MaxKeys and each Notify is O(1): keys are kept in
 // the order they were last sent, and when a new key arrives with MaxKeys
@@ -74,6 +101,9 @@ func NewDedup(cfg DedupConfig) (*Dedup, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	return &Dedup{cfg: cfg, seen: make(map[string]*list.Element), order: list.New()}, nil
 }
 
@@ -107,10 +137,33 @@ func (d *Dedup) Notify(ctx context.Context, a Alert) error {
 	repeats := st.suppressed
 	d.mu.Unlock()
 
+	claimed := false
+	if d.cfg.Claimer != nil {
+		ok, until, err := d.cfg.Claimer.Claim(ctx, key, d.cfg.RepeatInterval)
+		switch {
+		case err != nil:
+			d.cfg.Logger.Warn("alert: claiming an alert failed; delivering it anyway", "key", key, "err", err)
+		case ok:
+			claimed = true
+		default:
+			// Delivered elsewhere: a repeat, held back until that claim ends.
+			d.mu.Lock()
+			st.sending, st.lastSent = false, until.Add(-d.cfg.RepeatInterval)
+			st.suppressed++
+			d.mu.Unlock()
+			return nil
+		}
+	}
+
 	if repeats > 0 {
 		a.Fields = append(append([]Field(nil), a.Fields...), Field{"Repeated", strconv.Itoa(repeats) + " more times in the last " + d.cfg.RepeatInterval.String()})
 	}
 	err := d.cfg.Next.Notify(ctx, a)
+	if err != nil && claimed {
+		if rerr := d.cfg.Claimer.Release(ctx, key); rerr != nil {
+			d.cfg.Logger.Warn("alert: releasing the claim of an undelivered alert failed", "key", key, "err", rerr)
+		}
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -24,7 +24,8 @@
 //     counted, drained by Shutdown within its deadline;
 //   - History: the last N alerts with their delivery outcome, queryable;
 //   - Dedup: the same alert once per repeat interval (exact under
-//     concurrency, bounded memory), with a repeat count;
+//     concurrency, bounded memory), with a repeat count; with a Claimer,
+//     once between every process sharing it (replicas);
 //   - templates for common alerts (SystemDown, Recovered, SpendBreach,
 //     SLOBreach, PayoutDone).
 package alert

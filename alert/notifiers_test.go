@@ -363,3 +363,131 @@ func BenchmarkDedupDistinctKeys(b *testing.B) {
 type nopNotifier struct{}
 
 func (nopNotifier) Notify(context.Context, alert.Alert) error { return nil }
+
+// memClaimer is a Claimer shared by several Dedups, as Redis or a
+// database table is shared by replicas; it can be made to fail.
+type memClaimer struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	until    map[string]time.Time
+	owner    map[string]*alert.Dedup
+	err      error
+	released []string
+}
+
+func (c *memClaimer) claimer(d **alert.Dedup) alert.Claimer { return claimerOf{c, d} }
+
+// claimerOf is one process's view of the shared claims.
+type claimerOf struct {
+	c  *memClaimer
+	me **alert.Dedup
+}
+
+func (v claimerOf) Claim(_ context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
+	c := v.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false, time.Time{}, c.err
+	}
+	if u, ok := c.until[key]; ok && c.now().Before(u) {
+		return false, u, nil
+	}
+	c.until[key], c.owner[key] = c.now().Add(ttl), *v.me
+	return true, time.Time{}, nil
+}
+
+func (v claimerOf) Release(_ context.Context, key string) error {
+	c := v.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.owner[key] == *v.me {
+		delete(c.until, key)
+		c.released = append(c.released, key)
+	}
+	return nil
+}
+
+// TestDedupSharedClaim: replicas sharing a Claimer deliver an alert they
+// all raise once per interval between them; a replica that found the key
+// claimed holds it back until that claim ends, not longer; a failed
+// delivery releases the claim; a failing Claimer lets the alert through.
+func TestDedupSharedClaim(t *testing.T) {
+	now := at
+	clock := func() time.Time { return now }
+	shared := &memClaimer{now: clock, until: map[string]time.Time{}, owner: map[string]*alert.Dedup{}}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	next := &recorder{}
+	var replicas [3]*alert.Dedup
+	for i := range replicas {
+		d, err := alert.NewDedup(alert.DedupConfig{Next: next, RepeatInterval: time.Hour, Claimer: shared.claimer(&replicas[i]), Logger: log, Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas[i] = d
+	}
+	ctx := context.Background()
+	burn := alert.Alert{Severity: alert.SeverityCritical, Title: "SLO burn", Key: "burn|api"}
+	notifyAll := func() {
+		t.Helper()
+		for _, d := range replicas {
+			if err := d.Notify(ctx, burn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	notifyAll()
+	if n := len(next.got()); n != 1 {
+		t.Fatalf("three replicas raising one alert delivered it %d times; want once", n)
+	}
+	if replicas[1].Suppressed(burn.DedupKey()) != 1 {
+		t.Fatalf("a replica that found the key claimed counted %d repeats; want 1", replicas[1].Suppressed(burn.DedupKey()))
+	}
+
+	// Half an hour later replica 1 asks again: still held back, without
+	// asking the claimer (its claim ends with replica 0's).
+	now = now.Add(30 * time.Minute)
+	shared.err = errors.New("claimer down") // would let the alert through if asked
+	_ = replicas[1].Notify(ctx, burn)
+	if n := len(next.got()); n != 1 {
+		t.Fatalf("replica 1 delivered inside replica 0's claim: %d deliveries", n)
+	}
+	shared.err = nil
+
+	// When the claim ends, the next replica to raise it delivers it, with
+	// the repeats it held back.
+	now = now.Add(30 * time.Minute)
+	_ = replicas[2].Notify(ctx, burn)
+	_ = replicas[0].Notify(ctx, burn)
+	got := next.got()
+	if len(got) != 2 {
+		t.Fatalf("after the claim ended: %d deliveries; want 2", len(got))
+	}
+	if f := got[1].Fields; len(f) != 1 || f[0].Key != "Repeated" || !strings.HasPrefix(f[0].Value, "1 more times") {
+		t.Fatalf("replica 2's delivery carries %+v; want its one held-back repeat", f)
+	}
+
+	// A failed delivery releases the claim: another replica tries at once.
+	now = now.Add(2 * time.Hour)
+	next.err = errors.New("telegram down")
+	_ = replicas[0].Notify(ctx, burn)
+	next.err = nil
+	if len(shared.released) != 1 {
+		t.Fatalf("a failed delivery released %v; want its claim", shared.released)
+	}
+	_ = replicas[1].Notify(ctx, burn)
+	if n := len(next.got()); n != 4 {
+		t.Fatalf("%d deliveries; want the failed one and replica 1's retry (4)", n)
+	}
+
+	// A Claimer that fails lets the alert through, and says so.
+	shared.err = errors.New("connection refused")
+	other := alert.Alert{Title: "Housekeeping failed", Key: "housekeeping"}
+	if err := replicas[2].Notify(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(next.got()); n != 5 || !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("with the claimer down: %d deliveries (want 5); log %q", n, logs.String())
+	}
+}

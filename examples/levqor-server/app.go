@@ -59,8 +59,12 @@ type app struct {
 	clientIP *ratelimit.ClientIP
 	headers  *secheaders.Headers
 	alerts   *alert.Alerter
-	latency  *latencyWatch
-	tracker  *slo.Tracker // API requests non-5xx and within SLO_LATENCY_THRESHOLD
+	// notify is where the server's own alerts go: alerts, naming the
+	// replica when several may raise the same alert.
+	notify  alert.Notifier
+	replica string // this process, in alerts and their claims
+	latency *latencyWatch
+	tracker *slo.Tracker // API requests non-5xx and within SLO_LATENCY_THRESHOLD
 	// availability counts API requests that were not 5xx, whatever their
 	// latency (the dashboard shows both budgets).
 	availability *slo.Tracker
@@ -87,7 +91,7 @@ type app struct {
 }
 
 func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: c, log: log}
+	a := &app{cfg: c, log: log, replica: replicaName()}
 	a.webhookLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.unavailableLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.loginGuardLog = newThrottledLog(log, clientLogInterval, time.Now)
@@ -96,7 +100,7 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 		"redis":    newThrottledLog(log, clientLogInterval, time.Now),
 	}
 	for _, step := range []func(context.Context) error{
-		a.openDatabase, a.openAlerts, a.openTokens, a.openLimiters, a.openObservers, a.openLedgerAndDSAR,
+		a.openDatabase, a.openRedis, a.openAlerts, a.openTokens, a.openLimiters, a.openObservers, a.openLedgerAndDSAR,
 	} {
 		if err := step(ctx); err != nil {
 			a.close()
@@ -128,13 +132,29 @@ func (a *app) openDatabase(ctx context.Context) error {
 	return nil
 }
 
-// openAlerts: Telegram or the log, behind history, de-duplication and a queue.
+// openRedis makes the Redis client when LEVQOR_REDIS_URL is set.
+func (a *app) openRedis(context.Context) error {
+	if a.cfg.RedisURL == "" {
+		return nil
+	}
+	var err error
+	a.rdb, err = newRedis(a.cfg.RedisURL)
+	return err
+}
+
+// openAlerts: Telegram or the log, behind history, de-duplication (shared
+// by replicas) and a queue.
 func (a *app) openAlerts(context.Context) error {
+	claims := a.alertClaimer()
 	var err error
 	a.alerts, err = alert.New(alert.Config{
 		Telegram:       alert.TelegramConfig{Token: a.cfg.TelegramToken, ChatID: a.cfg.TelegramChat, BaseURL: a.cfg.TelegramAPI},
-		RepeatInterval: time.Hour, Logger: a.log,
+		RepeatInterval: time.Hour, Logger: a.log, Claimer: claims,
 	})
+	a.notify = a.alerts
+	if claims != nil {
+		a.notify = replicaAlerts{next: a.alerts, name: a.replica}
+	}
 	return err
 }
 
@@ -163,10 +183,7 @@ func (a *app) openTokens(ctx context.Context) error {
 	if err := agreeOnKeys(ctx, a.db, dsarKey, signing, accept, a.log); err != nil {
 		return err
 	}
-	if a.cfg.RedisURL != "" {
-		if a.rdb, err = newRedis(a.cfg.RedisURL); err != nil {
-			return err
-		}
+	if a.rdb != nil {
 		if a.redisTok, err = tokens.NewRedisStore(tokens.RedisConfig{Client: a.rdb}); err != nil {
 			return err
 		}
@@ -242,11 +259,11 @@ func (a *app) openObservers(context.Context) error {
 	if a.latency, err = newLatencyWatch(a.cfg.SLOLatency); err != nil {
 		return err
 	}
-	a.tracker, err = slo.NewTracker(slo.TrackerConfig{Name: "api", LatencyThreshold: a.cfg.SLOLatency, Notifier: a.alerts, Logger: a.log})
+	a.tracker, err = slo.NewTracker(slo.TrackerConfig{Name: "api", LatencyThreshold: a.cfg.SLOLatency, Notifier: a.notify, Logger: a.log})
 	if err != nil {
 		return err
 	}
-	a.availability, err = slo.NewTracker(slo.TrackerConfig{Name: "availability", Notifier: a.alerts, Logger: a.log})
+	a.availability, err = slo.NewTracker(slo.TrackerConfig{Name: "availability", Notifier: a.notify, Logger: a.log})
 	a.dash = &dashboard{a: a}
 	return err
 }

@@ -343,7 +343,7 @@ func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, tokens.ErrReused):
 		// A retired refresh token came back: it may have been stolen.
-		_ = a.alerts.Notify(r.Context(), alert.Alert{Severity: alert.SeverityWarning, Title: "Refresh token reuse detected",
+		_ = a.notify.Notify(r.Context(), alert.Alert{Severity: alert.SeverityWarning, Title: "Refresh token reuse detected",
 			Message: "A retired refresh token was presented; its login's sessions were revoked.", Key: "token-reuse",
 			Fields: []alert.Field{{Key: "Client", Value: a.clientIP.Key(r)}}})
 		writeError(w, http.StatusUnauthorized, "refresh token reused; all sessions of this login were revoked")

@@ -148,7 +148,7 @@ func (a *app) runHousekeeping(ctx context.Context) {
 	case err != nil && ctx.Err() == nil:
 		a.log.Error("housekeeping failed", append(attrs, "err", err)...)
 		// Unnoticed, the tables it keeps small grow without bound.
-		_ = a.alerts.Notify(ctx, alert.Alert{Severity: alert.SeverityWarning, Title: "Housekeeping failed",
+		_ = a.notify.Notify(ctx, alert.Alert{Severity: alert.SeverityWarning, Title: "Housekeeping failed",
 			Message: err.Error(), Key: "housekeeping-failed", Fields: []alert.Field{{Key: "Retry", Value: "in " + housekeepingInterval.String()}}})
 	case err == nil && done != housekept{}:
 		a.log.Info("housekeeping", attrs...)

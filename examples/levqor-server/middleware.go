@@ -163,7 +163,7 @@ func (a *app) observe(next http.Handler) http.Handler {
 			if res.Anomaly {
 				a.metrics.anomalies.Inc()
 				if res.Grade == anomaly.High {
-					_ = a.alerts.Notify(context.Background(), alert.Alert{
+					_ = a.notify.Notify(context.Background(), alert.Alert{
 						Severity: alert.SeverityWarning, Title: "Latency spike on " + route, Key: "latency|" + route,
 						Fields: []alert.Field{{Key: "Latency", Value: serve.Round(time.Millisecond).String()}, {Key: "Baseline", Value: fmt.Sprintf("%.2fms ± %.2f", res.Mean, res.StdDev)}},
 					})
@@ -214,7 +214,7 @@ func (a *app) recoverPanics(next http.Handler) http.Handler {
 			a.log.ErrorContext(r.Context(), "panic in handler", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			// The alert key is the route pattern, never the raw path: a
 			// client must not be able to mint de-duplication keys.
-			_ = a.alerts.Notify(context.Background(), alert.Alert{Severity: alert.SeverityCritical, Title: "Handler panic on " + route, Message: fmt.Sprint(v), Key: "panic|" + route})
+			_ = a.notify.Notify(context.Background(), alert.Alert{Severity: alert.SeverityCritical, Title: "Handler panic on " + route, Message: fmt.Sprint(v), Key: "panic|" + route})
 			writeError(w, http.StatusInternalServerError, "internal error")
 		}()
 		next.ServeHTTP(w, r)

@@ -212,7 +212,7 @@ func (a *app) backgroundJobs(ctx context.Context) {
 		wg.Go(func() { a.scheduledBackups(ctx) })
 	}
 	if a.redisTok != nil {
-		w := &redisWatch{rdb: a.rdb, interval: a.cfg.RedisCheckInterval, store: a.redisTok, cache: a.cache, alerts: a.alerts, log: a.log, lost: &a.redisLost}
+		w := &redisWatch{rdb: a.rdb, interval: a.cfg.RedisCheckInterval, store: a.redisTok, cache: a.cache, alerts: a.notify, log: a.log, lost: &a.redisLost}
 		wg.Go(func() {
 			w.check(ctx) // the markers of this process' first view of Redis
 			every(ctx, a.cfg.RedisCheckInterval, w.check)
@@ -311,7 +311,7 @@ func (a *app) nextBackup(ctx context.Context, sched *backupSchedule, local time.
 		}
 		retry := min(interval, maxBackupRetry)
 		a.log.Error("scheduled backup failed", "err", err)
-		_ = a.alerts.Notify(ctx, alert.Alert{Severity: alert.SeverityCritical, Title: "Scheduled backup failed",
+		_ = a.notify.Notify(ctx, alert.Alert{Severity: alert.SeverityCritical, Title: "Scheduled backup failed",
 			Message: err.Error(), Key: "backup-failed",
 			Fields: []alert.Field{{Key: "Retry", Value: "in " + retry.String()}}})
 		return 0, sched.failed(ctx, sched.now().Add(retry))
