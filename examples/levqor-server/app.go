@@ -50,15 +50,18 @@ type app struct {
 	authLim  ratelimit.Limiter // /api/auth/*, per client IP
 	cspLim   *ratelimit.Memory // /csp-report, per client IP
 	hashes   *hashGate
-	exports  *exportGate   // DSAR exports streaming at once
-	accounts *accountCache // /api/me
-	logins   loginGuard
-	draining atomic.Bool // set on SIGTERM: readyz 503, Connection: close
-	baseURL  string      // public origin for absolute URLs
-	unlockDB func()      // releases the database lock file
-	clientIP *ratelimit.ClientIP
-	headers  *secheaders.Headers
-	alerts   *alert.Alerter
+	exports  *exportGate // DSAR exports streaming at once
+	// webhookSlots bounds the Stripe event bodies over webhookBodyFree
+	// read at once.
+	webhookSlots chan struct{}
+	accounts     *accountCache // /api/me
+	logins       loginGuard
+	draining     atomic.Bool // set on SIGTERM: readyz 503, Connection: close
+	baseURL      string      // public origin for absolute URLs
+	unlockDB     func()      // releases the database lock file
+	clientIP     *ratelimit.ClientIP
+	headers      *secheaders.Headers
+	alerts       *alert.Alerter
 	// notify is where the server's own alerts go: alerts, naming the
 	// replica when several may raise the same alert.
 	notify  alert.Notifier
@@ -127,6 +130,7 @@ func (a *app) openDatabase(ctx context.Context) error {
 		return fmt.Errorf("schema: %w", err)
 	}
 	a.hashes = newHashGate(a.cfg.HashConcurrency)
+	a.webhookSlots = make(chan struct{}, webhookLargeSlots)
 	a.exports = newExportGate(a.cfg.DatabaseMaxConns)
 	a.accounts = newAccountCache(time.Now)
 	return nil

@@ -175,9 +175,9 @@ func partnerProgramme(t *testing.T, extraEnv ...string) {
 			t.Fatalf("%s: status %d, want 400", name, st)
 		}
 	}
-	big := stripeEvent("evt_big", "invoice.paid", map[string]any{"id": "in_big", "pad": strings.Repeat("x", 70<<10)})
+	big := stripeEvent("evt_big", "invoice.paid", map[string]any{"id": "in_big", "pad": strings.Repeat("x", 1100<<10)})
 	if st, _ := signedEvent(t, s, big); st != 413 {
-		t.Fatalf("70 KiB event: %d, want 413", st)
+		t.Fatalf("1.1 MiB event: %d, want 413", st)
 	}
 	if st, body := signedEvent(t, s, stripeEvent("evt_unknown", "customer.created", map[string]any{"id": "cus_x"})); st != 200 || !strings.Contains(body, "ignored") {
 		t.Fatalf("unknown type: %d %s", st, body)

@@ -18,10 +18,22 @@ import (
 	"github.com/levqor/levqor/payout"
 )
 
-// Stripe webhook limits.
+// Stripe webhook limits. Most events are a few KiB, but an object's
+// metadata may hold 50 values of 500 characters, and an invoice event
+// carries its lines, each with metadata of its own: a legitimate
+// invoice.paid can pass 100 KiB, and a refused one is retried by Stripe
+// for three days and then lost. Bodies are read up to webhookBodyFree by
+// any number of requests at once; a larger one needs one of
+// webhookLargeSlots, so the memory unsigned bodies can hold is bounded:
+// webhookBodyFree per connection plus maxWebhookBody per slot.
 const (
-	// maxWebhookBody caps a Stripe event body (Stripe's are a few KiB).
-	maxWebhookBody = 64 << 10
+	// maxWebhookBody caps a Stripe event body.
+	maxWebhookBody = 1 << 20
+	// webhookBodyFree is how much of a body is read without a slot.
+	webhookBodyFree = 64 << 10
+	// webhookLargeSlots is how many bodies over webhookBodyFree are read
+	// at once; others get 503 (Stripe delivers them again later).
+	webhookLargeSlots = 4
 	// webhookTolerance is how old a signature may be (Stripe's default).
 	webhookTolerance = 300 * time.Second
 )
@@ -42,14 +54,22 @@ func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+	body, release, err := a.readWebhookBody(w, r)
+	defer release()
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "event body over 64 KiB")
-			return
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, "event body over 1 MiB")
+		case errors.Is(err, errWebhookBusy):
+			// Answered at once: net/http would otherwise first read what
+			// is left of the body, for as long as the client takes.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", "60")
+			writeError(w, http.StatusServiceUnavailable, "too many large events at once; retry later")
+		default:
+			writeError(w, http.StatusBadRequest, "could not read the event")
 		}
-		writeError(w, http.StatusBadRequest, "could not read the event")
 		return
 	}
 	// Each endpoint signs with its own secret: the account endpoint's
@@ -106,6 +126,28 @@ func (a *app) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.metrics.webhookEvents.WithLabelValues("handled").Inc()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "handled"})
+}
+
+// errWebhookBusy: every slot for large event bodies is taken.
+var errWebhookBusy = errors.New("every slot for large event bodies is taken")
+
+// readWebhookBody reads an event body of at most maxWebhookBody bytes,
+// taking one of the large-body slots for a body over webhookBodyFree; the
+// caller calls release once done with the body.
+func (a *app) readWebhookBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	release = func() {}
+	in := http.MaxBytesReader(w, r.Body, maxWebhookBody)
+	if body, err = io.ReadAll(io.LimitReader(in, webhookBodyFree+1)); err != nil || len(body) <= webhookBodyFree {
+		return body, release, err
+	}
+	select {
+	case a.webhookSlots <- struct{}{}:
+		release = func() { <-a.webhookSlots }
+	default:
+		return nil, release, errWebhookBusy
+	}
+	rest, err := io.ReadAll(in)
+	return append(body, rest...), release, err
 }
 
 func (a *app) webhookFailed(w http.ResponseWriter, r *http.Request, ev stripe.Event, err error) {
