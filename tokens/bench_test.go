@@ -2,7 +2,9 @@ package tokens_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -40,6 +42,28 @@ func BenchmarkVerify(b *testing.B) { benchVerify(b, -1) }
 // BenchmarkVerifyCached: a repeated token through the verified-token
 // cache (the revocation check still runs).
 func BenchmarkVerifyCached(b *testing.B) { benchVerify(b, 0) }
+
+// BenchmarkVerifyExpired: a client that keeps sending its expired access
+// token. The claims are checked before the signature, so a refusal costs
+// no signature work (compare BenchmarkVerify: an Ed25519 check is most of
+// it).
+func BenchmarkVerifyExpired(b *testing.B) {
+	for alg, k := range benchKeys(b) {
+		b.Run(alg, func(b *testing.B) {
+			now := time.Now()
+			issuer := newManager(b, tokens.Config{Keys: keySet(b, k), Store: memStore(b), Now: func() time.Time { return now.Add(-time.Hour) }})
+			p, _ := issuer.Issue(context.Background(), "user")
+			m := newManager(b, tokens.Config{Keys: keySet(b, k), Store: memStore(b), Now: func() time.Time { return now }})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Verify(ctx, p.AccessToken); !errors.Is(err, tokens.ErrExpired) {
+					b.Fatalf("an expired token: %v", err)
+				}
+			}
+		})
+	}
+}
 
 func benchVerify(b *testing.B, cacheSize int) {
 	for alg, k := range benchKeys(b) {

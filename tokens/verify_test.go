@@ -96,7 +96,16 @@ func TestVerifyBadInput(t *testing.T) {
 	}
 
 	parts := strings.Split(good.AccessToken, ".")
-	tamperedPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"levqor","sub":"admin"}`))
+	// The good token's claims with another subject: every claim check
+	// passes, so only the signature can refuse it.
+	goodClaims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	tamperedPayload := base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(goodClaims), `"sub":"user"`, `"sub":"admin"`, 1)))
+	if tamperedPayload == parts[1] {
+		t.Fatalf("the claims name no subject to tamper with: %s", goodClaims)
+	}
+	// An expired token with a forged signature: refused as expired,
+	// without the signature work (the claims are checked first).
+	expiredForged := craft(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-32b"), at, with(vc, "exp", fixedNow.Add(-time.Second).Unix()))
 
 	tests := []struct {
 		name  string
@@ -119,6 +128,7 @@ func TestVerifyBadInput(t *testing.T) {
 		{"unknown kid", unknownKid.AccessToken, tokens.ErrUnknownKey},
 		{"no kid", craft(t, jwt.SigningMethodHS256, testSecret, map[string]any{"typ": "at+jwt"}, vc), tokens.ErrUnknownKey},
 		{"expired", craft(t, jwt.SigningMethodHS256, testSecret, at, with(vc, "exp", fixedNow.Add(-time.Second).Unix())), tokens.ErrExpired},
+		{"expired, signature forged", expiredForged, tokens.ErrExpired},
 		{"not yet valid (nbf)", craft(t, jwt.SigningMethodHS256, testSecret, at, with(vc, "nbf", fixedNow.Add(time.Minute).Unix())), tokens.ErrNotYetValid},
 		{"issued in the future", fromFuture.AccessToken, tokens.ErrNotYetValid},
 		{"wrong issuer", otherIss.AccessToken, tokens.ErrIssuer},
