@@ -40,6 +40,12 @@ func replicaName() string {
 // alertClaimPrefix prefixes an alert's key in Redis.
 const alertClaimPrefix = "levqor:alert-claim:"
 
+// alertClaimTimeout bounds a claim or a release. Alerts are delivered one
+// at a time, and those that matter most come while a store is failing: a
+// claim that hangs (PostgreSQL partitioned away) would hold back every
+// alert behind it. When it times out, the alert is delivered anyway.
+const alertClaimTimeout = 2 * time.Second
+
 // redisAlertClaims keeps claims as Redis keys that expire with them.
 type redisAlertClaims struct {
 	rdb    redis.UniversalClient
@@ -50,6 +56,8 @@ type redisAlertClaims struct {
 var _ alert.Claimer = (*redisAlertClaims)(nil)
 
 func (c *redisAlertClaims) Claim(ctx context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+	defer cancel()
 	k := alertClaimPrefix + key
 	ok, err := c.rdb.SetNX(ctx, k, c.holder, ttl).Result()
 	if err != nil || ok {
@@ -66,6 +74,8 @@ func (c *redisAlertClaims) Claim(ctx context.Context, key string, ttl time.Durat
 var releaseClaimScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
 func (c *redisAlertClaims) Release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+	defer cancel()
 	return releaseClaimScript.Run(ctx, c.rdb, []string{alertClaimPrefix + key}, c.holder).Err()
 }
 
@@ -80,6 +90,8 @@ type sqlAlertClaims struct {
 var _ alert.Claimer = (*sqlAlertClaims)(nil)
 
 func (c *sqlAlertClaims) Claim(ctx context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+	defer cancel()
 	now := c.now()
 	res, err := c.db.ExecContext(ctx, `INSERT INTO alert_claims (alert_key, holder, until_ms) VALUES (?, ?, ?)
 		ON CONFLICT (alert_key) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
@@ -101,6 +113,8 @@ func (c *sqlAlertClaims) Claim(ctx context.Context, key string, ttl time.Duratio
 }
 
 func (c *sqlAlertClaims) Release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+	defer cancel()
 	_, err := c.db.ExecContext(ctx, `DELETE FROM alert_claims WHERE alert_key = ? AND holder = ?`, key, c.holder)
 	return err
 }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/levqor/levqor/internal/pgtest"
+	"github.com/levqor/levqor/internal/tcpproxy"
+)
+
+// TestAlertClaimsWhilePostgresHangs: with PostgreSQL partitioned away
+// (connections open, nothing answered), a claim gives up within
+// alertClaimTimeout, so the alert behind it is delivered anyway instead
+// of waiting, with every alert queued after it, for as long as the
+// partition lasts.
+func TestAlertClaimsWhilePostgresHangs(t *testing.T) {
+	u, err := url.Parse(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := tcpproxy.Start(t, u.Host)
+	u.Host = proxy.Addr()
+	db, err := openDB(config{DatabaseURL: u.String(), DatabaseMaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	if err := migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	a := &sqlAlertClaims{db: db, holder: "replica a", now: func() time.Time { return now }}
+	b := &sqlAlertClaims{db: db, holder: "replica b", now: func() time.Time { return now }}
+	if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
+		t.Fatalf("first claim: %v %v", ok, err)
+	}
+	if ok, until, err := b.Claim(ctx, "k", time.Hour); ok || err != nil || !until.Equal(now.Add(time.Hour)) {
+		t.Fatalf("second claim: %v until %v, %v; want refused until %v", ok, until, err, now.Add(time.Hour))
+	}
+	if err := b.Release(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := b.Claim(ctx, "k", time.Hour); ok {
+		t.Fatal("replica b released replica a's claim")
+	}
+	if err := a.Release(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := b.Claim(ctx, "k", time.Hour); !ok || err != nil {
+		t.Fatalf("claim after release: %v %v", ok, err)
+	}
+	now = now.Add(time.Hour)
+	if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
+		t.Fatalf("claim after the claim ended: %v %v", ok, err)
+	}
+
+	proxy.Freeze()
+	defer proxy.Thaw()
+	t0 := time.Now()
+	_, _, err = b.Claim(ctx, "other", time.Hour)
+	if d := time.Since(t0); err == nil || d > alertClaimTimeout+time.Second {
+		t.Fatalf("a claim with PostgreSQL partitioned away: %v after %v; want an error within %v", err, d, alertClaimTimeout)
+	}
+}
