@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -35,7 +37,10 @@ const maxReadinessChecks = 100
 // account's account.updated only to a Connect webhook endpoint, so a
 // missed, misrouted or refused event would otherwise leave them unpaid
 // for good. Only partners with a balance due are asked about, at most
-// maxReadinessChecks; a failure is printed and changes nothing.
+// maxReadinessChecks, drawn at random each run so that where there are
+// more every one is asked in turn (partners who never finish onboarding
+// would otherwise take every check, run after run); a failure is printed
+// and changes nothing.
 func refreshReadiness(ctx context.Context, env *cliEnv, rc payout.RunnerConfig, sc *stripe.Client) {
 	rc.DryRun, rc.Progress = true, nil
 	plan, err := payout.NewRunner(rc)
@@ -47,8 +52,10 @@ func refreshReadiness(ctx context.Context, env *cliEnv, rc payout.RunnerConfig, 
 		fmt.Fprintln(env.stderr, "payouts: could not list the partners not ready:", err)
 		return
 	}
+	notReady := slices.Clone(rep.NotReady)
+	rand.Shuffle(len(notReady), func(i, j int) { notReady[i], notReady[j] = notReady[j], notReady[i] })
 	asked := map[string]bool{}
-	for _, nr := range rep.NotReady {
+	for _, nr := range notReady {
 		if len(asked) == maxReadinessChecks {
 			break
 		}

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
@@ -17,6 +18,7 @@ import (
 	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/sqldialect"
 	"github.com/levqor/levqor/internal/testhttp"
+	"github.com/levqor/levqor/payout"
 )
 
 const webhookSecret = "whsec_test_partner_programme_secret"
@@ -605,5 +607,55 @@ func TestErasedPartnerIsNotPaid(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(body), &d); st != 200 || err != nil || d.Payouts.Partners != 0 || len(d.Payouts.Onboarding) != 0 {
 		t.Fatalf("dashboard after the partner's erasure: %d %+v %v", st, d.Payouts, err)
+	}
+}
+
+// TestPayoutsReadinessChecksRotate: with more partners owed a payout and
+// not ready than one run asks Stripe about (maxReadinessChecks, 100), each
+// run asks 100, not the same 100 every time: a partner who finished
+// onboarding is found within a few runs wherever it sorts. Before, the
+// first 100 were asked every run and the 101st never.
+func TestPayoutsReadinessChecksRotate(t *testing.T) {
+	fs := newFakeStripe(t)
+	data := t.TempDir()
+	env := []string{"STRIPE_SECRET_KEY=sk_test_partner", "LEVQOR_STRIPE_API=" + fs.URL}
+	s := start(t, append(env, "LEVQOR_DATA_DIR="+data)...)
+	s.stop() // the schema is made
+	db := openDB(t, data)
+	defer db.Close()
+	ctx := context.Background()
+	ledger, err := payout.NewLedger(ctx, payout.LedgerConfig{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const partners = 101
+	now := time.Now()
+	for i := range partners {
+		id, account := fmt.Sprintf("p%03d", i), fmt.Sprintf("acct_%03d", i)
+		if err := ledger.AddOnboardingPartner(ctx, id, account, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ledger.Accrue(ctx, id, "inv-"+id, 6000, "USD", now); err != nil {
+			t.Fatal(err)
+		}
+		fs.mu.Lock()
+		fs.accounts = append(fs.accounts, map[string]any{"id": account, "object": "account", "payouts_enabled": false, "charges_enabled": false})
+		fs.mu.Unlock()
+	}
+	last := fmt.Sprintf("acct_%03d", partners-1)
+	fs.finishOnboarding(last) // the one that sorts last; no event arrives
+
+	for run := 1; ; run++ {
+		before := fs.accountsRead()
+		out, _ := cliEnv(t, data, env, "payouts")
+		if n := fs.accountsRead() - before; n != 100 && !strings.Contains(out, "is ready at Stripe") {
+			t.Fatalf("run %d asked Stripe about %d accounts; want 100 (maxReadinessChecks)\n%s", run, n, out)
+		}
+		if fs.paid()[last] == 6000 {
+			break
+		}
+		if run == 10 {
+			t.Fatalf("after %d runs the partner who finished onboarding is still unpaid: the same %d partners are asked every run", run, 100)
+		}
 	}
 }
