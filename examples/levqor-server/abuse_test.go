@@ -357,9 +357,9 @@ func TestSessionsPerAccountBounded(t *testing.T) {
 // TestLoginThrottleConcurrent: guesses for one account sent all at once
 // (from many addresses, as a botnet would) check at most loginFailures
 // passwords; the rest get 429. Before, each checked the throttle before
-// any had failed, and a burst of 200 checked 143 passwords. With Redis
-// the replicas share the count: guesses spread over two replicas check
-// the same ten in total.
+// any had failed, and a burst of 200 checked 143 passwords. With Redis,
+// or PostgreSQL alone, the replicas share the count: guesses spread over
+// two replicas check the same ten in total.
 func TestLoginThrottleConcurrent(t *testing.T) {
 	rs := redistest.Start(t)
 	redisEnv := []string{"LEVQOR_REDIS_URL=" + rs.URL(), "LEVQOR_HASH_CONCURRENCY=4"}
@@ -369,6 +369,13 @@ func TestLoginThrottleConcurrent(t *testing.T) {
 	}{
 		{"memory", func(t *testing.T) []*server { return []*server{start(t, "LEVQOR_HASH_CONCURRENCY=4")} }},
 		{"redis, two replicas", func(t *testing.T) []*server { return []*server{start(t, redisEnv...), start(t, redisEnv...)} }},
+		// Replicas sharing PostgreSQL alone: the throttle lives there (each
+		// replica's memory before: twice the guesses).
+		{"postgres, two replicas", func(t *testing.T) []*server {
+			env := []string{"LEVQOR_DATABASE_URL=" + pgtest.NewDatabase(t), "LEVQOR_HASH_CONCURRENCY=4",
+				"LEVQOR_JWT_SECRET=replica test secret of at least 32 bytes", "LEVQOR_DSAR_KEY=replica test pseudonymisation key, 32+ bytes"}
+			return []*server{start(t, env...), start(t, env...)}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.replicas(t)

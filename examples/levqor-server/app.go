@@ -243,9 +243,13 @@ func (a *app) openLimiters(context.Context) error {
 	if a.cspLim, err = ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: cspReportRate, MaxKeys: c.RateLimitKeys}); err != nil {
 		return err
 	}
-	a.logins = newMemoryGuard(c.RateLimitKeys)
-	if a.rdb != nil {
+	switch {
+	case a.rdb != nil:
 		a.logins = redisGuard{a.rdb}
+	case c.DatabaseURL != "": // replicas may share PostgreSQL alone
+		a.logins = &sqlGuard{db: a.db, now: time.Now}
+	default:
+		a.logins = newMemoryGuard(c.RateLimitKeys)
 	}
 	return nil
 }

@@ -250,7 +250,9 @@ func (a *app) trimSessions(ctx context.Context, userID, keep string) {
 func (a *app) loginLocked(w http.ResponseWriter, r *http.Request, key string) bool {
 	locked, err := a.logins.Attempt(r.Context(), key)
 	if err != nil {
+		a.db.closeIdleIfConnLost(err) // the throttle in PostgreSQL: a failover
 		a.loginGuardLog.Log(r.Context(), slog.LevelError, "login throttle", "err", err)
+		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "login unavailable")
 		return true
 	}

@@ -33,7 +33,8 @@ const sessionCheckDelay = tokens.DefaultRefreshTTL
 // housekeeping deletes the token store's expired records (SQL stores;
 // Redis expires its own), then the sessions whose refresh family is
 // revoked or gone, then the ids of Stripe events handled over
-// stripeEventsKept ago and the security-log rows older than
+// stripeEventsKept ago, the login throttle's ended windows, and the
+// security-log rows older than
 // LEVQOR_AUDIT_RETENTION (unless 0). Only the token store's answer removes a session,
 // so a session that can still be refreshed is always kept, and account
 // deletion still revokes it; a family the store does not know can never
@@ -49,6 +50,13 @@ func (a *app) housekeeping(ctx context.Context, now time.Time) (done housekept, 
 	if done.stripeEvents, err = a.deleteBefore(ctx, "stripe_events", "received_at", now.Add(-stripeEventsKept)); err != nil {
 		return done, fmt.Errorf("stripe events: %w", err)
 	}
+	// Ended login-throttle windows (sqlGuard): one row per email tried.
+	res, err := a.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE window_ends <= ?`, now.UnixMilli())
+	if err != nil {
+		return done, fmt.Errorf("login throttle: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	done.loginWindows = int(n)
 	if a.cfg.AuditRetention > 0 {
 		if done.auditRows, err = a.deleteBefore(ctx, "audit_log", "at", now.Add(-a.cfg.AuditRetention)); err != nil {
 			return done, fmt.Errorf("security log: %w", err)
@@ -70,7 +78,7 @@ func (a *app) deleteBefore(ctx context.Context, table, column string, t time.Tim
 }
 
 // housekept counts what one housekeeping run deleted.
-type housekept struct{ tokenRecords, sessions, stripeEvents, auditRows int }
+type housekept struct{ tokenRecords, sessions, stripeEvents, loginWindows, auditRows int }
 
 // pruneSessions asks the token store about each session whose check is
 // due: one whose family is revoked or gone is deleted, one in use is asked
@@ -143,7 +151,7 @@ func (a *app) dueSessions(ctx context.Context, due string) ([]string, error) {
 func (a *app) runHousekeeping(ctx context.Context) {
 	done, err := a.housekeeping(ctx, time.Now())
 	attrs := []any{"token_records_deleted", done.tokenRecords, "sessions_deleted", done.sessions,
-		"stripe_events_deleted", done.stripeEvents, "security_log_deleted", done.auditRows}
+		"stripe_events_deleted", done.stripeEvents, "login_windows_deleted", done.loginWindows, "security_log_deleted", done.auditRows}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		a.log.Error("housekeeping failed", append(attrs, "err", err)...)

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"net"
@@ -105,6 +106,7 @@ type failWindow struct {
 var (
 	_ loginGuard = (*memoryGuard)(nil)
 	_ loginGuard = redisGuard{}
+	_ loginGuard = (*sqlGuard)(nil)
 )
 
 func newMemoryGuard(max int) *memoryGuard {
@@ -208,6 +210,48 @@ func (g redisGuard) Release(ctx context.Context, key string) error {
 
 func (g redisGuard) Succeeded(ctx context.Context, key string) error {
 	return g.c.Del(ctx, loginGuardPrefix+key).Err()
+}
+
+// sqlGuard shares the throttle between replicas that share PostgreSQL and
+// no Redis: a row per account in login_throttle (migration 0008). An
+// attempt is one upsert that counts only while the window holds fewer
+// than loginFailures (or has ended), so attempts on several replicas at
+// once are counted exactly (the row's lock orders them).
+type sqlGuard struct {
+	db  *database
+	now func() time.Time
+}
+
+func (g *sqlGuard) Attempt(ctx context.Context, key string) (time.Duration, error) {
+	now := g.now().UnixMilli()
+	ends := now + loginWindow.Milliseconds()
+	var n int
+	err := g.db.QueryRowContext(ctx, `INSERT INTO login_throttle (account_key, attempts, window_ends) VALUES (?, 1, ?)
+		ON CONFLICT (account_key) DO UPDATE SET
+			attempts = CASE WHEN login_throttle.window_ends <= ? THEN 1 ELSE login_throttle.attempts + 1 END,
+			window_ends = CASE WHEN login_throttle.window_ends <= ? THEN ? ELSE login_throttle.window_ends END
+		WHERE login_throttle.window_ends <= ? OR login_throttle.attempts < ?
+		RETURNING attempts`, key, ends, now, now, ends, now, loginFailures).Scan(&n)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, err // counted, or failed
+	}
+	// Locked: the window holds loginFailures attempts.
+	var until int64
+	if err := g.db.QueryRowContext(ctx, `SELECT window_ends FROM login_throttle WHERE account_key = ?`, key).Scan(&until); err != nil {
+		return 0, err
+	}
+	return time.Duration(max(until-now, 1)) * time.Millisecond, nil
+}
+
+func (g *sqlGuard) Release(ctx context.Context, key string) error {
+	_, err := g.db.ExecContext(ctx, `UPDATE login_throttle SET attempts = attempts - 1
+		WHERE account_key = ? AND attempts > 0 AND window_ends > ?`, key, g.now().UnixMilli())
+	return err
+}
+
+func (g *sqlGuard) Succeeded(ctx context.Context, key string) error {
+	_, err := g.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE account_key = ?`, key)
+	return err
 }
 
 // connLimiter caps the connections a listener holds open. At the cap, it

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net"
 	"strconv"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/levqor/levqor/internal/pgtest"
 	"github.com/levqor/levqor/internal/redistest"
 	"github.com/levqor/levqor/ratelimit"
 )
@@ -25,6 +27,8 @@ func TestLoginGuards(t *testing.T) {
 	}{
 		{"memory", newMemoryGuard(100)},
 		{"redis", redisGuard{rdb}},
+		{"postgres", &sqlGuard{db: migratedDB(t, pgtest.NewDatabase(t)), now: time.Now}},
+		{"sqlite", &sqlGuard{db: migratedDB(t, ""), now: time.Now}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, ctx := tc.guard, t.Context()
@@ -78,6 +82,65 @@ func TestLoginGuards(t *testing.T) {
 				t.Fatalf("attempt %d allowed after releases made in advance", loginFailures+1)
 			}
 		})
+	}
+}
+
+// migratedDB is the server's database, migrated: PostgreSQL at url, or a
+// new SQLite file when url is "".
+func migratedDB(t *testing.T, url string) *database {
+	t.Helper()
+	db, err := openDB(config{DatabaseURL: url, DataDir: t.TempDir(), DatabaseMaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestSQLGuardWindows: a locked account's window ends when it says, the
+// next attempt opens a new one, and housekeeping deletes ended windows
+// (one row per email tried: a client trying many emails must not grow the
+// table for good).
+func TestSQLGuardWindows(t *testing.T) {
+	for _, url := range []string{"", pgtest.NewDatabase(t)} {
+		cfg := defaultConfig()
+		cfg.DataDir, cfg.DatabaseURL = t.TempDir(), url
+		a, err := newApp(t.Context(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.close)
+		db := a.db
+		now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+		g := &sqlGuard{db: db, now: func() time.Time { return now }}
+		ctx := t.Context()
+		k := accountKey("window@example.com")
+		for range loginFailures {
+			if d, err := g.Attempt(ctx, k); d != 0 || err != nil {
+				t.Fatalf("%s: attempt refused: %v %v", db.dialect, d, err)
+			}
+		}
+		now = now.Add(5 * time.Minute)
+		if d, err := g.Attempt(ctx, k); d != loginWindow-5*time.Minute || err != nil {
+			t.Fatalf("%s: locked for %v (%v); want the window's last %v", db.dialect, d, err, loginWindow-5*time.Minute)
+		}
+		now = now.Add(loginWindow - 5*time.Minute)
+		if d, err := g.Attempt(ctx, k); d != 0 || err != nil {
+			t.Fatalf("%s: an attempt after the window ended: %v %v", db.dialect, d, err)
+		}
+		for i := range 50 {
+			if _, err := g.Attempt(ctx, accountKey(strconv.Itoa(i)+"@example.com")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now = now.Add(loginWindow)
+		done, err := a.housekeeping(ctx, now)
+		if err != nil || done.loginWindows != 51 {
+			t.Fatalf("%s: housekeeping deleted %d ended windows (%v); want 51", db.dialect, done.loginWindows, err)
+		}
 	}
 }
 
