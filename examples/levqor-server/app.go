@@ -54,14 +54,16 @@ type app struct {
 	// webhookSlots bounds the Stripe event bodies over webhookBodyFree
 	// read at once.
 	webhookSlots chan struct{}
-	accounts     *accountCache // /api/me
-	logins       loginGuard
-	draining     atomic.Bool // set on SIGTERM: readyz 503, Connection: close
-	baseURL      string      // public origin for absolute URLs
-	unlockDB     func()      // releases the database lock file
-	clientIP     *ratelimit.ClientIP
-	headers      *secheaders.Headers
-	alerts       *alert.Alerter
+	// webhookReadTime: webhookLargeReadTime (tests shorten it).
+	webhookReadTime time.Duration
+	accounts        *accountCache // /api/me
+	logins          loginGuard
+	draining        atomic.Bool // set on SIGTERM: readyz 503, Connection: close
+	baseURL         string      // public origin for absolute URLs
+	unlockDB        func()      // releases the database lock file
+	clientIP        *ratelimit.ClientIP
+	headers         *secheaders.Headers
+	alerts          *alert.Alerter
 	// notify is where the server's own alerts go: alerts, naming the
 	// replica when several may raise the same alert.
 	notify  alert.Notifier
@@ -131,6 +133,7 @@ func (a *app) openDatabase(ctx context.Context) error {
 	}
 	a.hashes = newHashGate(a.cfg.HashConcurrency)
 	a.webhookSlots = make(chan struct{}, webhookLargeSlots)
+	a.webhookReadTime = webhookLargeReadTime
 	a.exports = newExportGate(a.cfg.DatabaseMaxConns)
 	a.accounts = newAccountCache(time.Now)
 	return nil

@@ -34,6 +34,11 @@ const (
 	// webhookLargeSlots is how many bodies over webhookBodyFree are read
 	// at once; others get 503 (Stripe delivers them again later).
 	webhookLargeSlots = 4
+	// webhookLargeReadTime is how long the rest of a large body may take
+	// once it holds a slot: Stripe sends a MiB in well under a second, and
+	// a client trickling its body would otherwise hold the slot for the
+	// whole read timeout (30 s), and all four with four connections.
+	webhookLargeReadTime = 10 * time.Second
 	// webhookTolerance is how old a signature may be (Stripe's default).
 	webhookTolerance = 300 * time.Second
 )
@@ -145,6 +150,9 @@ func (a *app) readWebhookBody(w http.ResponseWriter, r *http.Request) (body []by
 		release = func() { <-a.webhookSlots }
 	default:
 		return nil, release, errWebhookBusy
+	}
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.webhookReadTime)); err != nil {
+		return nil, release, err
 	}
 	rest, err := io.ReadAll(in)
 	return append(body, rest...), release, err
