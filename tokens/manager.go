@@ -184,6 +184,17 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
 	return c, nil
 }
 
+// Cached reports whether token is in the verified-token cache: its
+// signature and claims were checked and it is still within its validity
+// under the current keys, so Verify will do no signature work for it. It
+// does not check revocation (Verify does). Always false without the cache
+// (Config.VerifiedCacheSize < 0). A server refusing to verify new tokens
+// from a client that keeps sending forged ones uses it to keep serving
+// the tokens it already knows.
+func (m *Manager) Cached(token string) bool {
+	return m.cache != nil && m.cache.has(token, m.cfg.Keys.snap.Load(), m.cfg.Now())
+}
+
 // verifyAccess parses and checks an access token, or finds it verified in
 // the cache.
 func (m *Manager) verifyAccess(token string) (*Claims, error) {

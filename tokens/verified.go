@@ -54,6 +54,14 @@ func (c *verifiedCache) get(token string, keys *keySnapshot, now time.Time) (*Cl
 	return &claims, true
 }
 
+// has reports whether get would find token, without copying its claims.
+func (c *verifiedCache) has(token string, keys *keySnapshot, now time.Time) bool {
+	c.mu.RLock()
+	e, ok := c.m[token]
+	c.mu.RUnlock()
+	return ok && e.keys == keys && !now.Before(e.from) && now.Before(e.until)
+}
+
 // put remembers verified claims, valid from..until.
 func (c *verifiedCache) put(token string, claims *Claims, keys *keySnapshot, from, until time.Time) {
 	c.mu.Lock()

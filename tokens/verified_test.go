@@ -168,3 +168,55 @@ func mustHMAC(kid string) tokens.Key {
 	}
 	return k
 }
+
+// TestCached: Cached is true exactly while Verify would find the token in
+// the cache: not before its first verification, not once it expired or
+// the keys changed, never without the cache, and it does not consult
+// revocation.
+func TestCached(t *testing.T) {
+	ctx := context.Background()
+	clk := testclock.New(fixedNow)
+	ks := keySet(t, hmacKey(t, "k1"))
+	m := newManager(t, tokens.Config{Keys: ks, Store: memStore(t), Now: clk.Now})
+	p, err := m.Issue(ctx, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cached(p.AccessToken) {
+		t.Fatal("cached before any verification")
+	}
+	if _, err := m.Verify(ctx, p.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Cached(p.AccessToken) || m.Cached(p.AccessToken+"x") {
+		t.Fatal("Cached does not match the verified token exactly")
+	}
+	if err := m.Revoke(ctx, p.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Cached(p.AccessToken) {
+		t.Fatal("revocation dropped the token from the cache (Verify asks the store; Cached need not)")
+	}
+	clk.Advance(tokens.DefaultAccessTTL + tokens.DefaultLeeway)
+	if m.Cached(p.AccessToken) {
+		t.Fatal("cached after expiry")
+	}
+
+	p2, _ := m.Issue(ctx, "user")
+	if _, err := m.Verify(ctx, p2.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Rotate(hmacKey(t, "k2")); err != nil {
+		t.Fatal(err)
+	}
+	if m.Cached(p2.AccessToken) {
+		t.Fatal("cached after the keys changed")
+	}
+
+	off := newManager(t, tokens.Config{Keys: ks, Store: memStore(t), Now: clk.Now, VerifiedCacheSize: -1})
+	p3, _ := off.Issue(ctx, "user")
+	_, _ = off.Verify(ctx, p3.AccessToken)
+	if off.Cached(p3.AccessToken) {
+		t.Fatal("cached without a cache")
+	}
+}

@@ -90,6 +90,10 @@ type app struct {
 	billing *spendguard.SQLFlags
 	// unavailableLog: requests failed because a store was unreachable.
 	unavailableLog *throttledLog
+	// forgeries blocks verification for client IPs sending forged tokens;
+	// forgeryLog says when it starts, at most once per clientLogInterval.
+	forgeries  *forgeryGuard
+	forgeryLog *throttledLog
 	// loginGuardLog: the login throttle could not be asked (Redis down):
 	// every login fails alike.
 	loginGuardLog *throttledLog
@@ -100,6 +104,7 @@ func newApp(ctx context.Context, c config, log *slog.Logger) (*app, error) {
 	a.webhookLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.unavailableLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.loginGuardLog = newThrottledLog(log, clientLogInterval, time.Now)
+	a.forgeryLog = newThrottledLog(log, clientLogInterval, time.Now)
 	a.readyLog = map[string]*throttledLog{
 		"database": newThrottledLog(log, clientLogInterval, time.Now),
 		"redis":    newThrottledLog(log, clientLogInterval, time.Now),
@@ -244,6 +249,9 @@ func (a *app) openLimiters(context.Context) error {
 		return err
 	}
 	if a.cspLim, err = ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: cspReportRate, MaxKeys: c.RateLimitKeys}); err != nil {
+		return err
+	}
+	if a.forgeries, err = newForgeryGuard(c.RateLimitKeys); err != nil {
 		return err
 	}
 	switch {
@@ -591,6 +599,9 @@ func (a *app) close() {
 		if m != nil {
 			_ = m.Close()
 		}
+	}
+	if a.forgeries != nil {
+		_ = a.forgeries.Close()
 	}
 	if a.cache != nil {
 		_ = a.cache.Close()

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -62,13 +64,30 @@ type authResult struct {
 
 type authResultKey struct{}
 
+// errForgeries: the token was not verified, its client having sent too
+// many forged ones (identify).
+var errForgeries = errors.New("too many forged tokens from this address")
+
 // identify verifies a bearer token once, puts its claims in the context
 // (for rate-limit keys and handlers) and refuses nothing: protected routes
-// refuse through requireAuth, which reuses the verdict.
+// refuse through requireAuth, which reuses the verdict. A client IP that
+// sent more forged tokens than forgeryRate has its tokens checked only if
+// they were verified before (a forged one is refused without signature
+// work) until the rate allows it again.
 func (a *app) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			c, err := a.tokens.Verify(r.Context(), strings.TrimSpace(h[7:]))
+			token := strings.TrimSpace(h[7:])
+			if a.forgeries.active() && a.forgeries.blocked(a.clientIP.Key(r)) && !a.tokens.Cached(token) {
+				r = r.WithContext(context.WithValue(r.Context(), authResultKey{}, &authResult{nil, errForgeries}))
+				next.ServeHTTP(w, r)
+				return
+			}
+			c, err := a.tokens.Verify(r.Context(), token)
+			if errors.Is(err, tokens.ErrSignature) && a.forgeries.forged(r.Context(), a.clientIP.Key(r)) {
+				a.forgeryLog.Log(r.Context(), slog.LevelWarn, "forged tokens: an address's new tokens go unverified for a while",
+					"client", a.clientIP.Key(r), "limit", forgeryRate.Limit, "per", forgeryRate.Period)
+			}
 			// Verified claims in the context are the verdict RequireAuth
 			// reads first; only a refusal needs its own value.
 			if err == nil {
