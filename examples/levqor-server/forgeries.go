@@ -28,8 +28,9 @@ type forgeryGuard struct {
 	now     func() time.Time
 	any     atomic.Int64 // len(until): the hot path's only cost while none is blocked
 
-	mu    sync.Mutex
-	until map[string]time.Time
+	mu      sync.Mutex
+	until   map[string]time.Time
+	sweepAt time.Time // next drop of ended blocks, so active turns false again
 }
 
 func newForgeryGuard(maxKeys int) (*forgeryGuard, error) {
@@ -44,17 +45,28 @@ func newForgeryGuard(maxKeys int) (*forgeryGuard, error) {
 // need not name their client.
 func (g *forgeryGuard) active() bool { return g.any.Load() != 0 }
 
-// blocked reports whether ip's uncached tokens go unverified now.
+// blocked reports whether ip's uncached tokens go unverified now. Ended
+// blocks are dropped at most once a second, whoever asks.
 func (g *forgeryGuard) blocked(ip string) bool {
+	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	u, ok := g.until[ip]
-	if ok && !g.now().Before(u) {
-		delete(g.until, ip)
-		g.any.Store(int64(len(g.until)))
-		return false
+	if !now.Before(g.sweepAt) {
+		g.dropEnded(now)
+		g.sweepAt = now.Add(time.Second)
 	}
-	return ok
+	u, ok := g.until[ip]
+	return ok && now.Before(u)
+}
+
+// dropEnded deletes the blocks that ended by now; g.mu held.
+func (g *forgeryGuard) dropEnded(now time.Time) {
+	for k, u := range g.until {
+		if !now.Before(u) {
+			delete(g.until, k)
+		}
+	}
+	g.any.Store(int64(len(g.until)))
 }
 
 // forged counts a forged token from ip and reports whether ip is now
@@ -68,12 +80,7 @@ func (g *forgeryGuard) forged(ctx context.Context, ip string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.until[ip]; !ok && len(g.until) >= g.maxKeys {
-		for k, u := range g.until {
-			if !now.Before(u) {
-				delete(g.until, k)
-			}
-		}
-		if len(g.until) >= g.maxKeys {
+		if g.dropEnded(now); len(g.until) >= g.maxKeys {
 			return false
 		}
 	}
