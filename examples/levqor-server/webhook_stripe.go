@@ -35,9 +35,9 @@ const (
 	// at once; others get 503 (Stripe delivers them again later).
 	webhookLargeSlots = 4
 	// webhookLargeReadTime is how long the rest of a large body may take
-	// once it holds a slot: Stripe sends a MiB in well under a second, and
-	// a client trickling its body would otherwise hold the slot for the
-	// whole read timeout (30 s), and all four with four connections.
+	// once it holds a slot (a MiB at 100 KiB/s): a client trickling its
+	// body would otherwise hold the slot for the whole read timeout (30 s),
+	// and all four with four connections.
 	webhookLargeReadTime = 10 * time.Second
 	// webhookTolerance is how old a signature may be (Stripe's default).
 	webhookTolerance = 300 * time.Second
