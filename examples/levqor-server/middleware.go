@@ -84,9 +84,11 @@ func (a *app) identify(next http.Handler) http.Handler {
 				return
 			}
 			c, err := a.tokens.Verify(r.Context(), token)
-			if errors.Is(err, tokens.ErrSignature) && a.forgeries.forged(r.Context(), a.clientIP.Key(r)) {
-				a.forgeryLog.Log(r.Context(), slog.LevelWarn, "forged tokens: an address's new tokens go unverified for a while",
-					"client", a.clientIP.Key(r), "limit", forgeryRate.Limit, "per", forgeryRate.Period)
+			if errors.Is(err, tokens.ErrSignature) {
+				if ip := a.clientIP.Key(r); a.forgeries.forged(r.Context(), ip) {
+					a.forgeryLog.Log(r.Context(), slog.LevelWarn, "forged tokens: an address's new tokens go unverified for a while",
+						"client", ip, "limit", forgeryRate.Limit, "per", forgeryRate.Period)
+				}
 			}
 			// Verified claims in the context are the verdict RequireAuth
 			// reads first; only a refusal needs its own value.

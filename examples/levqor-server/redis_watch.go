@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/tokens"
 )
@@ -20,8 +18,7 @@ const redisCheckTimeout = 2 * time.Second
 // tokens it held are refused already (a missing family counts as
 // revoked); the alert tells the operator why every user was logged out.
 type redisWatch struct {
-	rdb      redis.UniversalClient // for the claim on the alert
-	interval time.Duration         // between checks
+	interval time.Duration // between checks
 	store    *tokens.RedisStore
 	cache    *tokens.Cache // flushed on a loss: what it remembers is gone
 	alerts   alert.Notifier

@@ -212,7 +212,7 @@ func (a *app) backgroundJobs(ctx context.Context) {
 		wg.Go(func() { a.scheduledBackups(ctx) })
 	}
 	if a.redisTok != nil {
-		w := &redisWatch{rdb: a.rdb, interval: a.cfg.RedisCheckInterval, store: a.redisTok, cache: a.cache, alerts: a.notify, log: a.log, lost: &a.redisLost}
+		w := &redisWatch{interval: a.cfg.RedisCheckInterval, store: a.redisTok, cache: a.cache, alerts: a.notify, log: a.log, lost: &a.redisLost}
 		wg.Go(func() {
 			w.check(ctx) // the markers of this process' first view of Redis
 			every(ctx, a.cfg.RedisCheckInterval, w.check)
