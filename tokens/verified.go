@@ -46,7 +46,7 @@ func (c *verifiedCache) get(token string, keys *keySnapshot, now time.Time) (*Cl
 	c.mu.RLock()
 	e, ok := c.m[token]
 	c.mu.RUnlock()
-	if !ok || e.keys != keys || now.Before(e.from) || !now.Before(e.until) {
+	if !ok || !e.validAt(keys, now) {
 		return nil, false
 	}
 	claims := e.claims
@@ -59,7 +59,12 @@ func (c *verifiedCache) has(token string, keys *keySnapshot, now time.Time) bool
 	c.mu.RLock()
 	e, ok := c.m[token]
 	c.mu.RUnlock()
-	return ok && e.keys == keys && !now.Before(e.from) && now.Before(e.until)
+	return ok && e.validAt(keys, now)
+}
+
+// validAt: verified under keys, and within its validity at now.
+func (e verifiedEntry) validAt(keys *keySnapshot, now time.Time) bool {
+	return e.keys == keys && !now.Before(e.from) && now.Before(e.until)
 }
 
 // put remembers verified claims, valid from..until.
