@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/backup"
@@ -96,8 +97,13 @@ func sameDir(a, b string) bool {
 
 func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "backup")
+	ifDue := fs.Duration("if-due", 0, "back up only if the newest backup any replica or run recorded is at least this old and no other process is making one, e.g. 20h: for cron on every replica")
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
+	}
+	if *ifDue < 0 {
+		fmt.Fprintln(env.stderr, "backup: --if-due must be positive, like 20h")
+		return 2
 	}
 	if fs.NArg() >= 1 && fs.Arg(0) == "verify" {
 		if fs.NArg() != 2 {
@@ -133,15 +139,51 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	defer db.Close()
-	info, err := runBackup(ctx, env.cfg, db, env.log, env.stderr)
+	sched := newBackupSchedule(db)
+	backUp := func() (info backup.Info, err error) { return runBackup(ctx, env.cfg, db, env.log, env.stderr) }
+	if *ifDue > 0 {
+		// Cron on every replica: the backup record in the database and
+		// its lease, as the replicas' scheduled backups use them, let one
+		// run back up and the others stand aside.
+		row, err := sched.read(ctx)
+		if err != nil {
+			fmt.Fprintln(env.stderr, "backup:", err)
+			return 1
+		}
+		now := sched.now()
+		if due := row.due(time.Time{}, *ifDue, now); due.After(now) {
+			fmt.Fprintf(env.stdout, "backup: not made: not due until %s (newest: %s)\n", due.UTC().Format(time.RFC3339), row.describe())
+			return 0
+		}
+		won, err := sched.claim(ctx, row)
+		if err != nil {
+			fmt.Fprintln(env.stderr, "backup:", err)
+			return 1
+		}
+		if !won {
+			fmt.Fprintln(env.stdout, "backup: not made: another process claimed this backup first")
+			return 0
+		}
+		backUp = func() (info backup.Info, err error) {
+			err = sched.holding(ctx, func() (err error) { info, err = runBackup(ctx, env.cfg, db, env.log, env.stderr); return err })
+			if err != nil {
+				// Released at once: another replica's cron may try.
+				release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = sched.failed(release, sched.now())
+			}
+			return info, err
+		}
+	}
+	info, err := backUp()
 	if err != nil {
 		fmt.Fprintln(env.stderr, "backup failed:", err)
 		opsAlert(ctx, env, alert.Alert{Severity: alert.SeverityCritical, Title: "Backup failed", Key: "backup-failed", Message: err.Error()})
 		return 1
 	}
 	// Recorded for the replicas' schedule: the next scheduled backup is an
-	// interval after this one.
-	if err := newBackupSchedule(db).done(ctx, info.Time, info.Name); err != nil {
+	// interval after this one (and the lease, if this run held it, ends).
+	if err := sched.done(ctx, info.Time, info.Name); err != nil {
 		fmt.Fprintln(env.stderr, "backup made and verified, but not recorded for the schedule:", err)
 	}
 	return 0
