@@ -81,6 +81,7 @@ func (c *redisAlertClaims) Release(ctx context.Context, key string) error {
 
 // sqlAlertClaims keeps claims in the alert_claims table (migration 0007):
 // a claim lands only on a row that is absent or whose claim has ended.
+// `sitemap submit --if-due` claims its run there too, on either database.
 type sqlAlertClaims struct {
 	db     *database
 	holder string

@@ -9,6 +9,18 @@ import (
 	"github.com/levqor/levqor/internal/pgtest"
 )
 
+// migratedReplicaEnv is the environment replicas of one new PostgreSQL
+// database share, the database migrated by a server run (as the ops
+// commands need).
+func migratedReplicaEnv(t *testing.T) []string {
+	t.Helper()
+	env := []string{"LEVQOR_DATABASE_URL=" + pgtest.NewDatabase(t),
+		"LEVQOR_JWT_SECRET=replica test secret of at least 32 bytes", "LEVQOR_DSAR_KEY=replica test pseudonymisation key, 32+ bytes"}
+	first := start(t, append(env, "LEVQOR_DATA_DIR="+t.TempDir())...)
+	first.stop()
+	return env
+}
+
 // TestBackupFromCronOnEveryReplica: the README's crontab installed alike on
 // three replicas of one PostgreSQL runs `backup --if-due 20h` on each at
 // the same minute: one backup is made between them, the others say why
@@ -16,11 +28,7 @@ import (
 // `backup` had no such flag, and cron on every replica made a backup per
 // replica every night. A plain `backup` (an operator's) always backs up.
 func TestBackupFromCronOnEveryReplica(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	env := []string{"LEVQOR_DATABASE_URL=" + url,
-		"LEVQOR_JWT_SECRET=replica test secret of at least 32 bytes", "LEVQOR_DSAR_KEY=replica test pseudonymisation key, 32+ bytes"}
-	first := start(t, append(env, "LEVQOR_DATA_DIR="+t.TempDir())...)
-	first.stop() // the schema is made
+	env := migratedReplicaEnv(t)
 
 	var data, dirs []string
 	for range 3 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/levqor/levqor/alert"
 	"github.com/levqor/levqor/sitemap"
@@ -16,17 +17,26 @@ const (
 	sitemapRateLimited = 2 // still 429 after backing off: try again later
 )
 
-// cmdSitemap is `sitemap submit [--dry-run]`: announce the public pages
-// to search engines through IndexNow. Ready for cron.
+// sitemapClaimKey is the claim `sitemap submit --if-due` takes in the
+// claims table (alert_claims), beside the alerts' keys.
+const sitemapClaimKey = "cron:sitemap-submit"
+
+// cmdSitemap is `sitemap submit [--dry-run] [--if-due D]`: announce the
+// public pages to search engines through IndexNow. Ready for cron.
 func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) == 0 || args[0] != "submit" {
-		fmt.Fprintln(env.stderr, "usage: levqor-server sitemap submit [--dry-run]")
+		fmt.Fprintln(env.stderr, "usage: levqor-server sitemap submit [--dry-run] [--if-due D]")
 		return 2
 	}
 	fs := newFlags(env, "sitemap submit")
 	dry := fs.Bool("dry-run", false, "print what would be submitted; send nothing")
+	ifDue := fs.Duration("if-due", 0, "submit only if no run (on any replica) submitted within this long, e.g. 20h: for cron on every replica")
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
+	}
+	if *ifDue < 0 {
+		fmt.Fprintln(env.stderr, "sitemap submit: --if-due must be positive, like 20h")
+		return 2
 	}
 	cfg := env.cfg
 	if cfg.PublicURL == "" {
@@ -45,6 +55,7 @@ func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 		return sitemapRejected
 	}
 	var urls []string
+	submitted := false // for --if-due: a failed run gives its claim back
 	for _, u := range publicURLs(cfg.PublicURL) {
 		urls = append(urls, u.Loc)
 	}
@@ -59,7 +70,34 @@ func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		return sitemapSubmitted
 	}
+	if *ifDue > 0 {
+		// Cron on every replica: one run per period submits, through a
+		// claim in the server's database; a run that fails gives the
+		// claim back, so the next one, wherever it runs, tries again.
+		db, err := openServerDB(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(env.stderr, "sitemap submit:", err)
+			return sitemapRejected
+		}
+		defer db.Close()
+		claims := &sqlAlertClaims{db: db, holder: replicaName(), now: time.Now}
+		won, until, err := claims.Claim(ctx, sitemapClaimKey, *ifDue)
+		if err != nil {
+			fmt.Fprintln(env.stderr, "sitemap submit:", err)
+			return sitemapRejected
+		}
+		if !won {
+			fmt.Fprintf(env.stdout, "sitemap submit: not submitted: a run submitted within %v (next after %s)\n", *ifDue, until.UTC().Format(time.RFC3339))
+			return sitemapSubmitted
+		}
+		defer func() {
+			if !submitted {
+				_ = claims.Release(context.WithoutCancel(ctx), sitemapClaimKey)
+			}
+		}()
+	}
 	res, err := client.Submit(ctx, urls)
+	submitted = err == nil
 	switch {
 	case err == nil:
 		fmt.Fprintf(env.stdout, "submitted %d URLs to %s\n", res.Submitted, endpoint)

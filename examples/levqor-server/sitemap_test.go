@@ -140,3 +140,38 @@ func TestSitemapSubmit(t *testing.T) {
 		}
 	})
 }
+
+// TestSitemapSubmitFromCronOnEveryReplica: the README's crontab installed
+// alike on three replicas of one PostgreSQL runs `sitemap submit --if-due
+// 20h` on each at the same minute: IndexNow is asked once between them,
+// and a second round asks nothing; a run the engine refused gives its
+// claim back, so the next run tries again. Before, each replica submitted.
+func TestSitemapSubmitFromCronOnEveryReplica(t *testing.T) {
+	env := migratedReplicaEnv(t)
+	refusing := newFakeIndexNow(t, 403)
+	f := newFakeIndexNow(t, 202)
+	submit := func(engine *fakeIndexNow, data string) (string, int) {
+		return cliEnv(t, data, append(env, "LEVQOR_PUBLIC_URL=https://levqor.example", "LEVQOR_INDEXNOW_KEY="+indexNowKey,
+			"LEVQOR_INDEXNOW_API="+engine.URL+"/indexnow"), "sitemap", "submit", "--if-due", "20h")
+	}
+	if out, code := submit(refusing, t.TempDir()); code != 1 || refusing.count() != 1 {
+		t.Fatalf("a refused submission: exit %d, %d requests\n%s", code, refusing.count(), out)
+	}
+	for round := range 2 {
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Go(func() {
+				if out, code := submit(f, t.TempDir()); code != 0 {
+					t.Errorf("replica %d: exit %d\n%s", i, code, out)
+				}
+			})
+		}
+		wg.Wait()
+		if n := f.count(); n != 1 {
+			t.Fatalf("round %d: IndexNow asked %d times by three replicas; want once in all", round+1, n)
+		}
+	}
+	if out, code := submit(f, t.TempDir()); code != 0 || !strings.Contains(out, "not submitted") {
+		t.Fatalf("a run inside the period: exit %d\n%s", code, out)
+	}
+}
