@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -216,14 +217,25 @@ func (g redisGuard) Succeeded(ctx context.Context, key string) error {
 // no Redis: a row per account in login_throttle (migration 0008). An
 // attempt is one upsert that counts only while the window holds fewer
 // than loginFailures (or has ended), so attempts on several replicas at
-// once are counted exactly (the row's lock orders them).
+// once are counted exactly (the row's lock orders them). Each replica's
+// attempts delete the windows that ended at most once a minute, so the
+// table holds about a window's worth of emails tried, as Redis would, not
+// the hour until housekeeping.
 type sqlGuard struct {
-	db  *database
-	now func() time.Time
+	db    *database
+	now   func() time.Time
+	swept atomic.Int64 // Unix ms of the last deletion of ended windows
 }
+
+// sqlGuardSweep is how often a replica's attempts delete ended windows.
+const sqlGuardSweep = time.Minute
 
 func (g *sqlGuard) Attempt(ctx context.Context, key string) (time.Duration, error) {
 	now := g.now().UnixMilli()
+	if last := g.swept.Load(); now-last >= sqlGuardSweep.Milliseconds() && g.swept.CompareAndSwap(last, now) {
+		// Failing here fails no login: housekeeping deletes them too.
+		_, _ = g.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE window_ends <= ?`, now)
+	}
 	ends := now + loginWindow.Milliseconds()
 	var n int
 	err := g.db.QueryRowContext(ctx, `INSERT INTO login_throttle (account_key, attempts, window_ends) VALUES (?, 1, ?)

@@ -141,6 +141,21 @@ func TestSQLGuardWindows(t *testing.T) {
 		if err != nil || done.loginWindows != 51 {
 			t.Fatalf("%s: housekeeping deleted %d ended windows (%v); want 51", db.dialect, done.loginWindows, err)
 		}
+		// Between housekeeping runs, attempts delete ended windows once a
+		// minute: the table holds about a window's worth of emails.
+		for i := range 30 {
+			if _, err := g.Attempt(ctx, accountKey("later-"+strconv.Itoa(i)+"@example.com")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now = now.Add(loginWindow + sqlGuardSweep)
+		if _, err := g.Attempt(ctx, accountKey("next@example.com")); err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_throttle`).Scan(&rows); err != nil || rows != 1 {
+			t.Fatalf("%s: %d login-throttle rows after the windows ended (%v); want only the new attempt's", db.dialect, rows, err)
+		}
 	}
 }
 
