@@ -24,7 +24,7 @@ func migratedReplicaEnv(t *testing.T) []string {
 // TestBackupFromCronOnEveryReplica: the README's crontab installed alike on
 // three replicas of one PostgreSQL runs `backup --if-due 20h` on each at
 // the same minute: one backup is made between them, the others say why
-// they made none, and a second round a minute later makes none. Before,
+// they made none, and a second round makes none. Before,
 // `backup` had no such flag, and cron on every replica made a backup per
 // replica every night. A plain `backup` (an operator's) always backs up.
 func TestBackupFromCronOnEveryReplica(t *testing.T) {
