@@ -10,6 +10,41 @@ import (
 	"github.com/levqor/levqor/internal/tcpproxy"
 )
 
+// TestSQLAlertClaims: on either database, one claim lands per key until
+// it ends; a refused claim learns when the holder's ends; only the holder
+// releases it; a claim that ended is taken again.
+func TestSQLAlertClaims(t *testing.T) {
+	for _, url := range []string{"", pgtest.NewDatabase(t)} {
+		db := migratedDB(t, url)
+		ctx := context.Background()
+		now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+		a := &sqlAlertClaims{db: db, holder: "replica a", now: func() time.Time { return now }}
+		b := &sqlAlertClaims{db: db, holder: "replica b", now: func() time.Time { return now }}
+		if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
+			t.Fatalf("%s: first claim: %v %v", db.dialect, ok, err)
+		}
+		if ok, until, err := b.Claim(ctx, "k", time.Hour); ok || err != nil || !until.Equal(now.Add(time.Hour)) {
+			t.Fatalf("%s: second claim: %v until %v, %v; want refused until %v", db.dialect, ok, until, err, now.Add(time.Hour))
+		}
+		if err := b.Release(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, _ := b.Claim(ctx, "k", time.Hour); ok {
+			t.Fatalf("%s: replica b released replica a's claim", db.dialect)
+		}
+		if err := a.Release(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, err := b.Claim(ctx, "k", time.Hour); !ok || err != nil {
+			t.Fatalf("%s: claim after release: %v %v", db.dialect, ok, err)
+		}
+		now = now.Add(time.Hour)
+		if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
+			t.Fatalf("%s: claim after the claim ended: %v %v", db.dialect, ok, err)
+		}
+	}
+}
+
 // TestAlertClaimsWhilePostgresHangs: with PostgreSQL partitioned away
 // (connections open, nothing answered), a claim gives up within
 // alertClaimTimeout, so the alert behind it is delivered anyway instead
@@ -31,32 +66,7 @@ func TestAlertClaimsWhilePostgresHangs(t *testing.T) {
 	if err := migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	a := &sqlAlertClaims{db: db, holder: "replica a", now: func() time.Time { return now }}
-	b := &sqlAlertClaims{db: db, holder: "replica b", now: func() time.Time { return now }}
-	if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
-		t.Fatalf("first claim: %v %v", ok, err)
-	}
-	if ok, until, err := b.Claim(ctx, "k", time.Hour); ok || err != nil || !until.Equal(now.Add(time.Hour)) {
-		t.Fatalf("second claim: %v until %v, %v; want refused until %v", ok, until, err, now.Add(time.Hour))
-	}
-	if err := b.Release(ctx, "k"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _, _ := b.Claim(ctx, "k", time.Hour); ok {
-		t.Fatal("replica b released replica a's claim")
-	}
-	if err := a.Release(ctx, "k"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _, err := b.Claim(ctx, "k", time.Hour); !ok || err != nil {
-		t.Fatalf("claim after release: %v %v", ok, err)
-	}
-	now = now.Add(time.Hour)
-	if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
-		t.Fatalf("claim after the claim ended: %v %v", ok, err)
-	}
-
+	b := &sqlAlertClaims{db: db, holder: "replica b", now: time.Now}
 	proxy.Freeze()
 	defer proxy.Thaw()
 	t0 := time.Now()
