@@ -21,9 +21,9 @@ import (
 func (a *app) alertClaimer() alert.Claimer {
 	switch {
 	case a.rdb != nil:
-		return &redisAlertClaims{rdb: a.rdb, holder: a.replica, now: time.Now}
+		return &redisClaims{rdb: a.rdb, holder: a.replica, now: time.Now}
 	case a.cfg.DatabaseURL != "":
-		return &sqlAlertClaims{db: a.db, holder: a.replica, now: time.Now}
+		return &sqlClaims{db: a.db, holder: a.replica, now: time.Now}
 	}
 	return nil
 }
@@ -37,26 +37,26 @@ func replicaName() string {
 	return fmt.Sprintf("%s (pid %d)", host, os.Getpid())
 }
 
-// alertClaimPrefix prefixes an alert's key in Redis.
+// alertClaimPrefix prefixes a claim's key in Redis.
 const alertClaimPrefix = "levqor:alert-claim:"
 
-// alertClaimTimeout bounds a claim or a release. Alerts are delivered one
+// claimTimeout bounds a claim or a release. Alerts are delivered one
 // at a time, and those that matter most come while a store is failing: a
 // claim that hangs (PostgreSQL partitioned away) would hold back every
 // alert behind it. When it times out, the alert is delivered anyway.
-const alertClaimTimeout = 2 * time.Second
+const claimTimeout = 2 * time.Second
 
-// redisAlertClaims keeps claims as Redis keys that expire with them.
-type redisAlertClaims struct {
+// redisClaims keeps claims as Redis keys that expire with them.
+type redisClaims struct {
 	rdb    redis.UniversalClient
 	holder string
 	now    func() time.Time
 }
 
-var _ alert.Claimer = (*redisAlertClaims)(nil)
+var _ alert.Claimer = (*redisClaims)(nil)
 
-func (c *redisAlertClaims) Claim(ctx context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+func (c *redisClaims) Claim(ctx context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	k := alertClaimPrefix + key
 	ok, err := c.rdb.SetNX(ctx, k, c.holder, ttl).Result()
@@ -73,25 +73,25 @@ func (c *redisAlertClaims) Claim(ctx context.Context, key string, ttl time.Durat
 // releaseClaimScript deletes a claim only if this process still holds it.
 var releaseClaimScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
-func (c *redisAlertClaims) Release(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+func (c *redisClaims) Release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	return releaseClaimScript.Run(ctx, c.rdb, []string{alertClaimPrefix + key}, c.holder).Err()
 }
 
-// sqlAlertClaims keeps claims in the alert_claims table (migration 0007):
+// sqlClaims keeps claims in the alert_claims table (migration 0007):
 // a claim lands only on a row that is absent or whose claim has ended.
 // `sitemap submit --if-due` claims its run there too, on either database.
-type sqlAlertClaims struct {
+type sqlClaims struct {
 	db     *database
 	holder string
 	now    func() time.Time
 }
 
-var _ alert.Claimer = (*sqlAlertClaims)(nil)
+var _ alert.Claimer = (*sqlClaims)(nil)
 
-func (c *sqlAlertClaims) Claim(ctx context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+func (c *sqlClaims) Claim(ctx context.Context, key string, ttl time.Duration) (bool, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	now := c.now()
 	res, err := c.db.ExecContext(ctx, `INSERT INTO alert_claims (alert_key, holder, until_ms) VALUES (?, ?, ?)
@@ -113,8 +113,8 @@ func (c *sqlAlertClaims) Claim(ctx context.Context, key string, ttl time.Duratio
 	return false, time.UnixMilli(min(until, now.Add(ttl).UnixMilli())), nil
 }
 
-func (c *sqlAlertClaims) Release(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, alertClaimTimeout)
+func (c *sqlClaims) Release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	_, err := c.db.ExecContext(ctx, `DELETE FROM alert_claims WHERE alert_key = ? AND holder = ?`, key, c.holder)
 	return err

@@ -18,8 +18,8 @@ func TestSQLAlertClaims(t *testing.T) {
 		db := migratedDB(t, url)
 		ctx := context.Background()
 		now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-		a := &sqlAlertClaims{db: db, holder: "replica a", now: func() time.Time { return now }}
-		b := &sqlAlertClaims{db: db, holder: "replica b", now: func() time.Time { return now }}
+		a := &sqlClaims{db: db, holder: "replica a", now: func() time.Time { return now }}
+		b := &sqlClaims{db: db, holder: "replica b", now: func() time.Time { return now }}
 		if ok, _, err := a.Claim(ctx, "k", time.Hour); !ok || err != nil {
 			t.Fatalf("%s: first claim: %v %v", db.dialect, ok, err)
 		}
@@ -47,7 +47,7 @@ func TestSQLAlertClaims(t *testing.T) {
 
 // TestAlertClaimsWhilePostgresHangs: with PostgreSQL partitioned away
 // (connections open, nothing answered), a claim gives up within
-// alertClaimTimeout, so the alert behind it is delivered anyway instead
+// claimTimeout, so the alert behind it is delivered anyway instead
 // of waiting, with every alert queued after it, for as long as the
 // partition lasts.
 func TestAlertClaimsWhilePostgresHangs(t *testing.T) {
@@ -66,12 +66,12 @@ func TestAlertClaimsWhilePostgresHangs(t *testing.T) {
 	if err := migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	b := &sqlAlertClaims{db: db, holder: "replica b", now: time.Now}
+	b := &sqlClaims{db: db, holder: "replica b", now: time.Now}
 	proxy.Freeze()
 	defer proxy.Thaw()
 	t0 := time.Now()
 	_, _, err = b.Claim(ctx, "other", time.Hour)
-	if d := time.Since(t0); err == nil || d > alertClaimTimeout+time.Second {
-		t.Fatalf("a claim with PostgreSQL partitioned away: %v after %v; want an error within %v", err, d, alertClaimTimeout)
+	if d := time.Since(t0); err == nil || d > claimTimeout+time.Second {
+		t.Fatalf("a claim with PostgreSQL partitioned away: %v after %v; want an error within %v", err, d, claimTimeout)
 	}
 }

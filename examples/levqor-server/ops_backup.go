@@ -140,14 +140,17 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	defer db.Close()
 	sched := newBackupSchedule(db)
-	backUp := func() (info backup.Info, err error) { return runBackup(ctx, env.cfg, db, env.log, env.stderr) }
-	if *ifDue > 0 {
+	var info backup.Info
+	run := func() (err error) { info, err = runBackup(ctx, env.cfg, db, env.log, env.stderr); return err }
+	if *ifDue <= 0 {
+		err = run()
+	} else {
 		// Cron on every replica: the backup record in the database and
 		// its lease, as the replicas' scheduled backups use them, let one
 		// run back up and the others stand aside.
-		row, err := sched.read(ctx)
-		if err != nil {
-			fmt.Fprintln(env.stderr, "backup:", err)
+		row, rerr := sched.read(ctx)
+		if rerr != nil {
+			fmt.Fprintln(env.stderr, "backup:", rerr)
 			return 1
 		}
 		now := sched.now()
@@ -155,27 +158,22 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintf(env.stdout, "backup: not made: not due until %s (newest: %s)\n", due.UTC().Format(time.RFC3339), row.describe())
 			return 0
 		}
-		won, err := sched.claim(ctx, row)
-		if err != nil {
-			fmt.Fprintln(env.stderr, "backup:", err)
+		won, cerr := sched.claim(ctx, row)
+		if cerr != nil {
+			fmt.Fprintln(env.stderr, "backup:", cerr)
 			return 1
 		}
 		if !won {
 			fmt.Fprintln(env.stdout, "backup: not made: another process claimed this backup first")
 			return 0
 		}
-		backUp = func() (info backup.Info, err error) {
-			err = sched.holding(ctx, func() (err error) { info, err = runBackup(ctx, env.cfg, db, env.log, env.stderr); return err })
-			if err != nil {
-				// Released at once: another replica's cron may try.
-				release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				defer cancel()
-				_ = sched.failed(release, sched.now())
-			}
-			return info, err
+		if err = sched.holding(ctx, run); err != nil {
+			// Released at once: another replica's cron may try.
+			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = sched.failed(release, sched.now())
 		}
 	}
-	info, err := backUp()
 	if err != nil {
 		fmt.Fprintln(env.stderr, "backup failed:", err)
 		opsAlert(ctx, env, alert.Alert{Severity: alert.SeverityCritical, Title: "Backup failed", Key: "backup-failed", Message: err.Error()})

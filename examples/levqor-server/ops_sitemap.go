@@ -55,7 +55,6 @@ func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 		return sitemapRejected
 	}
 	var urls []string
-	submitted := false // for --if-due: a failed run gives its claim back
 	for _, u := range publicURLs(cfg.PublicURL) {
 		urls = append(urls, u.Loc)
 	}
@@ -70,6 +69,7 @@ func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		return sitemapSubmitted
 	}
+	var claims *sqlClaims // with --if-due: this run's claim on the period
 	if *ifDue > 0 {
 		// Cron on every replica: one run per period submits, through a
 		// claim in the server's database; a run that fails gives the
@@ -80,24 +80,21 @@ func cmdSitemap(ctx context.Context, env *cliEnv, args []string) int {
 			return sitemapRejected
 		}
 		defer db.Close()
-		claims := &sqlAlertClaims{db: db, holder: replicaName(), now: time.Now}
+		claims = &sqlClaims{db: db, holder: replicaName(), now: time.Now}
 		won, until, err := claims.Claim(ctx, sitemapClaimKey, *ifDue)
 		if err != nil {
 			fmt.Fprintln(env.stderr, "sitemap submit:", err)
 			return sitemapRejected
 		}
 		if !won {
-			fmt.Fprintf(env.stdout, "sitemap submit: not submitted: a run submitted within %v (next after %s)\n", *ifDue, until.UTC().Format(time.RFC3339))
+			fmt.Fprintf(env.stdout, "sitemap submit: not submitted: another run has this period, until %s\n", until.UTC().Format(time.RFC3339))
 			return sitemapSubmitted
 		}
-		defer func() {
-			if !submitted {
-				_ = claims.Release(context.WithoutCancel(ctx), sitemapClaimKey)
-			}
-		}()
 	}
 	res, err := client.Submit(ctx, urls)
-	submitted = err == nil
+	if err != nil && claims != nil {
+		_ = claims.Release(context.WithoutCancel(ctx), sitemapClaimKey) // the next run, wherever it runs, tries again
+	}
 	switch {
 	case err == nil:
 		fmt.Fprintf(env.stdout, "submitted %d URLs to %s\n", res.Submitted, endpoint)
