@@ -70,6 +70,10 @@ type config struct {
 	OpsToken        string         // bearer token for a non-loopback ops listener
 	// API roots, for self-hosted Bot API servers, proxies and tests.
 	TelegramAPI, StripeAPI, OpenAIAPI string
+	// HeapFloor is the heap the GC may fill while the live heap is small
+	// (heapfloor.go): DefaultHeapFloor, or 0 (Go's default) when GOGC is
+	// set, so an operator's GOGC is taken as given.
+	HeapFloor uint64
 }
 
 // envVars documents every variable, for --help and the README.
@@ -142,6 +146,7 @@ func defaultConfig() config {
 		AuthRateLimit:  ratelimit.PerMinute(10), RateLimitKeys: DefaultRateLimitKeys,
 		HashConcurrency: max(1, runtime.GOMAXPROCS(0)), MaxConns: DefaultMaxConns, MaxSessions: DefaultMaxSessions,
 		DatabaseMaxConns: DefaultDatabaseMaxConns, RedisCheckInterval: DefaultRedisCheckInterval,
+		HeapFloor: DefaultHeapFloor,
 	}
 }
 
@@ -207,6 +212,9 @@ func (e *env) duration(name string, dst *time.Duration, min, max time.Duration, 
 func (e *env) readServer(c *config) {
 	e.str("LEVQOR_ADDR", &c.Addr)
 	e.str("LEVQOR_DATA_DIR", &c.DataDir)
+	if e.get("GOGC") != "" {
+		c.HeapFloor = 0
+	}
 	e.str("LEVQOR_REDIS_URL", &c.RedisURL)
 	e.duration("LEVQOR_REDIS_CHECK_INTERVAL", &c.RedisCheckInterval, 100*time.Millisecond, time.Hour, "10s")
 	if v := e.get("LEVQOR_DATABASE_URL"); v != "" {

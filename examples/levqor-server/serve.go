@@ -26,6 +26,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) int {
 		return code
 	}
 	cfg := withFlags(env.cfg, *addr, *data)
+	defer startHeapFloor(cfg.HeapFloor)()
 	a, err := newApp(ctx, cfg, env.log)
 	if err != nil {
 		env.log.Error("start-up failed", "err", err)
