@@ -287,9 +287,13 @@ type connLimiter struct {
 	clientOf func(net.Addr) string
 	share    int
 
+	// quietSeq orders the moments connections fell quiet (accepted, or
+	// idle after a response): a counter, not the clock, as connState runs
+	// twice per request.
+	quietSeq atomic.Int64
+
 	mu      sync.Mutex
-	quiet   map[*limitedConn]time.Time // idle or new connections, since when
-	news    map[*limitedConn]bool
+	all     map[*limitedConn]struct{}
 	clients map[string]map[*limitedConn]time.Time // accepted when
 }
 
@@ -300,7 +304,7 @@ const newGrace = 500 * time.Millisecond
 func newConnLimiter(l net.Listener, limit int, clientOf func(net.Addr) string) *connLimiter {
 	return &connLimiter{Listener: l, slots: make(chan struct{}, limit), done: make(chan struct{}),
 		clientOf: clientOf, share: max(2, limit/64),
-		quiet: map[*limitedConn]time.Time{}, news: map[*limitedConn]bool{}, clients: map[string]map[*limitedConn]time.Time{}}
+		all: map[*limitedConn]struct{}{}, clients: map[string]map[*limitedConn]time.Time{}}
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -329,11 +333,12 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	lc := &limitedConn{Conn: c, l: l, client: l.clientOf(c.RemoteAddr())}
 	now := time.Now()
+	lc := &limitedConn{Conn: c, l: l, client: l.clientOf(c.RemoteAddr()), accepted: now}
+	lc.fresh.Store(true)
+	lc.quiet.Store(l.quietSeq.Add(1))
 	l.mu.Lock()
-	l.quiet[lc] = now
-	l.news[lc] = true
+	l.all[lc] = struct{}{}
 	if lc.client != "" {
 		if l.clients[lc.client] == nil {
 			l.clients[lc.client] = map[*limitedConn]time.Time{}
@@ -350,29 +355,32 @@ func (l *connLimiter) Close() error {
 }
 
 // evictOne closes the longest-quiet evictable connection, if any, and
-// reports whether it did.
+// reports whether it did. A connection that starts a request while it is
+// chosen is left open.
 func (l *connLimiter) evictOne() bool {
-	l.mu.Lock()
-	var victim *limitedConn
-	var since time.Time
 	now := time.Now()
-	for c, t := range l.quiet {
-		if l.news[c] && now.Sub(t) < newGrace {
-			continue
+	for {
+		var victim *limitedConn
+		var since int64
+		l.mu.Lock()
+		for c := range l.all {
+			q := c.quiet.Load()
+			if q == 0 || c.fresh.Load() && now.Sub(c.accepted) < newGrace {
+				continue
+			}
+			if victim == nil || q < since {
+				victim, since = c, q
+			}
 		}
-		if victim == nil || t.Before(since) {
-			victim, since = c, t
+		l.mu.Unlock()
+		if victim == nil {
+			return false
+		}
+		if victim.quiet.CompareAndSwap(since, 0) {
+			_ = victim.Close()
+			return true
 		}
 	}
-	if victim != nil {
-		delete(l.quiet, victim)
-		delete(l.news, victim)
-	}
-	l.mu.Unlock()
-	if victim != nil {
-		_ = victim.Close()
-	}
-	return victim != nil
 }
 
 // evictHeaviest closes the oldest connection of the client holding the
@@ -405,29 +413,35 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 	if !ok || s == http.StateNew {
 		return // Accept already recorded it
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.news, lc)
+	if lc.fresh.Load() {
+		lc.fresh.Store(false)
+	}
 	if s == http.StateIdle {
-		l.quiet[lc] = time.Now()
+		lc.quiet.Store(l.quietSeq.Add(1))
 	} else {
-		delete(l.quiet, lc)
+		lc.quiet.Store(0)
 	}
 }
 
 type limitedConn struct {
 	net.Conn
-	l      *connLimiter
-	client string
-	once   sync.Once
+	l        *connLimiter
+	client   string
+	accepted time.Time
+	once     sync.Once
+	// quiet is when (connLimiter.quietSeq) the connection fell quiet: it
+	// was accepted or went idle; 0 while it serves a request. fresh: no
+	// request yet.
+	quiet atomic.Int64
+	fresh atomic.Bool
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.quiet.Store(0)
 		c.l.mu.Lock()
-		delete(c.l.quiet, c)
-		delete(c.l.news, c)
+		delete(c.l.all, c)
 		if conns := c.l.clients[c.client]; conns != nil {
 			delete(conns, c)
 			if len(conns) == 0 {

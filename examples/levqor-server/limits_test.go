@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -262,5 +264,79 @@ func TestConnClient(t *testing.T) {
 		if got := client(a); got != want {
 			t.Errorf("connClient(%s) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// TestConnLimiterEvictsLongestQuiet: at the cap, Accept closes the
+// connection that fell quiet first (idle after a response, or silent past
+// newGrace since it was accepted), never one serving a request.
+func TestConnLimiterEvictsLongestQuiet(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newConnLimiter(ln, 3, func(net.Addr) string { return "" })
+	defer l.Close()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	accept := func() *limitedConn {
+		t.Helper()
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*limitedConn)
+	}
+	var server [3]*limitedConn
+	for i := range server {
+		dial()
+		server[i] = accept()
+		l.connState(server[i], http.StateActive)
+	}
+	// Idle in the order 2, 0; 1 stays busy.
+	l.connState(server[2], http.StateIdle)
+	l.connState(server[0], http.StateIdle)
+	closed := func(c *limitedConn) bool {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+		_, err := c.Conn.Read(make([]byte, 1))
+		return errors.Is(err, net.ErrClosed)
+	}
+	for i, want := range []int{2, 0} {
+		dial()
+		next := accept()
+		l.connState(next, http.StateActive)
+		for j, c := range server {
+			if got := closed(c); got != (j == want) {
+				t.Fatalf("accept %d: connection %d closed %v (want only %d closed)", i, j, got, want)
+			}
+		}
+		server[want] = next
+	}
+	// Every connection busy, nobody over a share: Accept waits.
+	dial()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		got <- c
+	}()
+	select {
+	case c := <-got:
+		t.Fatalf("accepted %v with every connection busy", c)
+	case <-time.After(300 * time.Millisecond):
+	}
+	l.connState(server[1], http.StateIdle)
+	select {
+	case c := <-got:
+		if c == nil || !closed(server[1]) {
+			t.Fatalf("after connection 1 went idle: accepted %v, 1 closed %v", c, closed(server[1]))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection 1 went idle and Accept still waits")
 	}
 }
