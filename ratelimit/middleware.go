@@ -123,13 +123,15 @@ func Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
 			h := w.Header()
 			reset := smallItoa(ceilSeconds(res.ResetAfter))
 			remaining := smallItoa(int64(res.Remaining))
-			// One backing array for the three per-request values; each
-			// header gets a full slice, so an Add by a handler copies.
-			vals := make([]string, 3)
-			vals[0], vals[1], vals[2] = prefix+remaining+";t="+reset, remaining, reset
 			h["Ratelimit-Policy"] = policy
-			h["Ratelimit"] = vals[0:1:1]
-			if !cfg.OmitLegacyHeaders {
+			if cfg.OmitLegacyHeaders {
+				h["Ratelimit"] = []string{prefix + remaining + ";t=" + reset}
+			} else {
+				// One backing array for the three per-request values; each
+				// header gets a full slice, so an Add by a handler copies.
+				vals := make([]string, 3)
+				vals[0], vals[1], vals[2] = prefix+remaining+";t="+reset, remaining, reset
+				h["Ratelimit"] = vals[0:1:1]
 				h["X-Ratelimit-Limit"] = limit
 				h["X-Ratelimit-Remaining"] = vals[1:2:2]
 				h["X-Ratelimit-Reset"] = vals[2:3:3]

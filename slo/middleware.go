@@ -15,9 +15,10 @@ func (t *Tracker) Middleware(next http.Handler) http.Handler {
 		sw := httpx.NewStatusRecorder(w)
 		panicked := true
 		defer func() {
-			latency := t.cfg.Now().Sub(start)
+			end := t.cfg.Now()
+			latency := end.Sub(start)
 			good := !panicked && sw.Status() < 500 && (t.cfg.LatencyThreshold == 0 || latency <= t.cfg.LatencyThreshold)
-			t.Observe(latency, good)
+			t.ObserveAt(end, latency, good)
 		}()
 		next.ServeHTTP(sw, r)
 		panicked = false

@@ -181,18 +181,25 @@ func (t *Tracker) Close() error {
 }
 
 // Record counts one event.
-func (t *Tracker) Record(good bool) {
-	now := t.cfg.Now().Unix()
-	t.minutes.add(floorDiv(now, 60), good)
-	t.hours.add(floorDiv(now, 3600), good)
+func (t *Tracker) Record(good bool) { t.RecordAt(t.cfg.Now(), good) }
+
+// RecordAt counts one event that happened at now: for a caller that has
+// just read the clock (a request's end), one clock read fewer.
+func (t *Tracker) RecordAt(now time.Time, good bool) {
+	sec := now.Unix()
+	t.minutes.add(floorDiv(sec, 60), good)
+	t.hours.add(floorDiv(sec, 3600), good)
 }
 
 // Observe counts one event with its latency, which also feeds Percentiles.
-func (t *Tracker) Observe(latency time.Duration, good bool) {
-	now := t.cfg.Now().Unix()
-	t.minutes.add(floorDiv(now, 60), good)
-	t.hours.add(floorDiv(now, 3600), good)
-	t.lat.add(floorDiv(now, 60), latency)
+func (t *Tracker) Observe(latency time.Duration, good bool) { t.ObserveAt(t.cfg.Now(), latency, good) }
+
+// ObserveAt is Observe for an event that ended at now.
+func (t *Tracker) ObserveAt(now time.Time, latency time.Duration, good bool) {
+	sec := now.Unix()
+	t.minutes.add(floorDiv(sec, 60), good)
+	t.hours.add(floorDiv(sec, 3600), good)
+	t.lat.add(floorDiv(sec, 60), latency)
 }
 
 // Reset forgets every event and alert state (e.g. after an incident review

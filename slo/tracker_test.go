@@ -320,3 +320,29 @@ func TestTrackerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecordAtAndObserveAt: an event is counted in the minute it is given,
+// not the tracker's clock's: one older than the period or the latency
+// window counts nowhere.
+func TestRecordAtAndObserveAt(t *testing.T) {
+	clk := testclock.New(start)
+	tr := newTracker(t, clk, slo.TrackerConfig{Objective: 0.99, Period: 24 * time.Hour, LatencyWindow: 5 * time.Minute})
+	now := clk.Now()
+	tr.RecordAt(now.Add(-25*time.Hour), false)
+	tr.ObserveAt(now.Add(-10*time.Minute), time.Second, false)
+	if st := tr.Status(); st.Events != 1 || st.SLI != 0 {
+		t.Fatalf("an event before the period counted, or one inside it not: %+v", st)
+	}
+	if _, ok := tr.Percentiles(0.5); ok {
+		t.Fatal("a latency before the latency window counted")
+	}
+	tr.RecordAt(now, true)
+	tr.ObserveAt(now.Add(-time.Minute), 2*time.Millisecond, true)
+	if st := tr.Status(); st.Events != 3 || math.Abs(st.SLI-2.0/3) > 1e-9 {
+		t.Fatalf("after two good events: %+v", st)
+	}
+	ds, ok := tr.Percentiles(0.5)
+	if !ok || ds[0] < time.Millisecond || ds[0] > 3*time.Millisecond {
+		t.Fatalf("median latency %v, %v; want about 2ms", ds, ok)
+	}
+}

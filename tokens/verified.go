@@ -49,9 +49,22 @@ func (c *verifiedCache) get(token string, keys *keySnapshot, now time.Time) (*Cl
 	if !ok || !e.validAt(keys, now) {
 		return nil, false
 	}
-	claims := e.claims
-	claims.Audience = append([]string(nil), e.claims.Audience...) // callers may change theirs
-	return &claims, true
+	// Callers may change theirs: a copy, and of the audience too, in one
+	// allocation for the usual single audience.
+	if len(e.claims.Audience) != 1 {
+		claims := e.claims
+		claims.Audience = append([]string(nil), e.claims.Audience...)
+		return &claims, true
+	}
+	cp := &claimsWithAudience{Claims: e.claims, aud: [1]string{e.claims.Audience[0]}}
+	cp.Audience = cp.aud[:]
+	return &cp.Claims, true
+}
+
+// claimsWithAudience holds a copy of claims with one audience.
+type claimsWithAudience struct {
+	Claims
+	aud [1]string
 }
 
 // has reports whether get would find token, without copying its claims.

@@ -166,7 +166,8 @@ func (a *app) observe(next http.Handler) http.Handler {
 		o.body.ReadCloser = r.Body
 		r.Body = &o.body
 		defer func() {
-			d := time.Since(start)
+			end := time.Now()
+			d := end.Sub(start)
 			status := o.Status()
 			route := o.route
 			if route == "" {
@@ -177,8 +178,8 @@ func (a *app) observe(next http.Handler) http.Handler {
 				return
 			}
 			serve := max(0, d-o.body.waited)
-			a.tracker.Observe(serve, status < 500 && serve <= a.cfg.SLOLatency)
-			a.availability.Record(status < 500)
+			a.tracker.ObserveAt(end, serve, status < 500 && serve <= a.cfg.SLOLatency)
+			a.availability.RecordAt(end, status < 500)
 			res := a.latency.observe(route, serve)
 			a.series.observe(start, serve, res.Anomaly)
 			if res.Anomaly {
