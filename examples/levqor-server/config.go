@@ -118,6 +118,7 @@ var envVars = [][2]string{
 	{"LEVQOR_TELEGRAM_API", "Telegram Bot API root (default https://api.telegram.org)"},
 	{"LEVQOR_STRIPE_API", "Stripe API root (default https://api.stripe.com)"},
 	{"LEVQOR_OPENAI_API", "OpenAI API root (default https://api.openai.com)"},
+	{"GOGC", "Go's garbage collector percent, taken as given when set (default: a 16 MiB heap floor, Go's default once the live heap is half that)"},
 }
 
 // loadConfig reads the configuration from the environment. Every bad
