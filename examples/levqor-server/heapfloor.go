@@ -8,7 +8,8 @@ import (
 )
 
 // DefaultHeapFloor is the heap the garbage collector may fill before it
-// runs while the live heap is small: 16 MiB (README "Performance").
+// runs while the live heap is small: 16 MiB (README, GOGC under
+// Configuration).
 //
 // Go's default (GOGC=100) collects when the heap reaches twice the live
 // heap, and at least 4 MiB. levqor-server's live heap is about 1 MiB
@@ -16,11 +17,11 @@ import (
 // request, headers and response, and the chain), so under load the
 // collector ran some 120 times a second, and its fixed cost per cycle
 // (stopping and restarting the world, scanning every connection's stack)
-// was about a tenth of the server's CPU per /api/me. With a 16 MiB floor
-// it runs a quarter as often: 1–1.5 µs less CPU per request (bench/README
-// "GC heap floor"). Larger floors measured no better (cache misses on a
-// heap that no longer fits). Once the live heap is large, the floor is
-// Go's default: the extra memory is at most the floor.
+// was some 6% of the server's CPU, allocation another 8%. With a 16 MiB
+// floor it runs a sixth as often: 1–2 µs less CPU per /api/me (bench/README
+// "GC heap floor"). Larger floors measured no better (a heap that no
+// longer fits the cache). Once the live heap is half the floor or more,
+// this is Go's default: the extra memory is at most the floor.
 const DefaultHeapFloor = 16 << 20
 
 // heapMinimum is the runtime's smallest heap goal at GOGC=100; it scales
