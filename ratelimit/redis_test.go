@@ -355,8 +355,10 @@ func testRedisKeyExpiry(t *testing.T, top topology) {
 	// Redis keeps expiry in whole milliseconds of its command clock
 	// (truncated at the script and again at PTTL) and the script rounds
 	// the lifetime up: together under 2 ms either side of the exact bound,
-	// which TIME in microseconds gives.
-	const slack = 2 * time.Millisecond
+	// which TIME in microseconds gives. Once, in CI's race-detector pass,
+	// PTTL read 144 ms against a bound of 143.98 ms: Redis's millisecond
+	// clocks (its cached command time) can add a third millisecond.
+	const slack = 3 * time.Millisecond
 	allowed := 0
 	for start := time.Now(); time.Since(start) < 400*time.Millisecond; {
 		res, err := red.Allow(ctx, "k")
