@@ -184,7 +184,9 @@ func (t *Tracker) Close() error {
 func (t *Tracker) Record(good bool) { t.RecordAt(t.cfg.Now(), good) }
 
 // RecordAt counts one event that happened at now: for a caller that has
-// just read the clock (a request's end), one clock read fewer.
+// just read the clock (a request's end), one clock read fewer. now is the
+// time the tracker's Now gives, or earlier: an event older than the period
+// counts nowhere.
 func (t *Tracker) RecordAt(now time.Time, good bool) {
 	sec := now.Unix()
 	t.minutes.add(floorDiv(sec, 60), good)

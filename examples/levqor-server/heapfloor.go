@@ -63,18 +63,19 @@ func startHeapFloor(floor uint64) (stop func()) {
 func (h *heapFloor) arm() { runtime.AddCleanup(new([32]byte), (*heapFloor).afterCycle, h) }
 
 func (h *heapFloor) afterCycle() {
-	h.mu.Lock()
-	stopped := h.stopped
-	h.mu.Unlock()
-	if stopped {
-		return
+	if h.adjust() {
+		h.arm()
 	}
-	h.adjust()
-	h.arm()
 }
 
-// adjust sets the GC percent for the live heap the last cycle found.
-func (h *heapFloor) adjust() {
+// adjust sets the GC percent for the live heap the last cycle found and
+// reports whether the floor is still on.
+func (h *heapFloor) adjust() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
 	rtmetrics.Read(h.samples)
 	var v [3]uint64
 	for i, s := range h.samples {
@@ -82,15 +83,12 @@ func (h *heapFloor) adjust() {
 			v[i] = s.Value.Uint64()
 		}
 	}
-	p := floorPercent(h.floor, v[0], v[0]+v[1]+v[2])
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	// A change under a tenth is not worth a call: the goal moves little.
-	if h.stopped || (p*10 > h.percent*9 && p*10 < h.percent*11) {
-		return
+	if p := floorPercent(h.floor, v[0], v[0]+v[1]+v[2]); p*10 <= h.percent*9 || p*10 >= h.percent*11 {
+		h.percent = p
+		debug.SetGCPercent(p)
 	}
-	h.percent = p
-	debug.SetGCPercent(p)
+	return true
 }
 
 func (h *heapFloor) stop() {
