@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -64,7 +65,9 @@ type Config struct {
 	FailOpen bool
 	// VerifiedCacheSize is how many verified access tokens Verify remembers
 	// (whole token as the key), so a repeated token skips parsing and the
-	// signature check; the revocation check runs on every call. Default
+	// signature check; the revocation check runs on every call. Access
+	// tokens the Manager issues are verified and remembered as they are
+	// issued, so their first use skips the signature check too. Default
 	// DefaultVerifiedCacheSize (10,000, about 1 KiB each); negative
 	// disables it.
 	VerifiedCacheSize int
@@ -209,14 +212,38 @@ func (m *Manager) verifyAccess(token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The window in which the parser accepts it: iat and nbf not in the
-	// future, exp not past, each with the leeway.
+	m.remember(token, c, keys)
+	return c, nil
+}
+
+// remember puts verified claims in the cache for the window in which the
+// parser accepts them: iat and nbf not in the future, exp not past, each
+// with the leeway.
+func (m *Manager) remember(token string, c *Claims, keys *keySnapshot) {
 	from := c.IssuedAt
 	if c.NotBefore.After(from) {
 		from = c.NotBefore
 	}
 	m.cache.put(token, c, keys, from.Add(-m.cfg.Leeway), c.ExpiresAt.Add(m.cfg.Leeway))
-	return c, nil
+}
+
+// rememberIssued puts an access token the Manager has just signed in the
+// verified-token cache, its claims decoded as parse decodes them (the
+// signature check parse would make cannot fail): its first use costs no
+// signature check, and Cached knows it, so a server that stops verifying
+// new tokens from an address sending forged ones still takes the ones it
+// issued there.
+func (m *Manager) rememberIssued(token string) {
+	if m.cache == nil {
+		return
+	}
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	var w parsedClaims
+	if err := decodeSegment(payload, &w); err != nil {
+		return
+	}
+	m.remember(token, w.claims(TypeAccess), m.cfg.Keys.snap.Load())
 }
 
 // Refresh exchanges a refresh token for a new pair in the same family and
@@ -315,6 +342,7 @@ func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair,
 	if err != nil {
 		return Pair{}, err
 	}
+	m.rememberIssued(p.AccessToken)
 	p.RefreshToken, err = sign(key, TypeRefresh, &wireClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: m.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{m.cfg.Issuer},

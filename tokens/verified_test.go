@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -177,8 +178,32 @@ func TestCached(t *testing.T) {
 	ctx := context.Background()
 	clk := testclock.New(fixedNow)
 	ks := keySet(t, hmacKey(t, "k1"))
-	m := newManager(t, tokens.Config{Keys: ks, Store: memStore(t), Now: clk.Now})
-	p, err := m.Issue(ctx, "user")
+	store := memStore(t)
+	m := newManager(t, tokens.Config{Keys: ks, Store: store, Now: clk.Now})
+	own, err := m.Issue(ctx, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Cached(own.AccessToken) {
+		t.Fatal("a token this manager issued is not cached")
+	}
+	// One issued elsewhere (a replica with the same keys and store) is
+	// cached once verified.
+	replica := newManager(t, tokens.Config{Keys: ks, Store: store, Now: clk.Now})
+	// The claims remembered at issuance are the claims a verification
+	// finds.
+	cached, err := m.Verify(ctx, own.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := replica.Verify(ctx, own.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cached, parsed) {
+		t.Fatalf("claims remembered at issuance %+v, verified %+v", cached, parsed)
+	}
+	p, err := replica.Issue(ctx, "user")
 	if err != nil {
 		t.Fatal(err)
 	}
