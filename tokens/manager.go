@@ -227,13 +227,14 @@ func (m *Manager) remember(token string, c *Claims, keys *keySnapshot) {
 	m.cache.put(token, c, keys, from.Add(-m.cfg.Leeway), c.ExpiresAt.Add(m.cfg.Leeway))
 }
 
-// rememberIssued puts an access token the Manager has just signed in the
-// verified-token cache, its claims decoded as parse decodes them (the
+// rememberIssued puts an access token the Manager has just signed with
+// keys' signing key in the verified-token cache, its claims decoded as
+// parse decodes them (the
 // signature check parse would make cannot fail): its first use costs no
 // signature check, and Cached knows it, so a server that stops verifying
 // new tokens from an address sending forged ones still takes the ones it
 // issued there.
-func (m *Manager) rememberIssued(token string) {
+func (m *Manager) rememberIssued(token string, keys *keySnapshot) {
 	if m.cache == nil {
 		return
 	}
@@ -243,7 +244,7 @@ func (m *Manager) rememberIssued(token string) {
 	if err := decodeSegment(payload, &w); err != nil {
 		return
 	}
-	m.remember(token, w.claims(TypeAccess), m.cfg.Keys.snap.Load())
+	m.remember(token, w.claims(TypeAccess), keys)
 }
 
 // Refresh exchanges a refresh token for a new pair in the same family and
@@ -321,7 +322,11 @@ func (m *Manager) CleanupExpired(ctx context.Context) (int, error) {
 }
 
 func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair, error) {
-	key := m.cfg.Keys.Signing()
+	// One snapshot for signing and for the cache entry: a rotation in
+	// between makes the entry stale (Verify parses again) rather than
+	// recording a token under keys that may no longer accept it.
+	keys := m.cfg.Keys.snap.Load()
+	key := keys.signing
 	iat := jwt.NewNumericDate(now)
 	p := Pair{
 		TokenType:        "Bearer",
@@ -342,7 +347,7 @@ func (m *Manager) mint(subject, family, refreshJTI string, now time.Time) (Pair,
 	if err != nil {
 		return Pair{}, err
 	}
-	m.rememberIssued(p.AccessToken)
+	m.rememberIssued(p.AccessToken, keys)
 	p.RefreshToken, err = sign(key, TypeRefresh, &wireClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: m.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{m.cfg.Issuer},
