@@ -66,8 +66,8 @@ type Config struct {
 	// VerifiedCacheSize is how many verified access tokens Verify remembers
 	// (whole token as the key), so a repeated token skips parsing and the
 	// signature check; the revocation check runs on every call. Access
-	// tokens the Manager issues are verified and remembered as they are
-	// issued, so their first use skips the signature check too. Default
+	// tokens the Manager issues are remembered as they are issued (it has
+	// just signed them), so their first use skips the signature check too. Default
 	// DefaultVerifiedCacheSize (10,000, about 1 KiB each); negative
 	// disables it.
 	VerifiedCacheSize int
@@ -188,9 +188,9 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
 }
 
 // Cached reports whether token is in the verified-token cache: its
-// signature and claims were checked and it is still within its validity
-// under the current keys, so Verify will do no signature work for it. It
-// does not check revocation (Verify does). Always false without the cache
+// signature and claims were checked, or this Manager issued it, and it is
+// still within its validity under the current keys, so Verify will do no
+// signature work for it. It does not check revocation (Verify does). Always false without the cache
 // (Config.VerifiedCacheSize < 0). A server refusing to verify new tokens
 // from a client that keeps sending forged ones uses it to keep serving
 // the tokens it already knows.

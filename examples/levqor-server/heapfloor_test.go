@@ -79,10 +79,10 @@ func TestHeapFloorFollowsLiveHeap(t *testing.T) {
 	if p := gogc(); p != 100 {
 		t.Fatalf("cycles after stop: GC percent %d, want 100", p)
 	}
-	if stop := startHeapFloor(0); gogc() != 100 {
-		t.Fatalf("a zero floor set the GC percent to %d", gogc())
-	} else {
-		stop()
+	stop = startHeapFloor(0)
+	defer stop()
+	if p := gogc(); p != 100 {
+		t.Fatalf("a zero floor set the GC percent to %d", p)
 	}
 }
 
