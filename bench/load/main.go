@@ -3,7 +3,7 @@
 // net/http server and a server assembled from the popular peer packages,
 // measured in the same run:
 //
-//	cd bench && go run ./load [-duration 5s] [-concurrency 64] [-rounds 3] [-generator wrk|go] [-profile dir]
+//	cd bench && go run ./load [-duration 5s] [-concurrency 64] [-rounds 3] [-generator wrk|go] [-profile dir] [-pgo auto|off]
 //
 // Scenarios: the bare baseline (GET /api/ping); the peer-assembled server
 // (unrolled/secure, ulule/limiter, golang-jwt HS256; GET /api/me from the
@@ -21,7 +21,9 @@
 // they compress the differences between servers); logins always use the
 // in-process clients. With -profile, a CPU profile of levqor-server is
 // taken over each of its scenarios (from /debug/pprof on its ops listener)
-// and written to dir.
+// and written to dir; merged, they are the server's default.pgo (bench/README
+// "Profile-guided optimisation"). The server is built as go build builds
+// it, with that profile; -pgo off builds it without, for comparison.
 package main
 
 import (
@@ -58,6 +60,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of levqor-server per scenario to this directory")
 	flag.StringVar(&o.generator, "generator", "wrk", `load generator for the GET scenarios: "wrk" (from PATH) or "go" (net/http clients in this process); logins always use "go"`)
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
+	flag.StringVar(&o.pgo, "pgo", "auto", `go build's -pgo for levqor-server: "auto" (its default.pgo) or "off"`)
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -69,6 +72,7 @@ type options struct {
 	d                        time.Duration
 	conc, rounds, threads    int
 	repo, profile, generator string
+	pgo                      string
 }
 
 // scenario is one measured request pattern against a running server.
@@ -117,7 +121,7 @@ func run(o options) error {
 			p.stop()
 		}
 	}()
-	build := exec.Command("go", "build", "-o", r.bin, "./examples/levqor-server")
+	build := exec.Command("go", "build", "-pgo="+o.pgo, "-o", r.bin, "./examples/levqor-server")
 	build.Dir = o.repo
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build server in %s: %v\n%s", o.repo, err, out)
@@ -350,7 +354,7 @@ func (r *runner) report() error {
 	if r.wrk != "" {
 		gen = fmt.Sprintf("wrk, %d thread(s), for GETs; in-process clients for logins", r.threads)
 	}
-	fmt.Printf("%d clients (login: %d), %v per scenario, %d rounds, 127.0.0.1, %s; medians, ratios per round in brackets\n\n", r.conc, loginConcurrency, r.d, r.rounds, gen)
+	fmt.Printf("%d clients (login: %d), %v per scenario, %d rounds, 127.0.0.1, %s; levqor-server built with -pgo=%s; medians, ratios per round in brackets\n\n", r.conc, loginConcurrency, r.d, r.rounds, gen, r.pgo)
 	fmt.Printf("%-44s %8s %9s %9s %6s %9s  %s  %s\n", "scenario", "req/s", "p50", "p99", "errors", "server", "×bare / ×peer (req/s)", "×peer (server CPU/req)")
 	bare, peer := r.scenarios[0], r.scenarios[1]
 	for _, sc := range append(append([]*scenario{}, r.scenarios...), r.once...) {
