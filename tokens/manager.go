@@ -67,9 +67,9 @@ type Config struct {
 	// (whole token as the key), so a repeated token skips parsing and the
 	// signature check; the revocation check runs on every call. Access
 	// tokens the Manager issues are remembered as they are issued (it has
-	// just signed them), so their first use skips the signature check too. Default
-	// DefaultVerifiedCacheSize (10,000, about 1 KiB each); negative
-	// disables it.
+	// just signed them), so their first use skips the signature check
+	// too. Default DefaultVerifiedCacheSize (10,000, about 1 KiB each);
+	// negative disables it.
 	VerifiedCacheSize int
 	// Logger receives reuse detections and fail-open events (never tokens).
 	// Default slog.Default().
@@ -190,8 +190,8 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Claims, error) {
 // Cached reports whether token is in the verified-token cache: its
 // signature and claims were checked, or this Manager issued it, and it is
 // still within its validity under the current keys, so Verify will do no
-// signature work for it. It does not check revocation (Verify does). Always false without the cache
-// (Config.VerifiedCacheSize < 0). A server refusing to verify new tokens
+// signature work for it. It does not check revocation (Verify does).
+// Always false without the cache (Config.VerifiedCacheSize < 0). A server refusing to verify new tokens
 // from a client that keeps sending forged ones uses it to keep serving
 // the tokens it already knows.
 func (m *Manager) Cached(token string) bool {
@@ -229,11 +229,10 @@ func (m *Manager) remember(token string, c *Claims, keys *keySnapshot) {
 
 // rememberIssued puts an access token the Manager has just signed with
 // keys' signing key in the verified-token cache, its claims decoded as
-// parse decodes them (the
-// signature check parse would make cannot fail): its first use costs no
-// signature check, and Cached knows it, so a server that stops verifying
-// new tokens from an address sending forged ones still takes the ones it
-// issued there.
+// parse decodes them (the signature check parse would make cannot fail):
+// its first use costs no signature check, and Cached knows it, so a
+// server that stops verifying new tokens from an address sending forged
+// ones still takes the ones it issued there.
 func (m *Manager) rememberIssued(token string, keys *keySnapshot) {
 	if m.cache == nil {
 		return

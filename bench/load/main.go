@@ -22,8 +22,9 @@
 // in-process clients. With -profile, a CPU profile of levqor-server is
 // taken over each of its scenarios (from /debug/pprof on its ops listener)
 // and written to dir; merged, they make the server's default.pgo
-// (bench/README "Profile-guided optimisation"). The server is built as go build builds
-// it, with that profile; -pgo off builds it without, for comparison.
+// (bench/README "Profile-guided optimisation"). The server is built as go
+// build builds it, with that profile; -pgo off builds it without, for
+// comparison.
 package main
 
 import (

@@ -12,8 +12,9 @@ import (
 // 40 µs, each) has its tokens checked only if the server verified or
 // issued them, once it passed 20 forged ones: a genuine token the server
 // never saw (issued before it restarted) is refused unverified, one
-// issued to someone at that address meanwhile works (tokens are verified
-// as they are issued; before, it was refused until the forging stopped),
+// issued to someone at that address meanwhile works (the server
+// remembers the tokens it issues; before, it was refused until the forging
+// stopped),
 // as does one they had used, and other addresses are not affected.
 func TestForgedTokensStopCostingSignatures(t *testing.T) {
 	env := []string{"LEVQOR_RATE_LIMIT=100000/m", "LEVQOR_DATA_DIR=" + t.TempDir()}

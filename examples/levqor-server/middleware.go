@@ -72,8 +72,8 @@ var errForgeries = errors.New("too many forged tokens from this address")
 // (for rate-limit keys and handlers) and refuses nothing: protected routes
 // refuse through requireAuth, which reuses the verdict. A client IP that
 // sent more forged tokens than forgeryRate has its tokens checked only if
-// they were verified or issued before (a forged one is refused without signature
-// work) until the rate allows it again.
+// they were verified or issued before (a forged one is refused without
+// signature work) until the rate allows it again.
 func (a *app) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
